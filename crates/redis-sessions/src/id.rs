@@ -1,0 +1,174 @@
+//! Session ids: what the client holds, and the storage id the server derives from it.
+//!
+//! A [`SessionId`] is 256 bits from the operating system's CSPRNG, written as 43 characters of
+//! unpadded base64url. It is the only thing the browser ever sees. Cookie values are parsed
+//! strictly (exact length, base64url alphabet, canonical encoding) before anything touches the
+//! store, so garbage never costs a Redis round trip.
+//!
+//! The store never sees the raw id: it gets a [`StorageId`], the base64url of the first 16 bytes
+//! of SHA-256(id). A keyspace listing, a `MONITOR` trace or a dump of Redis therefore hands out no
+//! live cookies, and neither do logs: `Debug` and `Display` of a `SessionId` print a redacted
+//! fingerprint, never the id.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::TryRngCore as _;
+use rand::rngs::OsRng;
+use sha2::{Digest as _, Sha256};
+
+/// Bytes of entropy in a session id.
+const ID_BYTES: usize = 32;
+/// Length of a session id as base64url without padding.
+pub const ID_LEN: usize = 43;
+/// Bytes of SHA-256 kept for the storage id (128 bits: no collisions among live sessions).
+const STORAGE_BYTES: usize = 16;
+
+/// A session id: 256 random bits, shown to the client as 43 base64url characters.
+///
+/// ```
+/// use redis_sessions::SessionId;
+///
+/// let id = SessionId::generate();
+/// let cookie_value = id.expose();
+/// assert_eq!(cookie_value.len(), 43);
+/// assert_eq!(SessionId::parse(&cookie_value), Some(id.clone()));
+/// // Logs never show the id itself.
+/// assert!(!format!("{id:?}").contains(&cookie_value));
+/// // Anything that is not exactly a well-formed id is rejected.
+/// assert_eq!(SessionId::parse("not-an-id"), None);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionId([u8; ID_BYTES]);
+
+impl SessionId {
+    /// Draws a fresh id from the operating system's CSPRNG.
+    ///
+    /// # Panics
+    ///
+    /// Panics only if the operating system cannot provide randomness at all, in which case no
+    /// secure id can exist and continuing would be worse.
+    #[must_use]
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; ID_BYTES];
+        #[allow(clippy::expect_used)]
+        OsRng
+            .try_fill_bytes(&mut bytes)
+            .expect("the operating system's random number generator failed");
+        Self(bytes)
+    }
+
+    /// Parses a cookie value strictly: exactly 43 base64url characters that decode to 32 bytes and
+    /// re-encode to the same text. Anything else is `None`.
+    #[must_use]
+    pub fn parse(value: &str) -> Option<Self> {
+        if value.len() != ID_LEN
+            || !value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return None;
+        }
+        let mut bytes = [0u8; ID_BYTES];
+        // 43 characters carry 258 bits; the decoder rejects non-zero trailing bits, so each id has
+        // exactly one accepted spelling.
+        match URL_SAFE_NO_PAD.decode_slice(value, &mut bytes) {
+            Ok(ID_BYTES) => Some(Self(bytes)),
+            _ => None,
+        }
+    }
+
+    /// The id as the client sees it (the cookie value). Handle with care: this is a bearer secret.
+    #[must_use]
+    pub fn expose(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// The id under which the store keeps this session (see the module docs).
+    #[must_use]
+    pub fn storage_id(&self) -> StorageId {
+        let digest = Sha256::digest(self.0);
+        StorageId(URL_SAFE_NO_PAD.encode(&digest[..STORAGE_BYTES]))
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({self})")
+    }
+}
+
+impl fmt::Display for SessionId {
+    /// A redacted fingerprint (the first 6 characters of the storage id), enough to correlate log
+    /// lines, useless as a cookie.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let storage = self.storage_id();
+        write!(f, "#{}…", &storage.0[..6])
+    }
+}
+
+/// The store's name for a session: base64url of the first 16 bytes of SHA-256(session id), 22
+/// characters. Stores add their own prefix.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct StorageId(String);
+
+impl StorageId {
+    /// The 22-character text of the storage id.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StorageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_round_trip_and_differ() {
+        let a = SessionId::generate();
+        let b = SessionId::generate();
+        assert_ne!(a, b);
+        assert_eq!(SessionId::parse(&a.expose()), Some(a));
+    }
+
+    #[test]
+    fn malformed_values_are_rejected() {
+        let good = SessionId::generate().expose();
+        assert!(SessionId::parse(&good[..42]).is_none());
+        assert!(SessionId::parse(&format!("{good}A")).is_none());
+        assert!(SessionId::parse(&format!("{}=", &good[..42])).is_none());
+        assert!(SessionId::parse(&format!("{}+", &good[..42])).is_none());
+        assert!(SessionId::parse("").is_none());
+        assert!(SessionId::parse(&"é".repeat(21)).is_none());
+    }
+
+    #[test]
+    fn non_canonical_spelling_is_rejected() {
+        // The last character carries 2 unused bits; only the spelling with them zero is accepted.
+        let good = SessionId::generate().expose();
+        let last = good.as_bytes()[42];
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let pos = alphabet.iter().position(|&c| c == last).unwrap_or(0);
+        let other = alphabet[(pos & !3) | ((pos + 1) & 3)] as char;
+        let bad = format!("{}{other}", &good[..42]);
+        assert!(SessionId::parse(&bad).is_none());
+    }
+
+    #[test]
+    fn storage_id_is_stable_and_hides_the_id() {
+        let id = SessionId::generate();
+        let s = id.storage_id();
+        assert_eq!(s, id.storage_id());
+        assert_eq!(s.as_str().len(), 22);
+        assert!(!id.expose().contains(s.as_str()));
+        assert!(!format!("{id} {id:?}").contains(&id.expose()));
+    }
+}

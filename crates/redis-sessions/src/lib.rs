@@ -1,0 +1,29 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod cookie;
+pub mod data;
+pub mod error;
+pub mod id;
+pub mod layer;
+pub mod manager;
+pub mod session;
+pub mod store;
+
+#[cfg(feature = "axum")]
+pub mod axum;
+
+#[cfg(feature = "axum")]
+pub use crate::axum::LockedSession;
+pub use crate::config::{
+    Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, SessionConfig,
+};
+pub use crate::data::{DataError, SessionData};
+pub use crate::error::SessionError;
+pub use crate::id::SessionId;
+pub use crate::layer::SessionLayer;
+pub use crate::manager::{Persisted, SessionManager};
+pub use crate::session::Session;
+pub use crate::store::redis::RedisStore;
+pub use crate::store::{SessionStore, StoreError};

@@ -1,0 +1,188 @@
+//! `Session`: the handle a handler holds for the current request's session, and its lifecycle.
+//!
+//! A `Session` is a cheap clone of one shared state, so every extractor and helper in a request
+//! sees the same data. Its methods are synchronous and touch memory only: nothing reaches the
+//! store until the manager persists (the layer does that after the handler). `rotate` and
+//! `destroy` are requests recorded here and carried out by that persist, so they cost no extra
+//! round trip and take effect together with the data they concern.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::data::{DataError, SessionData};
+use crate::id::SessionId;
+use crate::store::{LockToken, Meta};
+
+/// Where a session stands relative to the store.
+#[derive(Debug)]
+pub(crate) struct SessionState {
+    /// The id whose record this data came from; `None` for a session not stored yet.
+    pub(crate) id: Option<SessionId>,
+    /// The data.
+    pub(crate) data: SessionData,
+    /// Stored metadata (creation and last touch times).
+    pub(crate) meta: Meta,
+    /// The lock this request holds, on the storage id of this id.
+    pub(crate) lock: Option<(SessionId, LockToken)>,
+    /// `rotate()` was asked for.
+    pub(crate) rotate: bool,
+    /// Ids destroyed in this request, deleted on persist.
+    pub(crate) destroyed: Vec<SessionId>,
+    /// The TTL and cookie are due for a refresh.
+    pub(crate) touch_due: bool,
+}
+
+/// The session of the current request.
+///
+/// Get one with [`SessionManager::start`](crate::SessionManager::start) or, in axum, by taking
+/// `Session` as an extractor. All methods work on memory; the layer (or
+/// [`SessionManager::persist_session`](crate::SessionManager::persist_session)) writes the changes.
+///
+/// ```
+/// # use redis_sessions::Session;
+/// fn add_to_basket(session: &Session, sku: &str) -> Result<u32, redis_sessions::DataError> {
+///     let count = session.get::<u32>(sku)?.unwrap_or(0) + 1;
+///     session.put(sku, &count)?;
+///     Ok(count)
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Session {
+    state: Arc<Mutex<SessionState>>,
+}
+
+/// Exclusive access to a session's [`SessionData`], as returned by [`Session::data`].
+///
+/// Do not hold it across an `.await` (clippy's `await_holding_lock` warns about that).
+#[derive(Debug)]
+pub struct DataGuard<'a>(MutexGuard<'a, SessionState>);
+
+impl std::ops::Deref for DataGuard<'_> {
+    type Target = SessionData;
+    fn deref(&self) -> &SessionData {
+        &self.0.data
+    }
+}
+
+impl std::ops::DerefMut for DataGuard<'_> {
+    fn deref_mut(&mut self) -> &mut SessionData {
+        &mut self.0.data
+    }
+}
+
+impl Session {
+    pub(crate) fn new(state: SessionState) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// Locks the state. A panic in another holder cannot leave it half-written (every update
+    /// happens under one short lock), so a poisoned lock is still usable.
+    pub(crate) fn state(&self) -> MutexGuard<'_, SessionState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The session's data, as in the original `$session->data->put(...)`.
+    ///
+    /// ```
+    /// # fn f(session: &redis_sessions::Session) -> Result<(), redis_sessions::DataError> {
+    /// session.data().put("my-data-key", "my-value")?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn data(&self) -> DataGuard<'_> {
+        DataGuard(self.state())
+    }
+
+    /// Decodes the value under `key` (see [`SessionData::get`]).
+    ///
+    /// # Errors
+    ///
+    /// [`DataError::Decode`] when the stored value is not a `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, DataError> {
+        self.state().data.get(key)
+    }
+
+    /// Stores `value` under `key` (see [`SessionData::put`]).
+    ///
+    /// # Errors
+    ///
+    /// Encoding errors and size limits, at the call site; the data is then unchanged.
+    pub fn put<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), DataError> {
+        self.state().data.put(key, value)
+    }
+
+    /// Removes `key`; returns whether it was there.
+    pub fn remove(&self, key: &str) -> bool {
+        self.state().data.remove(key)
+    }
+
+    /// Whether this session is not stored yet (no cookie, an unknown id, or just destroyed).
+    #[must_use]
+    pub fn is_new(&self) -> bool {
+        self.state().id.is_none()
+    }
+
+    /// Gives the session a new id when persisted, keeping its data; the old id stops working.
+    /// Call it when privileges change (login), against session fixation. No effect on a session
+    /// that is not stored yet: it gets a fresh id anyway.
+    pub fn rotate(&self) {
+        self.state().rotate = true;
+    }
+
+    /// Ends the session: its data is cleared now, its record deleted on persist, and the response
+    /// removes the cookie. Data put afterwards starts a new session with a new id.
+    pub fn destroy(&self) {
+        let mut state = self.state();
+        if let Some(id) = state.id.take() {
+            state.destroyed.push(id);
+        }
+        state.data.clear();
+        state.data.mark_persisted();
+        state.rotate = false;
+        state.touch_due = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored_session() -> Session {
+        Session::new(SessionState {
+            id: Some(SessionId::generate()),
+            data: SessionData::default(),
+            meta: Meta {
+                created_ms: 0,
+                touched_ms: 0,
+            },
+            lock: None,
+            rotate: false,
+            destroyed: Vec::new(),
+            touch_due: false,
+        })
+    }
+
+    #[test]
+    fn clones_share_one_state() {
+        let a = stored_session();
+        let b = a.clone();
+        assert!(a.put("k", &1).is_ok());
+        assert_eq!(b.get::<i32>("k").ok().flatten(), Some(1));
+    }
+
+    #[test]
+    fn destroy_clears_data_and_makes_the_session_new() {
+        let s = stored_session();
+        assert!(s.put("k", &1).is_ok());
+        s.destroy();
+        assert!(s.is_new());
+        assert!(s.data().is_empty());
+        assert_eq!(s.state().destroyed.len(), 1);
+    }
+}

@@ -1,0 +1,162 @@
+//! The storage contract: what a backend must do, in records of fields and bytes.
+//!
+//! A store never sees a `Session`: it is handed a [`StorageId`], records of encoded fields and
+//! change sets, and answers with outcomes. The manager above decides *what* to write; a store
+//! decides *how* to write it atomically. Every backend runs the same conformance suite
+//! (`tests/store_conformance.rs`), which is the real specification of this trait:
+//!
+//! - `load` of an unknown or expired id is `None`; a record always carries its [`Meta`].
+//! - `save` never recreates a record that is gone (destroyed, rotated away, or expired): it
+//!   answers [`SaveOutcome::Gone`]. This is what stops a slow request from resurrecting a
+//!   session after logout.
+//! - `save` writes only the fields it is given, so concurrent saves of different keys of one
+//!   session both survive.
+//! - a save that holds the session lock releases it, and refuses to write if the lock is no
+//!   longer its own ([`SaveOutcome::LockLost`]).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use crate::id::StorageId;
+
+pub mod memory;
+pub mod redis;
+
+/// A boxed future returned by store methods (boxed so that stores can be used as trait objects).
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// An error from the storage backend.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or did not answer in time.
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered with something this library did not expect.
+    #[error("session store error: {0}")]
+    Backend(String),
+}
+
+/// Times the store keeps beside the data, in milliseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    /// When the session was created (for the absolute lifetime).
+    pub created_ms: u64,
+    /// When its TTL was last refreshed (for the throttled touch).
+    pub touched_ms: u64,
+}
+
+impl Meta {
+    /// Encodes as 16 bytes (two little-endian u64).
+    #[must_use]
+    pub fn encode(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.created_ms.to_le_bytes());
+        out[8..].copy_from_slice(&self.touched_ms.to_le_bytes());
+        out
+    }
+
+    /// Decodes [`Meta::encode`]'s output; `None` for anything else.
+    #[must_use]
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let created: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+        let touched: [u8; 8] = bytes.get(8..16)?.try_into().ok()?;
+        (bytes.len() == 16).then(|| Self {
+            created_ms: u64::from_le_bytes(created),
+            touched_ms: u64::from_le_bytes(touched),
+        })
+    }
+}
+
+/// The current time in milliseconds since the Unix epoch.
+#[must_use]
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A whole stored session: metadata and every data field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Creation and touch times.
+    pub meta: Meta,
+    /// Data key to encoded value.
+    pub fields: Vec<(String, Bytes)>,
+}
+
+/// A random token proving ownership of a session lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockToken(pub String);
+
+/// What a save writes: only the changed fields, new metadata, a new TTL.
+#[derive(Debug, Clone)]
+pub struct ChangeSet {
+    /// Fields to write.
+    pub set: Vec<(String, Bytes)>,
+    /// Fields to delete.
+    pub removed: Vec<String>,
+    /// The metadata to store (a save is also a touch).
+    pub meta: Meta,
+    /// The TTL the record gets.
+    pub ttl: Duration,
+    /// Release this lock in the same step, and write nothing unless it is still held.
+    pub unlock: Option<LockToken>,
+}
+
+/// How a save ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// Written.
+    Saved,
+    /// The record no longer exists; nothing was written.
+    Gone,
+    /// The lock given in [`ChangeSet::unlock`] is held by someone else or expired; nothing written.
+    LockLost,
+}
+
+/// How a locked load ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockedLoad {
+    /// The lock is ours; the record as loaded under it (`None` when there is no record).
+    Acquired(Option<Record>),
+    /// Someone else holds the lock; nothing was loaded.
+    Busy,
+}
+
+/// A session storage backend. See the module docs for the contract.
+pub trait SessionStore: Send + Sync + 'static {
+    /// Loads the record, or `None` when there is none (never stored, destroyed or expired).
+    fn load<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, Option<Record>>;
+
+    /// Takes the session lock (unless held by someone else) and loads the record in one step.
+    fn load_locked<'a>(
+        &'a self,
+        id: &'a StorageId,
+        token: &'a LockToken,
+        lock_ttl: Duration,
+    ) -> StoreFuture<'a, LockedLoad>;
+
+    /// Stores a new record with the given TTL. Ids are 256 random bits, so `id` is new.
+    fn create<'a>(
+        &'a self,
+        id: &'a StorageId,
+        record: &'a Record,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()>;
+
+    /// Applies a change set to an existing record (never recreating it) and refreshes its TTL.
+    fn save<'a>(
+        &'a self,
+        id: &'a StorageId,
+        changes: &'a ChangeSet,
+    ) -> StoreFuture<'a, SaveOutcome>;
+
+    /// Releases the lock if `token` still owns it.
+    fn unlock<'a>(&'a self, id: &'a StorageId, token: &'a LockToken) -> StoreFuture<'a, ()>;
+
+    /// Deletes the record and its lock; `true` when a record existed.
+    fn delete<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, bool>;
+}
