@@ -1,0 +1,151 @@
+//! A counter kept in the session: the server the tests and benchmarks drive.
+//!
+//! ```text
+//! cargo run --release --example counter -- --config config.ini --listen 127.0.0.1:3000
+//! ```
+//!
+//! Routes: `GET /` answers `ok` and never touches the session; `GET /plain` is the same route on
+//! a router without the session layer (the benchmark's baseline); `GET /read?key=K` returns the
+//! integer under K (default `n`) or 0; `GET /incr?key=K&delay_ms=D` reads K, waits D ms, stores
+//! K+1 and returns it; `GET /incr-locked?key=K&delay_ms=D` the same under the session lock;
+//! `GET /rotate` gives the session a new id; `GET /logout` destroys it.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Query;
+use axum::routing::get;
+use redis_sessions::{LockedSession, Session, SessionError, SessionManager};
+use serde::Deserialize;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Deserialize)]
+struct Params {
+    key: Option<String>,
+    delay_ms: Option<u64>,
+}
+
+impl Params {
+    fn key(&self) -> &str {
+        self.key.as_deref().filter(|k| !k.is_empty()).unwrap_or("n")
+    }
+
+    async fn delay(&self) {
+        if let Some(ms) = self.delay_ms.filter(|&ms| ms > 0) {
+            tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+        }
+    }
+}
+
+async fn read(session: Session, Query(p): Query<Params>) -> Result<String, SessionError> {
+    Ok(session.get::<i64>(p.key())?.unwrap_or(0).to_string())
+}
+
+async fn increment(session: &Session, p: &Params) -> Result<String, SessionError> {
+    let n = session.get::<i64>(p.key())?.unwrap_or(0);
+    p.delay().await;
+    session.put(p.key(), &(n + 1))?;
+    Ok((n + 1).to_string())
+}
+
+async fn incr(session: Session, Query(p): Query<Params>) -> Result<String, SessionError> {
+    increment(&session, &p).await
+}
+
+async fn incr_locked(
+    session: LockedSession,
+    Query(p): Query<Params>,
+) -> Result<String, SessionError> {
+    increment(&session, &p).await
+}
+
+async fn rotate(session: Session) -> &'static str {
+    session.rotate();
+    "rotated"
+}
+
+async fn logout(session: Session) -> &'static str {
+    session.destroy();
+    "bye"
+}
+
+/// The counter app over `manager` (public so the tests can serve it in-process).
+fn app(manager: &SessionManager) -> Router {
+    let sessions = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .route("/read", get(read))
+        .route("/incr", get(incr))
+        .route("/incr-locked", get(incr_locked))
+        .route("/rotate", get(rotate))
+        .route("/logout", get(logout))
+        .layer(manager.layer());
+    Router::new()
+        .route("/plain", get(|| async { "ok" }))
+        .merge(sessions)
+}
+
+struct Args {
+    config: String,
+    listen: String,
+    workers: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        config: "config.ini".into(),
+        listen: "127.0.0.1:3000".into(),
+        workers: 1,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--config" => args.config = value()?,
+            "--listen" => args.listen = value()?,
+            "--workers" => {
+                args.workers = value()?
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or("--workers needs a whole number above 0")?;
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (use --config PATH --listen ADDR --workers N)"
+                ));
+            }
+        }
+    }
+    Ok(args)
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    if let Err(error) = run() {
+        eprintln!("counter: {error}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let args = parse_args()?;
+    // One worker thread was measured fastest on a 2-core machine shared with Redis.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.workers)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let config = redis_sessions::Config::from_ini_file(&args.config)?;
+        let manager = SessionManager::connect(config).await?;
+        let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+        eprintln!("counter listening on http://{}", listener.local_addr()?);
+        axum::serve(listener, app(&manager)).await?;
+        Ok(())
+    })
+}
