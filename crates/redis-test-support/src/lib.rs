@@ -1,0 +1,39 @@
+//! Test harness for the workspace's integration tests; never a runtime
+//! dependency.
+//!
+//! This crate exists so that the tests of the session library and of the demo
+//! can talk to **real** Redis servers without depending on, or disturbing, the
+//! shared Redis that may already be running on `127.0.0.1:6379`. Every test
+//! gets its own `redis-server` process (Debian's `/usr/bin/redis-server`,
+//! Redis 7.0), started on a free loopback port inside its own temporary
+//! directory and killed again when the handle is dropped, also when the test
+//! panics. It provides:
+//!
+//! - [`RedisServer`]: one private server, with [`RedisServer::stop`] /
+//!   [`RedisServer::restart`] on the same port to test reconnection, and
+//!   [`RedisServer::cmd`] for assertions on what was stored;
+//! - [`RedisCluster`]: a Redis Cluster of N ≥ 3 masters built with
+//!   `redis-cli --cluster create`;
+//! - [`CountingProxy`]: a TCP proxy that counts Redis round trips and records
+//!   the commands that pass, to assert how many round trips an operation
+//!   costs.
+//!
+//! Everything is synchronous (std threads and processes) so it works from any
+//! test, including `#[tokio::test]` ones, without needing a Tokio runtime. No
+//! call blocks forever: every wait is bounded by a few seconds and panics with
+//! a message that says what was awaited (and, for servers, the tail of the
+//! server's log).
+//!
+//! A missing `redis-server` (or `redis-cli`) binary is a loud panic telling to
+//! run `apt-get install -y redis-server`; tests are never skipped.
+//!
+//! All network traffic goes to `127.0.0.1` only.
+
+mod cluster;
+mod process;
+mod proxy;
+mod server;
+
+pub use cluster::RedisCluster;
+pub use proxy::CountingProxy;
+pub use server::RedisServer;
