@@ -6,7 +6,7 @@
 //! when there is no well-formed cookie. Later calls in the same request return the same
 //! [`Session`].
 //!
-//! Persisting is split in two: [`plan`](Plan) decides, in memory and under the session's lock,
+//! Persisting is split in two: planning decides, in memory and under the session's lock,
 //! what must be written and which cookie the response carries; executing the plan does the I/O.
 //! The split lets the layer set the cookie before the response leaves even when it writes after
 //! the response (the opt-in `after_response` mode), and keeps every decision testable without a
