@@ -256,10 +256,9 @@ macro_rules! conformance {
         $(
             #[tokio::test]
             async fn $test() {
-                #[allow(unused_variables)]
-                let (store, guard) = $make;
+                // `_server` keeps the Redis process(es) alive until the test ends.
+                let (store, _server) = $make;
                 super::$test(&store).await;
-                drop(guard);
             }
         )*
     };
