@@ -27,3 +27,8 @@ pub use crate::manager::{Persisted, SessionManager};
 pub use crate::session::Session;
 pub use crate::store::redis::RedisStore;
 pub use crate::store::{SessionStore, StoreError};
+
+/// The examples of the repository's README compile (checked by `cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
