@@ -145,3 +145,26 @@ fn a_missing_file_is_an_error_naming_it() {
     let err = Config::from_ini_file("/nonexistent/config.ini").expect_err("missing file");
     assert!(err.to_string().contains("/nonexistent/config.ini"), "{err}");
 }
+
+#[test]
+fn the_builder_derives_the_touch_interval_and_checks_like_a_file() {
+    let config = Config::builder()
+        .cookie_lifespan(Duration::from_secs(3))
+        .build()
+        .expect("valid");
+    assert_eq!(config.session.touch_interval, Duration::from_millis(300));
+    let err = Config::builder()
+        .redis_connection_pool("nowhere")
+        .build()
+        .expect_err("unknown pool");
+    assert!(matches!(err, ConfigError::UnknownPool { .. }));
+    let zero_pool = redis_sessions::RedisPoolConfig {
+        pool_size: 0,
+        ..Default::default()
+    };
+    let err = Config::builder()
+        .pool("default", zero_pool)
+        .build()
+        .expect_err("empty pool");
+    assert!(err.to_string().contains("default[pool_size]"), "{err}");
+}
