@@ -286,3 +286,31 @@ async fn with_redis_down_the_layer_answers_503_quickly_and_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_started_but_unwritten_session_sets_no_cookie_and_writes_nothing() {
+    let redis = RedisServer::start();
+    let app = Counter::start(redis.port(), "", "");
+    let reply = app.get("/read", None).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "0"));
+    assert!(reply.set_cookie.is_none(), "{reply:?}");
+    assert_eq!(redis.cmd(&["DBSIZE"]), redis::Value::Int(0));
+}
+
+#[tokio::test]
+async fn after_response_mode_sets_the_cookie_and_writes_in_the_background() {
+    let redis = RedisServer::start();
+    let app = Counter::start(redis.port(), "persist = after_response", "");
+    let cookie = app.new_session().await;
+    let started = Instant::now();
+    loop {
+        if app.get("/read", Some(&cookie)).await.body == "1" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the write never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
