@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Numbers for bench/run.sh.
+
+  report.py row CSV ROUND SCENARIO LIB WRK_OUT BEFORE AFTER TICKS_BEFORE TICKS_AFTER CLK_TCK
+      append one run's row to CSV (header written if the file is new); prints a one-line summary
+  report.py mem MEM_CSV LIB KIND SIZES_FILE
+      append a memory row (median of the integers in SIZES_FILE) to MEM_CSV
+  report.py table CSV MEM_CSV HEADER_FILE LIBS...
+      print the markdown report (medians over rounds)
+
+BEFORE/AFTER are `redis-cli INFO cpu commandstats` snapshots taken right before and after the
+measured wrk run; the `info` calls of those snapshots are excluded from the command counts.
+"""
+import csv
+import os
+import statistics
+import sys
+
+FIELDS = [
+    "round", "scenario", "lib", "requests", "duration_s", "rps", "non2xx", "socket_errors",
+    "app_us_per_req", "redis_ms_per_1k", "redis_cmds_per_req", "cmds", "p50_us", "p99_us",
+]
+NAMES = {"ours": "ours", "tower": "tower-sessions", "actix": "actix-session"}
+SCENARIO_ORDER = ["untouched", "plain", "read-hot", "read-many", "modify-hot", "modify-many", "new"]
+SCENARIO_TEXT = {
+    "untouched": "untouched `GET /` (valid cookie sent)",
+    "plain": "`GET /plain` (no session layer)",
+    "read-hot": "read, 1 hot session",
+    "read-many": "read, 1,000 sessions",
+    "modify-hot": "modify, 1 hot session",
+    "modify-many": "modify, 1,000 sessions",
+    "new": "new session per request",
+}
+IGNORED_CMDS = {"info"}
+
+
+def parse_info(path):
+    cpu, cmds = 0.0, {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("used_cpu_sys:") or line.startswith("used_cpu_user:"):
+                if "children" not in line and "main_thread" not in line:
+                    cpu += float(line.split(":", 1)[1])
+            elif line.startswith("cmdstat_"):
+                name, rest = line[len("cmdstat_"):].split(":", 1)
+                fields = dict(kv.split("=", 1) for kv in rest.split(","))
+                cmds[name] = int(fields["calls"])
+    return cpu, cmds
+
+
+def parse_wrk(path):
+    with open(path) as f:
+        for line in f:
+            if line.startswith("BENCH "):
+                return {k: int(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+    raise SystemExit(f"report.py: no BENCH line in {path} (wrk failed?)")
+
+
+def row(args):
+    csv_path, rnd, scenario, lib, wrk_out, before, after, t0, t1, clk = args
+    w = parse_wrk(wrk_out)
+    cpu0, c0 = parse_info(before)
+    cpu1, c1 = parse_info(after)
+    req = max(w["requests"], 1)
+    dur = w["duration_us"] / 1e6
+    deltas = {k: c1.get(k, 0) - c0.get(k, 0) for k in set(c0) | set(c1) if k not in IGNORED_CMDS}
+    deltas = {k: v for k, v in deltas.items() if v > 0}
+    total_cmds = sum(deltas.values())
+    cmds = " ".join(f"{k}:{v / req:.2f}" for k, v in sorted(deltas.items(), key=lambda kv: (-kv[1], kv[0])))
+    app_us = (int(t1) - int(t0)) * (1e6 / int(clk)) / req
+    r = {
+        "round": rnd, "scenario": scenario, "lib": lib, "requests": w["requests"],
+        "duration_s": f"{dur:.3f}", "rps": f"{w['requests'] / dur:.0f}",
+        "non2xx": w["status_errors"],
+        "socket_errors": w["connect_errors"] + w["read_errors"] + w["write_errors"] + w["timeouts"],
+        "app_us_per_req": f"{app_us:.2f}",
+        "redis_ms_per_1k": f"{(cpu1 - cpu0) * 1000 / (req / 1000):.2f}",
+        "redis_cmds_per_req": f"{total_cmds / req:.2f}",
+        "cmds": cmds or "-", "p50_us": w["p50_us"], "p99_us": w["p99_us"],
+    }
+    new = not os.path.exists(csv_path)
+    with open(csv_path, "a", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=FIELDS)
+        if new:
+            wr.writeheader()
+        wr.writerow(r)
+    warn = ""
+    if r["non2xx"] or r["socket_errors"]:
+        warn = f"  WARNING: {r['non2xx']} non-2xx, {r['socket_errors']} socket errors"
+    print(f"  {scenario:<12} {NAMES.get(lib, lib):<15} {r['rps']:>7} req/s  app {r['app_us_per_req']:>6} us/req"
+          f"  redis {r['redis_ms_per_1k']:>6} ms/1k  {r['redis_cmds_per_req']} cmds/req ({cmds or '-'}){warn}")
+
+
+def mem(args):
+    mem_csv, lib, kind, sizes_file = args
+    with open(sizes_file) as f:
+        sizes = [int(x) for x in f.read().split() if x.strip().lstrip("-").isdigit()]
+    new = not os.path.exists(mem_csv)
+    with open(mem_csv, "a", newline="") as f:
+        wr = csv.writer(f)
+        if new:
+            wr.writerow(["lib", "kind", "keys", "median_bytes", "min_bytes", "max_bytes"])
+        if sizes:
+            wr.writerow([lib, kind, len(sizes), int(statistics.median(sizes)), min(sizes), max(sizes)])
+        else:
+            wr.writerow([lib, kind, 0, "", "", ""])
+
+
+def med(values):
+    vals = [float(v) for v in values if v not in ("", None)]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def table(args):
+    csv_path, mem_csv, header_file, libs = args[0], args[1], args[2], args[3:]
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    by = {}
+    for r in rows:
+        by.setdefault((r["scenario"], r["lib"]), []).append(r)
+    out = []
+    with open(header_file) as f:
+        out.append(f.read().rstrip())
+    out.append("")
+    peers = [l for l in libs if l != "ours"]
+    rounds = sorted({int(r["round"]) for r in rows})
+    out.append(f"Medians over {len(rounds)} round(s). Ratio = ours / best peer in req/s (above 1: ours"
+               f" is faster). Per-request costs are listed as {' / '.join(NAMES.get(l, l) for l in libs)};"
+               " lower is better.")
+    out.append("")
+    cols = ["scenario"] + [f"{NAMES.get(l, l)} req/s" for l in libs]
+    if "ours" in libs and peers:
+        cols.append("ours / best peer")
+    libs_short = " / ".join(NAMES.get(l, l) for l in libs)
+    cols += [f"app µs/req ({libs_short})", f"Redis ms/1k req ({libs_short})",
+             f"Redis cmds/req ({libs_short})"]
+    out.append("| " + " | ".join(cols) + " |")
+    out.append("|" + "---|" * len(cols))
+    scenarios = [s for s in SCENARIO_ORDER if any((s, l) in by for l in libs)]
+    warnings = []
+    for s in scenarios:
+        if s == "plain":
+            continue
+        cells = [SCENARIO_TEXT.get(s, s)]
+        rps = {l: med(r["rps"] for r in by.get((s, l), [])) for l in libs}
+        cells += [fmt(rps[l]) for l in libs]
+        if "ours" in libs and peers:
+            best = max((rps[p] for p in peers if rps[p]), default=None)
+            cells.append(f"{rps['ours'] / best:.2f}" if rps["ours"] and best else "-")
+        for key, d in (("app_us_per_req", 1), ("redis_ms_per_1k", 1), ("redis_cmds_per_req", 2)):
+            cells.append(" / ".join(fmt(med(r[key] for r in by.get((s, l), [])), d) for l in libs))
+        out.append("| " + " | ".join(cells) + " |")
+    for (s, l), rs in by.items():
+        for r in rs:
+            if int(r["non2xx"]) or int(r["socket_errors"]):
+                warnings.append(f"round {r['round']} {s} {NAMES.get(l, l)}: {r['non2xx']} non-2xx,"
+                                f" {r['socket_errors']} socket errors")
+    out.append("")
+    # which commands
+    out.append("Redis commands per request, by command (median over rounds):")
+    out.append("")
+    out.append("| scenario | " + " | ".join(NAMES.get(l, l) for l in libs) + " |")
+    out.append("|---|" + "---|" * len(libs))
+    for s in scenarios:
+        cells = [SCENARIO_TEXT.get(s, s)]
+        for l in libs:
+            per = {}
+            for r in by.get((s, l), []):
+                if r["cmds"] == "-":
+                    continue
+                for kv in r["cmds"].split():
+                    k, v = kv.rsplit(":", 1)
+                    per.setdefault(k, []).append(float(v))
+            n = len(by.get((s, l), []))
+            # a command missing from a round counts as 0 in that round
+            items = sorted(((k, statistics.median(v + [0.0] * (n - len(v)))) for k, v in per.items()),
+                           key=lambda kv: (-kv[1], kv[0]))
+            cells.append(" ".join(f"`{k}` {v:.2f}" for k, v in items if v >= 0.005) or "none"
+                         if n else "-")
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    if ("plain", "ours") in by and ("untouched", "ours") in by:
+        u = med(r["rps"] for r in by[("untouched", "ours")])
+        p = med(r["rps"] for r in by[("plain", "ours")])
+        ua = med(r["app_us_per_req"] for r in by[("untouched", "ours")])
+        pa = med(r["app_us_per_req"] for r in by[("plain", "ours")])
+        out.append("Session layer overhead on a route that never asks for the session (ours; target:"
+                   " within 5%):")
+        out.append("")
+        out.append("| route | req/s | app µs/req |")
+        out.append("|---|---|---|")
+        out.append(f"| `GET /` with session layer, valid cookie sent | {fmt(u)} | {fmt(ua, 1)} |")
+        out.append(f"| `GET /plain` without session layer | {fmt(p)} | {fmt(pa, 1)} |")
+        out.append(f"| ratio `/` / `/plain` | {u / p:.3f} | {ua / pa:.3f} |" if u and p and ua and pa
+                   else "| ratio | - | - |")
+        out.append("")
+    if os.path.exists(mem_csv):
+        with open(mem_csv) as f:
+            mrows = list(csv.DictReader(f))
+        out.append("Redis memory per session (`MEMORY USAGE key SAMPLES 0`, bytes; same data for every"
+                   " library):")
+        out.append("")
+        out.append("| data | " + " | ".join(NAMES.get(l, l) for l in libs) + " |")
+        out.append("|---|" + "---|" * len(libs))
+        kinds = [("one", "1 integer (`/incr` once), median over 1,000 sessions"),
+                 ("basket", "3 integer keys `a`, `b`, `c` (stand-in for a 3-line basket), 1 session")]
+        for kind, text in kinds:
+            cells = [text]
+            for l in libs:
+                m = [r for r in mrows if r["lib"] == l and r["kind"] == kind]
+                if m and m[-1]["median_bytes"]:
+                    cells.append(f"{m[-1]['median_bytes']} ({m[-1]['keys']} keys)"
+                                 if kind == "one" else m[-1]["median_bytes"])
+                else:
+                    cells.append("-")
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    if warnings:
+        out.append("WARNINGS (must be zero):")
+        out.extend(f"- {w}" for w in warnings)
+        out.append("")
+    print("\n".join(out))
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    {"row": row, "mem": mem, "table": table}[cmd](args)
+
+
+if __name__ == "__main__":
+    main()

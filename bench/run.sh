@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# Load benchmark: our redis-sessions counter vs tower-sessions and actix-session, side by side.
+# Usage: bash bench/run.sh          (see bench/README.md)
+# Env:   BENCH_DURATION (s, default 5)  BENCH_ROUNDS (default 3)
+#        BENCH_LIBS (default "ours tower actix"; "ours" is dropped with a warning while
+#                    crates/redis-sessions/examples/counter.rs does not exist). A library may
+#                    carry extra server flags for tuning runs, joined by '+', '=' for the
+#                    space: "tower tower+--workers=2 tower+--pool=4" runs three tower-sessions
+#                    servers, interleaved like any other libraries.
+#        BENCH_SCENARIOS (default "untouched read-hot read-many modify-hot modify-many new")
+#        BENCH_SESSIONS (default 1000)  BENCH_CONNECTIONS (default 64)  BENCH_THREADS (default 2)
+#        BENCH_NO_BUILD=1 (skip cargo builds)  BENCH_NO_MEMORY=1 (skip the memory table)
+#        BENCH_OURS_BIN=PATH (use this prebuilt counter binary instead of building the example)
+# All traffic goes to 127.0.0.1; every loop is bounded; Redis and the servers are private to
+# this run and killed on exit.
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+DUR=${BENCH_DURATION:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
+LIBS=${BENCH_LIBS:-"ours tower actix"}
+SCENARIOS=${BENCH_SCENARIOS:-"untouched read-hot read-many modify-hot modify-many new"}
+SESSIONS=${BENCH_SESSIONS:-1000}
+CONNS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-2}
+RESULTS="$BENCH_DIR/results"
+RAW="$RESULTS/raw.csv"
+LUA="$BENCH_DIR/wrk/bench.lua"
+COMMAND="BENCH_DURATION=$DUR BENCH_ROUNDS=$ROUNDS BENCH_LIBS=\"$LIBS\" BENCH_SCENARIOS=\"$SCENARIOS\" BENCH_SESSIONS=$SESSIONS BENCH_CONNECTIONS=$CONNS BENCH_THREADS=$THREADS bash bench/run.sh"
+
+log() { echo "[bench] $*" >&2; }
+die() { echo "[bench] ERROR: $*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- tools
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3)
+if ((${#need[@]})); then
+  [[ $(id -u) == 0 ]] || die "missing ${need[*]}; run as root or install them (apt-get install -y ${need[*]})"
+  log "installing ${need[*]}"
+  apt-get install -y "${need[@]}" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "${need[@]}" >/dev/null; }
+fi
+
+# ---------------------------------------------------------------- libraries
+libs=()
+declare -A BASE EXTRA
+for l in $LIBS; do
+  BASE[$l]=${l%%+*}
+  EXTRA[$l]=""
+  [[ $l == *+* ]] && EXTRA[$l]=$(tr '+=' '  ' <<<"${l#*+}")
+  case ${BASE[$l]} in
+    ours)
+      if [[ -n ${BENCH_OURS_BIN:-} || -f "$ROOT/crates/redis-sessions/examples/counter.rs" ]]; then libs+=("$l")
+      else log "WARNING: crates/redis-sessions/examples/counter.rs does not exist yet: skipping ours"; fi ;;
+    tower|actix) libs+=("$l") ;;
+    *) die "unknown library '$l' in BENCH_LIBS (ours tower actix)" ;;
+  esac
+done
+((${#libs[@]})) || die "no library to benchmark"
+
+# ---------------------------------------------------------------- build
+if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
+  if [[ " ${BASE[*]} " == *" tower "* || " ${BASE[*]} " == *" actix "* ]]; then
+    log "building peers (cargo build --release in bench/)"
+    (cd "$BENCH_DIR" && cargo build --release --quiet)
+  fi
+  if [[ " ${libs[*]} " == *" ours"* && -z ${BENCH_OURS_BIN:-} ]]; then
+    log "building our counter (cargo build --release --example counter)"
+    (cd "$ROOT" && cargo build --release --quiet --example counter)
+  fi
+fi
+declare -A BIN=(
+  [ours]="${BENCH_OURS_BIN:-$ROOT/target/release/examples/counter}"
+  [tower]="$BENCH_DIR/target/release/peer-tower-sessions"
+  [actix]="$BENCH_DIR/target/release/peer-actix-session"
+)
+for l in "${libs[@]}"; do [[ -x ${BIN[${BASE[$l]}]} ]] || die "missing binary ${BIN[${BASE[$l]}]}"; done
+
+# ---------------------------------------------------------------- processes
+TMP=$(mktemp -d /tmp/dm-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+RPORT=$(free_port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" \
+  --daemonize no --logfile "$TMP/redis.log" &
+PIDS+=($!)
+R() { redis-cli -h 127.0.0.1 -p "$RPORT" "$@"; }
+for _ in $(seq 100); do R ping >/dev/null 2>&1 && break; sleep 0.05; done
+R ping >/dev/null || die "redis-server did not start (see $TMP/redis.log)"
+REDIS_URL="redis://127.0.0.1:$RPORT/"
+
+cat > "$TMP/counter.ini" <<INI
+[session]
+cookie_name = dmsession
+cookie_lifespan = 86400
+redis_connection_pool = default
+[redis]
+default[host] = 127.0.0.1
+default[port] = $RPORT
+default[prefix] = dm:
+default[pool_size] = 1
+INI
+
+declare -A ADDR PID
+for l in "${libs[@]}"; do
+  port=$(free_port)
+  ADDR[$l]="127.0.0.1:$port"
+  # shellcheck disable=SC2086 # EXTRA is a list of flags
+  case ${BASE[$l]} in
+    ours) "${BIN[ours]}" --config "$TMP/counter.ini" --listen "${ADDR[$l]}" ${EXTRA[$l]} >"$TMP/$l.log" 2>&1 & ;;
+    *)    "${BIN[${BASE[$l]}]}" --redis "$REDIS_URL" --listen "${ADDR[$l]}" ${EXTRA[$l]} >"$TMP/$l.log" 2>&1 & ;;
+  esac
+  PID[$l]=$!
+  PIDS+=("${PID[$l]}")
+done
+for l in "${libs[@]}"; do
+  ok=0
+  for _ in $(seq 200); do
+    if curl -fsS -o /dev/null "http://${ADDR[$l]}/" 2>/dev/null; then ok=1; break; fi
+    kill -0 "${PID[$l]}" 2>/dev/null || break
+    sleep 0.05
+  done
+  ((ok)) || { cat "$TMP/$l.log" >&2; die "$l did not start on ${ADDR[$l]}"; }
+  log "$l listening on ${ADDR[$l]} (pid ${PID[$l]})"
+  R flushall >/dev/null
+  python3 "$BENCH_DIR/client.py" check "${ADDR[$l]}" || log "WARNING: $l breaks the route contract (above)"
+done
+
+# ---------------------------------------------------------------- measuring
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() {  # utime+stime of all threads of a process, in clock ticks
+  local stat rest f
+  stat=$(<"/proc/$1/stat")
+  rest=${stat##*) }
+  read -r -a f <<<"$rest"
+  echo $((f[11] + f[12]))
+}
+
+mkdir -p "$RESULTS"
+rm -f "$RAW" "$RESULTS/mem.csv"
+
+run_one() {  # run_one ROUND SCENARIO LIB
+  local rnd=$1 sc=$2 l=$3 path cookie="" file="" t0 t1
+  local addr=${ADDR[$l]}
+  R flushall >/dev/null
+  case $sc in
+    untouched) path=/ ;;
+    plain) path=/plain ;;
+    read-*) path=/read ;;
+    modify-*|new) path=/incr ;;
+    *) die "unknown scenario $sc" ;;
+  esac
+  case $sc in
+    untouched|plain|*-hot) cookie=$(python3 "$BENCH_DIR/client.py" create "$addr" 1) ;;
+    *-many) file="$TMP/cookies-$l.txt"
+            python3 "$BENCH_DIR/client.py" create "$addr" "$SESSIONS" >"$file" ;;
+  esac
+  export WRK_PATH=$path COOKIE=$cookie COOKIE_FILE=$file
+  wrk -t"$THREADS" -c"$CONNS" -d1s -s "$LUA" "http://$addr" >/dev/null 2>&1 || true  # warm-up
+  t0=$(cpu_ticks "${PID[$l]}")
+  R info cpu commandstats >"$TMP/before"
+  wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --timeout 5s -s "$LUA" "http://$addr" >"$TMP/wrk.out" 2>&1 \
+    || { cat "$TMP/wrk.out" >&2; die "wrk failed ($sc, $l)"; }
+  R info cpu commandstats >"$TMP/after"
+  t1=$(cpu_ticks "${PID[$l]}")
+  unset WRK_PATH COOKIE COOKIE_FILE
+  python3 "$BENCH_DIR/report.py" row "$RAW" "$rnd" "$sc" "$l" "$TMP/wrk.out" "$TMP/before" "$TMP/after" \
+    "$t0" "$t1" "$CLK_TCK"
+}
+
+log "Redis $(redis-server --version | awk '{print $3}'), wrk -t$THREADS -c$CONNS -d${DUR}s, $ROUNDS round(s), libraries: ${libs[*]}"
+for rnd in $(seq "$ROUNDS"); do
+  log "round $rnd/$ROUNDS"
+  for sc in $SCENARIOS; do
+    for l in "${libs[@]}"; do
+      run_one "$rnd" "$sc" "$l"
+      if [[ $sc == untouched && ${BASE[$l]} == ours ]]; then run_one "$rnd" plain "$l"; fi
+    done
+  done
+done
+
+# ---------------------------------------------------------------- memory per session
+session_key_sizes() {  # prints MEMORY USAGE of every session key (lock keys ignored)
+  R --scan | grep -vi lock | sort -u >"$TMP/keys" || true
+  [[ -s $TMP/keys ]] || return 0
+  sed 's/^/MEMORY USAGE "/; s/$/" SAMPLES 0/' "$TMP/keys" | R >"$TMP/sizes"
+  cat "$TMP/sizes"
+}
+if [[ ${BENCH_NO_MEMORY:-0} != 1 ]]; then
+  log "memory per session"
+  for l in "${libs[@]}"; do
+    R flushall >/dev/null
+    python3 "$BENCH_DIR/client.py" create "${ADDR[$l]}" "$SESSIONS" >/dev/null
+    session_key_sizes >"$TMP/mem-one"
+    python3 "$BENCH_DIR/report.py" mem "$RESULTS/mem.csv" "$l" one "$TMP/mem-one"
+    R flushall >/dev/null
+    python3 "$BENCH_DIR/client.py" chain "${ADDR[$l]}" "/incr?key=a" "/incr?key=b" "/incr?key=c" >/dev/null
+    session_key_sizes >"$TMP/mem-basket"
+    python3 "$BENCH_DIR/report.py" mem "$RESULTS/mem.csv" "$l" basket "$TMP/mem-basket"
+  done
+fi
+
+# ---------------------------------------------------------------- report
+{
+  echo "# Session library benchmark"
+  echo
+  echo "- command: \`$COMMAND\`"
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "- machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(free -g | awk '/^Mem:/{print $2}') GiB"
+  echo "- Redis $(redis-server --version | awk '{print $3}' | sed 's/v=//'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), -t$THREADS -c$CONNS, ${DUR}s per run after a 1 s warm-up, runs interleaved per scenario (ours, tower-sessions, actix-session), Redis flushed before each run"
+  echo "- servers, Redis and wrk share all cores; every server uses mimalloc"
+} >"$TMP/header"
+python3 "$BENCH_DIR/report.py" table "$RAW" "$RESULTS/mem.csv" "$TMP/header" "${libs[@]}" | tee "$RESULTS/latest.md"
+log "wrote $RESULTS/latest.md (raw runs: $RAW)"
