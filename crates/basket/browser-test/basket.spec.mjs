@@ -1,0 +1,179 @@
+// Browser test of the basket demo: a real Chromium (Debian's, driven by playwright-core) uses the
+// page as a person would. Run it through ./run.sh, which starts Redis and the demo and sets:
+//   BASE_URL    the demo, e.g. http://127.0.0.1:PORT
+//   SCREENSHOT  where to save a picture of the page (default: artifacts/basket.png)
+//   CHROMIUM    the browser binary (default: /usr/bin/chromium)
+// Steps run in order and build on each other; the last line is "browser: N passed, N failed".
+
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const BASE_URL = process.env.BASE_URL ?? "http://127.0.0.1:8080";
+const SCREENSHOT = process.env.SCREENSHOT ?? "artifacts/basket.png";
+const COOKIE_NAME = process.env.COOKIE_NAME ?? "dmsession";
+const TIMEOUT_MS = 15_000;
+
+const tid = (id) => `[data-testid="${id}"]`;
+
+/** Waits until the element with data-testid `id` shows exactly `text`. */
+async function waitText(page, id, text) {
+  try {
+    await page.waitForFunction(
+      ([selector, want]) => {
+        const el = document.querySelector(selector);
+        return el !== null && el.textContent.trim() === want;
+      },
+      [tid(id), text],
+      { timeout: TIMEOUT_MS },
+    );
+  } catch (e) {
+    const actual = await page.locator(tid(id)).first().textContent().catch(() => "(missing)");
+    throw new Error(`${id}: expected ${JSON.stringify(text)}, page shows ${JSON.stringify(actual)}`);
+  }
+}
+
+async function visible(page, id) {
+  await page.locator(tid(id)).waitFor({ state: "visible", timeout: TIMEOUT_MS });
+}
+
+async function open(context) {
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT_MS);
+  await page.goto(BASE_URL + "/");
+  await page.locator("body[data-ready=true]").waitFor({ timeout: TIMEOUT_MS });
+  return page;
+}
+
+async function sessionCookie(context) {
+  const cookies = await context.cookies(BASE_URL);
+  return cookies.find((c) => c.name === COOKIE_NAME)?.value ?? null;
+}
+
+async function basketSkus(page) {
+  return page.locator(`${tid("basket-lines")} tr`).evaluateAll((rows) =>
+    rows.map((row) => row.dataset.testid.replace(/^basket-line-/, "")),
+  );
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+
+let passed = 0;
+let failed = 0;
+async function step(name, body) {
+  try {
+    await body();
+    passed += 1;
+    console.log(`ok   ${name}`);
+  } catch (error) {
+    failed += 1;
+    console.log(`FAIL ${name}\n     ${String(error?.message ?? error).split("\n").join("\n     ")}`);
+  }
+}
+
+const shopper = await browser.newContext({ viewport: { width: 1100, height: 640 } });
+let page;
+let firstCookie = null;
+
+try {
+  await step("the page shows the products and an empty basket, and sets no cookie", async () => {
+    page = await open(shopper);
+    await visible(page, "product-mug-enamel");
+    assert.ok((await page.locator(`${tid("products")} tr`).count()) >= 3, "at least 3 products");
+    await visible(page, "basket-empty");
+    await waitText(page, "basket-total", "€0.00");
+    assert.equal(await sessionCookie(shopper), null, "no cookie before anything is added");
+  });
+
+  await step("added items are in the basket and stay there after a reload", async () => {
+    await page.click(tid("add-mug-enamel"));
+    await waitText(page, "qty-mug-enamel", "1");
+    await page.click(tid("add-mug-enamel"));
+    await waitText(page, "qty-mug-enamel", "2");
+    await page.click(tid("add-tea-earl-grey"));
+    await waitText(page, "qty-tea-earl-grey", "1");
+    await page.click(tid("add-biscuits-oat"));
+    await waitText(page, "qty-biscuits-oat", "1");
+    await page.click(tid("remove-biscuits-oat"));
+    await page.locator(tid("basket-line-biscuits-oat")).waitFor({ state: "detached" });
+    await waitText(page, "basket-total", "€30.50");
+    firstCookie = await sessionCookie(shopper);
+    assert.ok(firstCookie, "a session cookie once the basket has something in it");
+
+    await page.reload();
+    await page.locator("body[data-ready=true]").waitFor();
+    await waitText(page, "qty-mug-enamel", "2");
+    await waitText(page, "qty-tea-earl-grey", "1");
+    await waitText(page, "basket-total", "€30.50");
+    assert.deepEqual(await basketSkus(page), ["mug-enamel", "tea-earl-grey"]);
+  });
+
+  await step("a second, fresh browser sees an empty basket", async () => {
+    const stranger = await browser.newContext();
+    try {
+      const other = await open(stranger);
+      await visible(other, "basket-empty");
+      assert.deepEqual(await basketSkus(other), []);
+      await waitText(other, "basket-total", "€0.00");
+    } finally {
+      await stranger.close();
+    }
+  });
+
+  await step("a refused login shows the server's message and changes nothing", async () => {
+    await page.fill(tid("login-name"), "   ");
+    await page.click(tid("login-submit"));
+    await visible(page, "error");
+    assert.match(await page.locator(tid("error")).textContent(), /user must be 1 to 64 characters/);
+    assert.equal(await sessionCookie(shopper), firstCookie, "no rotation");
+    assert.equal(await page.locator(tid("current-user")).isVisible(), false);
+    await waitText(page, "qty-mug-enamel", "2");
+  });
+
+  await step("logging in changes the session cookie and keeps the basket", async () => {
+    await page.fill(tid("login-name"), "Ada Lovelace");
+    await page.click(tid("login-submit"));
+    await visible(page, "current-user");
+    await waitText(page, "user-name", "Ada Lovelace");
+    const cookie = await sessionCookie(shopper);
+    assert.ok(cookie, "still a session cookie");
+    assert.notEqual(cookie, firstCookie, "login must give the session a new id");
+    await page.reload();
+    await page.locator("body[data-ready=true]").waitFor();
+    await waitText(page, "user-name", "Ada Lovelace");
+    await waitText(page, "qty-mug-enamel", "2");
+    await waitText(page, "basket-total", "€30.50");
+    mkdirSync(dirname(SCREENSHOT), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  });
+
+  await step("logging out empties the basket and drops the cookie", async () => {
+    await page.click(tid("logout"));
+    await visible(page, "basket-empty");
+    await visible(page, "login-form");
+    await waitText(page, "basket-total", "€0.00");
+    assert.equal(await sessionCookie(shopper), null, "the cookie is expired");
+    await page.reload();
+    await page.locator("body[data-ready=true]").waitFor();
+    await visible(page, "basket-empty");
+    assert.deepEqual(await basketSkus(page), []);
+  });
+} finally {
+  await browser.close();
+}
+
+console.log(`browser: ${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);

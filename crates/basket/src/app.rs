@@ -1,0 +1,178 @@
+//! The HTTP app: the shop page and its JSON API, over a [`SessionManager`].
+//!
+//! | route | session |
+//! |---|---|
+//! | `GET /` (the page), `GET /healthz`, `GET /api/products` | never touched (no session layer) |
+//! | `GET /api/basket` | read only: no cookie, no write for a visitor without a session |
+//! | `POST /api/basket/items` `{"sku", "qty"}` | locked read-modify-write of the basket |
+//! | `DELETE /api/basket/items/{sku}` | locked read-modify-write of the basket |
+//! | `POST /api/login` `{"user"}` | locked; rotates the id, keeps the basket, stores the user |
+//! | `POST /api/logout` | destroys the session; the response expires the cookie |
+//!
+//! Routes with a body validate it completely *before* the session is started, so a bad request
+//! costs no Redis call, takes no lock, and leaves the basket unchanged. Every error is JSON
+//! (`{"error": "..."}`, see [`ApiError`]). Bodies must be sent as `application/json` (`415`
+//! otherwise): together with the `SameSite=Lax` cookie this keeps other sites' plain HTML forms
+//! from changing a visitor's basket.
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::response::Html;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use redis_sessions::{LockedSession, Session, SessionError, SessionManager};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::basket::{Basket, BasketView, MAX_ADD_QTY, MAX_LINE_QTY};
+use crate::catalog::{self, PRODUCTS, Product};
+use crate::error::ApiError;
+
+/// The session key holding the whole [`Basket`] (one key: see [`Basket`] for why).
+pub const BASKET_KEY: &str = "basket";
+
+/// The session key holding the logged-in user's name.
+pub const USER_KEY: &str = "user";
+
+/// Longest user name accepted by `POST /api/login`, in characters.
+pub const MAX_USER_CHARS: usize = 64;
+
+/// The shop page: plain HTML, CSS and a little JavaScript calling the JSON API.
+const INDEX_HTML: &str = include_str!("../static/index.html");
+
+/// The shop over `manager`: the page, `/healthz` and the JSON API (see the module docs).
+///
+/// Tests serve it in-process:
+///
+/// ```no_run
+/// # async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let config = redis_sessions::Config::from_ini_file("config.ini")?;
+/// let manager = redis_sessions::SessionManager::new(config)?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// axum::serve(listener, basket::app(manager)).await?;
+/// # Ok(()) }
+/// ```
+pub fn app(manager: SessionManager) -> Router {
+    let with_session = Router::new()
+        .route("/api/basket", get(show_basket))
+        .route("/api/basket/items", post(add_item))
+        .route("/api/basket/items/{sku}", delete(remove_item))
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .layer(manager.layer());
+    Router::new()
+        .route("/", get(|| async { Html(INDEX_HTML) }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/products", get(products))
+        .merge(with_session)
+}
+
+/// Body of `POST /api/basket/items`.
+#[derive(Deserialize)]
+struct AddItem {
+    sku: String,
+    qty: u32,
+}
+
+/// Body of `POST /api/login`.
+#[derive(Deserialize)]
+struct Login {
+    user: String,
+}
+
+async fn products() -> Json<&'static [Product]> {
+    Json(PRODUCTS)
+}
+
+async fn show_basket(session: Result<Session, SessionError>) -> Result<Json<BasketView>, ApiError> {
+    let session = session?;
+    Ok(Json(view(&session, &load_basket(&session)?)?))
+}
+
+async fn add_item(request: Request) -> Result<Json<BasketView>, ApiError> {
+    let (mut parts, add) = json_body::<AddItem>(request).await?;
+    if !(1..=MAX_ADD_QTY).contains(&add.qty) {
+        return Err(ApiError::unprocessable(format!(
+            "qty must be a whole number from 1 to {MAX_ADD_QTY}"
+        )));
+    }
+    let product = catalog::find(&add.sku).ok_or_else(|| ApiError::unknown_sku(&add.sku))?;
+    // Held until the layer has saved: a concurrent add of this session waits for this one.
+    let session = LockedSession::from_request_parts(&mut parts, &()).await?;
+    let mut basket = load_basket(&session)?;
+    basket.add(product.sku, add.qty).map_err(|full| {
+        ApiError::unprocessable(format!(
+            "a basket line holds at most {MAX_LINE_QTY}; this one has {}",
+            full.qty
+        ))
+    })?;
+    store_basket(&session, &basket)?;
+    Ok(Json(view(&session, &basket)?))
+}
+
+async fn remove_item(
+    Path(sku): Path<String>,
+    request: Request,
+) -> Result<Json<BasketView>, ApiError> {
+    let product = catalog::find(&sku).ok_or_else(|| ApiError::unknown_sku(&sku))?;
+    let (mut parts, _body) = request.into_parts();
+    let session = LockedSession::from_request_parts(&mut parts, &()).await?;
+    let mut basket = load_basket(&session)?;
+    if basket.remove(product.sku) {
+        store_basket(&session, &basket)?;
+    }
+    Ok(Json(view(&session, &basket)?))
+}
+
+async fn login(request: Request) -> Result<Json<BasketView>, ApiError> {
+    let (mut parts, login) = json_body::<Login>(request).await?;
+    let user = login.user.trim();
+    if !(1..=MAX_USER_CHARS).contains(&user.chars().count()) {
+        return Err(ApiError::unprocessable(format!(
+            "user must be 1 to {MAX_USER_CHARS} characters"
+        )));
+    }
+    if user.chars().any(char::is_control) {
+        return Err(ApiError::unprocessable(
+            "user must not contain control characters",
+        ));
+    }
+    // Locked, so a login never rotates the id away under an add that is still running.
+    let session = LockedSession::from_request_parts(&mut parts, &()).await?;
+    session.rotate(); // against session fixation: a new id now that privileges change
+    session.put(USER_KEY, user)?;
+    Ok(Json(view(&session, &load_basket(&session)?)?))
+}
+
+async fn logout(session: Result<Session, SessionError>) -> Result<Json<BasketView>, ApiError> {
+    session?.destroy();
+    Ok(Json(BasketView::default()))
+}
+
+/// Reads the body as JSON of type `T`, handing back the request's parts (with the session slot
+/// the layer put there) so the caller can start the session after validating.
+async fn json_body<T: DeserializeOwned>(request: Request) -> Result<(Parts, T), ApiError> {
+    let (parts, body) = request.into_parts();
+    let mut body_only = Request::new(body);
+    *body_only.headers_mut() = parts.headers.clone();
+    let Json(value) = Json::<T>::from_request(body_only, &()).await?;
+    Ok((parts, value))
+}
+
+fn load_basket(session: &Session) -> Result<Basket, ApiError> {
+    Ok(session.get::<Basket>(BASKET_KEY)?.unwrap_or_default())
+}
+
+/// Stores `basket`; an emptied basket removes the key rather than storing an empty value.
+fn store_basket(session: &Session, basket: &Basket) -> Result<(), ApiError> {
+    if basket.is_empty() {
+        session.remove(BASKET_KEY);
+    } else {
+        session.put(BASKET_KEY, basket)?;
+    }
+    Ok(())
+}
+
+fn view(session: &Session, basket: &Basket) -> Result<BasketView, ApiError> {
+    Ok(basket.view(session.get::<String>(USER_KEY)?))
+}

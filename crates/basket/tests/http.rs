@@ -1,0 +1,409 @@
+//! HTTP-level specification of the demo shop: `basket::app` served in-process, over a private
+//! `redis-server`, through the real session layer, with real cookies sent by hand.
+
+mod common;
+
+use common::{Body, Shop, lines};
+use redis_test_support::{CountingProxy, RedisServer};
+use serde_json::json;
+
+fn owned(pairs: &[(&str, u32)]) -> Vec<(String, u32)> {
+    pairs.iter().map(|&(s, q)| (s.to_owned(), q)).collect()
+}
+
+#[tokio::test]
+async fn healthz_answers_ok_without_touching_the_session() {
+    let redis = RedisServer::start();
+    let proxy = CountingProxy::start(redis.port());
+    let shop = Shop::start_via(redis, proxy.port()).await;
+    let cookie = shop.session_with("mug-enamel", 1).await;
+    proxy.wait_idle();
+    proxy.reset();
+
+    let reply = shop.get("/healthz", Some(&cookie)).await;
+
+    assert_eq!((reply.status, reply.body.as_str()), (200, "ok"));
+    assert_eq!(reply.set_cookie, None);
+    assert_eq!(proxy.round_trips(), 0, "{:?}", proxy.command_names());
+}
+
+#[tokio::test]
+async fn the_page_is_html_with_the_test_hooks() {
+    let shop = Shop::start().await;
+
+    let reply = shop.get("/", None).await;
+
+    assert_eq!(reply.status, 200);
+    assert!(reply.content_type.starts_with("text/html"), "{reply:?}");
+    for hook in ["products", "basket-total", "login-name", "logout"] {
+        assert!(
+            reply.body.contains(&format!("data-testid=\"{hook}\"")),
+            "{hook}"
+        );
+    }
+    assert_eq!(reply.set_cookie, None);
+    assert_eq!(shop.dbsize(), 0);
+}
+
+#[tokio::test]
+async fn products_are_listed_with_sku_name_and_price() {
+    let shop = Shop::start().await;
+
+    let reply = shop.get("/api/products", None).await;
+
+    assert_eq!(reply.status, 200);
+    let products: Vec<serde_json::Value> = serde_json::from_str(&reply.body).expect("JSON array");
+    assert!(products.len() >= 3, "{products:?}");
+    for product in &products {
+        assert!(product["sku"].is_string(), "{product}");
+        assert!(product["name"].is_string(), "{product}");
+        assert!(
+            product["price_cents"].as_u64().is_some_and(|p| p > 0),
+            "{product}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_visitor_without_a_session_sees_an_empty_basket_gets_no_cookie_and_writes_nothing() {
+    let shop = Shop::start().await;
+
+    let reply = shop.get("/api/basket", None).await;
+
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.set_cookie, None);
+    let body: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+    assert_eq!(body, json!({ "items": [], "total_cents": 0, "user": null }));
+    assert_eq!(shop.dbsize(), 0);
+}
+
+#[tokio::test]
+async fn added_items_show_with_catalogue_names_prices_and_total() {
+    let shop = Shop::start().await;
+    let cookie = shop.session_with("tea-earl-grey", 2).await;
+
+    let reply = shop.add("mug-enamel", 1, Some(&cookie)).await;
+    assert_eq!(
+        reply.set_cookie, None,
+        "an existing session keeps its cookie"
+    );
+    let again = shop.add("tea-earl-grey", 3, Some(&cookie)).await;
+
+    let basket = shop.basket(Some(&cookie)).await;
+    assert_eq!(
+        again.basket(),
+        basket,
+        "every change answers with the basket"
+    );
+    let body: serde_json::Value =
+        serde_json::from_str(&shop.get("/api/basket", Some(&cookie)).await.body).expect("JSON");
+    assert_eq!(
+        body,
+        json!({
+            "items": [
+                { "sku": "tea-earl-grey", "name": "Earl Grey tea, 100 g", "qty": 5, "price_cents": 650 },
+                { "sku": "mug-enamel", "name": "Enamel mug", "qty": 1, "price_cents": 1200 },
+            ],
+            "total_cents": 5 * 650 + 1200,
+            "user": null,
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_adds_of_one_sku_never_lose_quantity() {
+    let shop = Shop::start().await;
+    let cookie = shop.session_with("biscuits-oat", 1).await;
+
+    let adds = (0..200).map(|_| shop.add("biscuits-oat", 1, Some(&cookie)));
+    let replies = futures_util::future::join_all(adds).await;
+
+    for reply in &replies {
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    let basket = shop.basket(Some(&cookie)).await;
+    assert_eq!(lines(&basket), owned(&[("biscuits-oat", 201)]));
+}
+
+#[tokio::test]
+async fn an_unknown_sku_is_404_with_a_json_error_and_changes_nothing() {
+    let shop = Shop::start().await;
+    let cookie = shop.session_with("mug-enamel", 1).await;
+    let before = shop.basket(Some(&cookie)).await;
+
+    let reply = shop.add("unicorn", 1, Some(&cookie)).await;
+
+    assert_eq!(reply.status, 404, "{reply:?}");
+    assert!(reply.error().contains("unicorn"), "{reply:?}");
+    assert_eq!(shop.basket(Some(&cookie)).await, before);
+}
+
+#[tokio::test]
+async fn bad_add_bodies_are_json_errors_and_leave_the_basket_unchanged() {
+    let shop = Shop::start().await;
+    let cookie = shop.session_with("mug-enamel", 3).await;
+    let before = shop.basket(Some(&cookie)).await;
+    let cases: [(&str, &str); 9] = [
+        ("qty 0", r#"{"sku": "mug-enamel", "qty": 0}"#),
+        ("qty 100", r#"{"sku": "mug-enamel", "qty": 100}"#),
+        ("qty -1", r#"{"sku": "mug-enamel", "qty": -1}"#),
+        ("qty 1.5", r#"{"sku": "mug-enamel", "qty": 1.5}"#),
+        ("qty \"2\"", r#"{"sku": "mug-enamel", "qty": "2"}"#),
+        ("qty missing", r#"{"sku": "mug-enamel"}"#),
+        ("sku missing", r#"{"qty": 1}"#),
+        ("malformed JSON", r#"{"sku": "mug-enamel", "qty": "#),
+        ("not an object", r#"[1, 2]"#),
+    ];
+
+    for (case, body) in cases {
+        for cookie in [Some(cookie.as_str()), None] {
+            let reply = shop
+                .request("POST", "/api/basket/items", cookie, Body::RawJson(body))
+                .await;
+            assert!(
+                [400, 422].contains(&reply.status),
+                "{case}: expected 400 or 422, got {reply:?}"
+            );
+            assert!(!reply.error().is_empty(), "{case}");
+            assert_eq!(
+                reply.set_cookie, None,
+                "{case}: no cookie for a bad request"
+            );
+        }
+    }
+
+    assert_eq!(shop.basket(Some(&cookie)).await, before);
+    assert_eq!(
+        shop.dbsize(),
+        1,
+        "only the one session, no key from a bad request"
+    );
+}
+
+#[tokio::test]
+async fn a_body_not_sent_as_json_is_refused() {
+    let shop = Shop::start().await;
+
+    let reply = shop
+        .request(
+            "POST",
+            "/api/basket/items",
+            None,
+            Body::Form("sku=mug-enamel&qty=1"),
+        )
+        .await;
+
+    assert_eq!(reply.status, 415, "{reply:?}");
+    assert!(!reply.error().is_empty());
+    assert_eq!(shop.dbsize(), 0);
+}
+
+#[tokio::test]
+async fn a_line_never_exceeds_999_units() {
+    let shop = Shop::start().await;
+    let cookie = shop.session_with("tea-earl-grey", 99).await;
+    for _ in 0..9 {
+        assert_eq!(
+            shop.add("tea-earl-grey", 99, Some(&cookie)).await.status,
+            200
+        );
+    }
+    assert_eq!(
+        shop.add("tea-earl-grey", 9, Some(&cookie)).await.status,
+        200
+    );
+
+    let reply = shop.add("tea-earl-grey", 1, Some(&cookie)).await;
+
+    assert_eq!(reply.status, 422, "{reply:?}");
+    assert!(reply.error().contains("999"), "{reply:?}");
+    let basket = shop.basket(Some(&cookie)).await;
+    assert_eq!(lines(&basket), owned(&[("tea-earl-grey", 999)]));
+}
+
+#[tokio::test]
+async fn removing_a_line_keeps_the_other_lines() {
+    let shop = Shop::start().await;
+    let cookie = shop.session_with("tea-earl-grey", 2).await;
+    shop.add("mug-enamel", 1, Some(&cookie)).await;
+    shop.add("biscuits-oat", 4, Some(&cookie)).await;
+
+    let reply = shop
+        .request(
+            "DELETE",
+            "/api/basket/items/mug-enamel",
+            Some(&cookie),
+            Body::None,
+        )
+        .await;
+
+    let expected = owned(&[("tea-earl-grey", 2), ("biscuits-oat", 4)]);
+    assert_eq!(lines(&reply.basket()), expected);
+    assert_eq!(lines(&shop.basket(Some(&cookie)).await), expected);
+    assert_eq!(
+        shop.basket(Some(&cookie)).await.total_cents,
+        2 * 650 + 4 * 325
+    );
+}
+
+#[tokio::test]
+async fn removing_an_unknown_sku_is_404_and_removing_an_absent_line_is_harmless() {
+    let shop = Shop::start().await;
+    let cookie = shop.session_with("tea-earl-grey", 2).await;
+
+    let unknown = shop
+        .request(
+            "DELETE",
+            "/api/basket/items/unicorn",
+            Some(&cookie),
+            Body::None,
+        )
+        .await;
+    let absent = shop
+        .request(
+            "DELETE",
+            "/api/basket/items/mug-enamel",
+            Some(&cookie),
+            Body::None,
+        )
+        .await;
+    let anonymous = shop
+        .request("DELETE", "/api/basket/items/mug-enamel", None, Body::None)
+        .await;
+
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    assert!(!unknown.error().is_empty());
+    assert_eq!(lines(&absent.basket()), owned(&[("tea-earl-grey", 2)]));
+    assert_eq!(anonymous.set_cookie, None, "nothing to remove: no session");
+    assert_eq!(shop.dbsize(), 1);
+}
+
+#[tokio::test]
+async fn login_changes_the_cookie_keeps_the_basket_and_kills_the_old_id() {
+    let shop = Shop::start().await;
+    let old = shop.session_with("mug-enamel", 2).await;
+
+    let reply = shop
+        .request(
+            "POST",
+            "/api/login",
+            Some(&old),
+            Body::Json(json!({ "user": "ada" })),
+        )
+        .await;
+
+    let new = reply.cookie();
+    assert_ne!(new, old, "login must rotate the session id");
+    let basket = reply.basket();
+    assert_eq!(basket.user.as_deref(), Some("ada"));
+    assert_eq!(lines(&basket), owned(&[("mug-enamel", 2)]));
+    assert_eq!(shop.basket(Some(&new)).await, basket);
+    let with_old = shop.get("/api/basket", Some(&old)).await;
+    assert_eq!(with_old.basket(), basket::BasketView::default());
+    assert_eq!(with_old.set_cookie, None);
+    let add_with_old = shop.add("tea-earl-grey", 1, Some(&old)).await;
+    assert_ne!(
+        add_with_old.cookie(),
+        new,
+        "the old id is never adopted again"
+    );
+    assert_eq!(
+        lines(&shop.basket(Some(&new)).await),
+        owned(&[("mug-enamel", 2)])
+    );
+}
+
+#[tokio::test]
+async fn login_without_a_session_starts_one_for_the_user() {
+    let shop = Shop::start().await;
+
+    let reply = shop
+        .request(
+            "POST",
+            "/api/login",
+            None,
+            Body::Json(json!({ "user": "  grace  " })),
+        )
+        .await;
+
+    let cookie = reply.cookie();
+    assert_eq!(reply.basket().user.as_deref(), Some("grace"));
+    assert_eq!(
+        shop.basket(Some(&cookie)).await.user.as_deref(),
+        Some("grace")
+    );
+}
+
+#[tokio::test]
+async fn login_refuses_empty_and_over_long_names_and_changes_nothing() {
+    let shop = Shop::start().await;
+    let cookie = shop.session_with("mug-enamel", 1).await;
+    let before = shop.basket(Some(&cookie)).await;
+    let long = "x".repeat(65);
+    let cases = [
+        json!({ "user": "" }),
+        json!({ "user": "   " }),
+        json!({ "user": long }),
+        json!({ "user": 42 }),
+        json!({}),
+    ];
+
+    for body in cases {
+        let reply = shop
+            .request(
+                "POST",
+                "/api/login",
+                Some(&cookie),
+                Body::Json(body.clone()),
+            )
+            .await;
+        assert!([400, 422].contains(&reply.status), "{body}: {reply:?}");
+        assert!(!reply.error().is_empty(), "{body}");
+        assert_eq!(reply.set_cookie, None, "{body}: no rotation");
+    }
+
+    assert_eq!(shop.basket(Some(&cookie)).await, before);
+    let sixty_four = "é".repeat(64);
+    let reply = shop
+        .request(
+            "POST",
+            "/api/login",
+            Some(&cookie),
+            Body::Json(json!({ "user": sixty_four })),
+        )
+        .await;
+    assert_eq!(
+        reply.basket().user,
+        Some(sixty_four),
+        "64 characters are fine"
+    );
+}
+
+#[tokio::test]
+async fn logout_expires_the_cookie_and_empties_the_basket() {
+    let shop = Shop::start().await;
+    let cookie = shop.session_with("mug-enamel", 2).await;
+    let login = shop
+        .request(
+            "POST",
+            "/api/login",
+            Some(&cookie),
+            Body::Json(json!({ "user": "ada" })),
+        )
+        .await;
+    let cookie = login.cookie();
+
+    let reply = shop
+        .request("POST", "/api/logout", Some(&cookie), Body::None)
+        .await;
+
+    assert_eq!(reply.basket(), basket::BasketView::default());
+    let removal = reply.set_cookie.clone().expect("a removal cookie");
+    assert!(removal.starts_with("dmsession="), "{removal}");
+    assert!(removal.contains("Max-Age=0"), "{removal}");
+    assert_eq!(
+        shop.basket(Some(&cookie)).await,
+        basket::BasketView::default()
+    );
+    assert_eq!(shop.dbsize(), 0, "the session record is gone");
+}
