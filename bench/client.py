@@ -7,6 +7,10 @@
                                         cookie, always sending the latest Set-Cookie back) and
                                         print the final cookie
   client.py check HOST:PORT             check the routes' contract; print problems, exit 1 if any
+  client.py replay HOST:PORT PATH N SPEC
+                                        send N sequential GET PATH on one connection; SPEC is "-"
+                                        (no cookie), "@FILE" (cookies from FILE, round robin) or
+                                        a literal "name=value" cookie; exit 1 on a non-2xx answer
 
 The whole "name=value" of the first Set-Cookie header is captured, so no cookie name is
 hard-coded. Fails loudly (exit 1) on a non-200 answer or a missing Set-Cookie header.
@@ -113,12 +117,30 @@ def check(hostport):
     sys.exit(1 if problems else 0)
 
 
+def replay(hostport, path, n, spec):
+    if spec == "-":
+        cookies = [None]
+    elif spec.startswith("@"):
+        with open(spec[1:]) as f:
+            cookies = [line.strip() for line in f if line.strip()]
+    else:
+        cookies = [spec]
+    conn = connect(hostport)
+    for i in range(n):
+        status, body, _ = get(conn, path, cookies[i % len(cookies)])
+        if not 200 <= status < 300:
+            sys.stderr.write(f"client.py replay: {path} -> {status} {body!r}\n")
+            sys.exit(1)
+
+
 def main():
     cmd, hostport = sys.argv[1], sys.argv[2]
     if cmd == "create":
         create(hostport, int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else "/incr")
     elif cmd == "chain":
         chain(hostport, sys.argv[3:])
+    elif cmd == "replay":
+        replay(hostport, sys.argv[3], int(sys.argv[4]), sys.argv[5])
     elif cmd == "check":
         check(hostport)
     else:

@@ -5,7 +5,10 @@
       append one run's row to CSV (header written if the file is new); prints a one-line summary
   report.py mem MEM_CSV LIB KIND SIZES_FILE
       append a memory row (median of the integers in SIZES_FILE) to MEM_CSV
-  report.py table CSV MEM_CSV HEADER_FILE LIBS...
+  report.py census CENSUS_CSV SCENARIO LIB N MONITOR_FILE
+      append the MONITOR census of N sequential requests: commands the app sent vs commands run
+      inside scripts (MONITOR marks those with "lua]")
+  report.py table CSV MEM_CSV CENSUS_CSV HEADER_FILE LIBS...
       print the markdown report (medians over rounds)
 
 BEFORE/AFTER are `redis-cli INFO cpu commandstats` snapshots taken right before and after the
@@ -19,6 +22,7 @@ import sys
 FIELDS = [
     "round", "scenario", "lib", "requests", "duration_s", "rps", "non2xx", "socket_errors",
     "app_us_per_req", "redis_ms_per_1k", "redis_cmds_per_req", "cmds", "p50_us", "p99_us",
+    "redis_reads_per_req", "redis_clients",
 ]
 NAMES = {"ours": "ours", "tower": "tower-sessions", "actix": "actix-session"}
 SCENARIO_ORDER = ["untouched", "plain", "read-hot", "read-many", "modify-hot", "modify-many", "new"]
@@ -35,18 +39,21 @@ IGNORED_CMDS = {"info"}
 
 
 def parse_info(path):
-    cpu, cmds = 0.0, {}
+    cpu, cmds, extra = 0.0, {}, {}
     with open(path) as f:
         for line in f:
             line = line.strip()
             if line.startswith("used_cpu_sys:") or line.startswith("used_cpu_user:"):
                 if "children" not in line and "main_thread" not in line:
                     cpu += float(line.split(":", 1)[1])
+            elif line.startswith("total_reads_processed:") or line.startswith("connected_clients:"):
+                k, v = line.split(":", 1)
+                extra[k] = int(v)
             elif line.startswith("cmdstat_"):
                 name, rest = line[len("cmdstat_"):].split(":", 1)
                 fields = dict(kv.split("=", 1) for kv in rest.split(","))
                 cmds[name] = int(fields["calls"])
-    return cpu, cmds
+    return cpu, cmds, extra
 
 
 def parse_wrk(path):
@@ -60,8 +67,8 @@ def parse_wrk(path):
 def row(args):
     csv_path, rnd, scenario, lib, wrk_out, before, after, t0, t1, clk = args
     w = parse_wrk(wrk_out)
-    cpu0, c0 = parse_info(before)
-    cpu1, c1 = parse_info(after)
+    cpu0, c0, x0 = parse_info(before)
+    cpu1, c1, x1 = parse_info(after)
     req = max(w["requests"], 1)
     dur = w["duration_us"] / 1e6
     deltas = {k: c1.get(k, 0) - c0.get(k, 0) for k in set(c0) | set(c1) if k not in IGNORED_CMDS}
@@ -78,6 +85,11 @@ def row(args):
         "redis_ms_per_1k": f"{(cpu1 - cpu0) * 1000 / (req / 1000):.2f}",
         "redis_cmds_per_req": f"{total_cmds / req:.2f}",
         "cmds": cmds or "-", "p50_us": w["p50_us"], "p99_us": w["p99_us"],
+        # read events: one per read() of a client socket, however many commands it carried
+        # (the snapshot's own INFO connection adds 1 read, negligible)
+        "redis_reads_per_req": f"{(x1.get('total_reads_processed', 0) - x0.get('total_reads_processed', 0)) / req:.3f}",
+        # clients connected at the end, minus the redis-cli taking the snapshot
+        "redis_clients": x1.get("connected_clients", 1) - 1,
     }
     new = not os.path.exists(csv_path)
     with open(csv_path, "a", newline="") as f:
@@ -107,6 +119,29 @@ def mem(args):
             wr.writerow([lib, kind, 0, "", "", ""])
 
 
+def census(args):
+    census_csv, scenario, lib, n, monitor_file = args
+    n = int(n)
+    top, inner = {}, {}
+    with open(monitor_file, errors="replace") as f:
+        for line in f:
+            # 1700000000.123456 [0 127.0.0.1:5555] "HGETALL" "key"   /   [0 lua] "HSET" ...
+            if "] \"" not in line:
+                continue
+            src, rest = line.split("] \"", 1)
+            name = rest.split("\"", 1)[0].lower()
+            d = inner if src.endswith("lua") else top
+            d[name] = d.get(name, 0) + 1
+    fmt_d = lambda d: " ".join(f"{k}:{v / n:.2f}" for k, v in sorted(d.items(), key=lambda kv: (-kv[1], kv[0]))) or "-"
+    new = not os.path.exists(census_csv)
+    with open(census_csv, "a", newline="") as f:
+        wr = csv.writer(f)
+        if new:
+            wr.writerow(["scenario", "lib", "requests", "sent_per_req", "in_scripts_per_req", "sent", "in_scripts"])
+        wr.writerow([scenario, lib, n, f"{sum(top.values()) / n:.2f}", f"{sum(inner.values()) / n:.2f}",
+                     fmt_d(top), fmt_d(inner)])
+
+
 def med(values):
     vals = [float(v) for v in values if v not in ("", None)]
     return statistics.median(vals) if vals else None
@@ -119,9 +154,14 @@ def fmt(v, digits=0):
 
 
 def table(args):
-    csv_path, mem_csv, header_file, libs = args[0], args[1], args[2], args[3:]
+    csv_path, mem_csv, census_csv, header_file, libs = args[0], args[1], args[2], args[3], args[4:]
     with open(csv_path) as f:
         rows = list(csv.DictReader(f))
+    cens = {}
+    if os.path.exists(census_csv):
+        with open(census_csv) as f:
+            for r in csv.DictReader(f):
+                cens[(r["scenario"], r["lib"])] = r
     by = {}
     for r in rows:
         by.setdefault((r["scenario"], r["lib"]), []).append(r)
@@ -154,8 +194,16 @@ def table(args):
         if "ours" in libs and peers:
             best = max((rps[p] for p in peers if rps[p]), default=None)
             cells.append(f"{rps['ours'] / best:.2f}" if rps["ours"] and best else "-")
-        for key, d in (("app_us_per_req", 1), ("redis_ms_per_1k", 1), ("redis_cmds_per_req", 2)):
+        for key, d in (("app_us_per_req", 1), ("redis_ms_per_1k", 1)):
             cells.append(" / ".join(fmt(med(r[key] for r in by.get((s, l), [])), d) for l in libs))
+        cmd_cells = []
+        for l in libs:
+            c = fmt(med(r["redis_cmds_per_req"] for r in by.get((s, l), [])), 2)
+            ce = cens.get((s, l))
+            if ce and float(ce["in_scripts_per_req"]) > 0:
+                c += f" ({float(ce['sent_per_req']):.2f} sent)"
+            cmd_cells.append(c)
+        cells.append(" / ".join(cmd_cells))
         out.append("| " + " | ".join(cells) + " |")
     for (s, l), rs in by.items():
         for r in rs:
@@ -164,7 +212,12 @@ def table(args):
                                 f" {r['socket_errors']} socket errors")
     out.append("")
     # which commands
-    out.append("Redis commands per request, by command (median over rounds):")
+    out.append("Redis commands per request, by command. `INFO commandstats` (the cmds/req column) counts"
+               " the commands a script runs as well as the script call itself, so where a census is"
+               " available the cells below show what the app sent and, after \"in scripts:\", what"
+               " ran inside its scripts (from `MONITOR` over 200 sequential requests after round 1's"
+               " run; pipelined commands are still counted one by one). Otherwise: commandstats,"
+               " median over rounds.")
     out.append("")
     out.append("| scenario | " + " | ".join(NAMES.get(l, l) for l in libs) + " |")
     out.append("|---|" + "---|" * len(libs))
@@ -182,8 +235,31 @@ def table(args):
             # a command missing from a round counts as 0 in that round
             items = sorted(((k, statistics.median(v + [0.0] * (n - len(v)))) for k, v in per.items()),
                            key=lambda kv: (-kv[1], kv[0]))
+            ce = cens.get((s, l))
+            if ce:
+                fmt_c = lambda t: " ".join(f"`{kv.rsplit(':', 1)[0]}` {kv.rsplit(':', 1)[1]}"
+                                           for kv in t.split()) if t != "-" else "none"
+                cell = fmt_c(ce["sent"])
+                if ce["in_scripts"] != "-":
+                    cell += "; in scripts: " + fmt_c(ce["in_scripts"])
+                cells.append(cell)
+                continue
             cells.append(" ".join(f"`{k}` {v:.2f}" for k, v in items if v >= 0.005) or "none"
                          if n else "-")
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    out.append("Redis I/O: read events per request (one per `read()` of a client socket, however many"
+               " pipelined commands it carried: fewer means more batching, which is most of Redis's CPU"
+               " per request at this load) and client connections open (all servers stay connected"
+               " to the one Redis; each server's own count is its pool):")
+    out.append("")
+    out.append("| scenario | " + " | ".join(f"{NAMES.get(l, l)} reads/req" for l in libs) + " | connections |")
+    out.append("|---|" + "---|" * len(libs) + "---|")
+    for s_ in scenarios:
+        cells = [SCENARIO_TEXT.get(s_, s_)]
+        cells += [fmt(med(r.get("redis_reads_per_req") for r in by.get((s_, l), [])), 3) for l in libs]
+        conns = [r.get("redis_clients") for l in libs for r in by.get((s_, l), [])]
+        cells.append(fmt(med(conns), 0))
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
     if ("plain", "ours") in by and ("untouched", "ours") in by:
@@ -231,7 +307,7 @@ def table(args):
 
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"row": row, "mem": mem, "table": table}[cmd](args)
+    {"row": row, "mem": mem, "census": census, "table": table}[cmd](args)
 
 
 if __name__ == "__main__":

@@ -153,7 +153,24 @@ cpu_ticks() {  # utime+stime of all threads of a process, in clock ticks
 }
 
 mkdir -p "$RESULTS"
+CENSUS="$TMP/census.csv"
+CENSUS_N=${BENCH_CENSUS_REQUESTS:-200}
 rm -f "$RAW" "$RESULTS/mem.csv"
+
+census() {  # census SCENARIO LIB ADDR PATH COOKIE COOKIE_FILE: which commands the app sends
+  local sc=$1 l=$2 addr=$3 path=$4 cookie=$5 file=$6 spec="-" mon
+  [[ -n $cookie ]] && spec=$cookie
+  [[ -n $file ]] && spec="@$file"
+  timeout 30 redis-cli -h 127.0.0.1 -p "$RPORT" monitor >"$TMP/monitor" 2>/dev/null &
+  mon=$!
+  for _ in $(seq 100); do R client list | grep -q 'flags=O' && break; sleep 0.02; done
+  python3 "$BENCH_DIR/client.py" replay "$addr" "$path" "$CENSUS_N" "$spec" \
+    || log "WARNING: census requests failed ($sc, $l)"
+  sleep 0.2
+  kill "$mon" 2>/dev/null || true
+  wait "$mon" 2>/dev/null || true
+  python3 "$BENCH_DIR/report.py" census "$CENSUS" "$sc" "$l" "$CENSUS_N" "$TMP/monitor"
+}
 
 run_one() {  # run_one ROUND SCENARIO LIB
   local rnd=$1 sc=$2 l=$3 path cookie="" file="" t0 t1
@@ -174,12 +191,13 @@ run_one() {  # run_one ROUND SCENARIO LIB
   export WRK_PATH=$path COOKIE=$cookie COOKIE_FILE=$file
   wrk -t"$THREADS" -c"$CONNS" -d1s -s "$LUA" "http://$addr" >/dev/null 2>&1 || true  # warm-up
   t0=$(cpu_ticks "${PID[$l]}")
-  R info cpu commandstats >"$TMP/before"
+  R info cpu commandstats stats clients >"$TMP/before"
   wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --timeout 5s -s "$LUA" "http://$addr" >"$TMP/wrk.out" 2>&1 \
     || { cat "$TMP/wrk.out" >&2; die "wrk failed ($sc, $l)"; }
-  R info cpu commandstats >"$TMP/after"
+  R info cpu commandstats stats clients >"$TMP/after"
   t1=$(cpu_ticks "${PID[$l]}")
   unset WRK_PATH COOKIE COOKIE_FILE
+  if [[ $rnd == 1 ]]; then census "$sc" "$l" "$addr" "$path" "$cookie" "$file"; fi
   python3 "$BENCH_DIR/report.py" row "$RAW" "$rnd" "$sc" "$l" "$TMP/wrk.out" "$TMP/before" "$TMP/after" \
     "$t0" "$t1" "$CLK_TCK"
 }
@@ -223,8 +241,8 @@ fi
   echo "- command: \`$COMMAND\`"
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
   echo "- machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(free -g | awk '/^Mem:/{print $2}') GiB"
-  echo "- Redis $(redis-server --version | awk '{print $3}' | sed 's/v=//'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), -t$THREADS -c$CONNS, ${DUR}s per run after a 1 s warm-up, runs interleaved per scenario (ours, tower-sessions, actix-session), Redis flushed before each run"
+  echo "- Redis $(redis-server --version | awk '{print $3}' | sed 's/v=//'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), -t$THREADS -c$CONNS, ${DUR}s per run after a 1 s warm-up, runs interleaved per scenario (${libs[*]}), Redis flushed before each run; command census from MONITOR over $CENSUS_N sequential requests after each round-1 run"
   echo "- servers, Redis and wrk share all cores; every server uses mimalloc"
 } >"$TMP/header"
-python3 "$BENCH_DIR/report.py" table "$RAW" "$RESULTS/mem.csv" "$TMP/header" "${libs[@]}" | tee "$RESULTS/latest.md"
+python3 "$BENCH_DIR/report.py" table "$RAW" "$RESULTS/mem.csv" "$CENSUS" "$TMP/header" "${libs[@]}" | tee "$RESULTS/latest.md"
 log "wrote $RESULTS/latest.md (raw runs: $RAW)"
