@@ -23,7 +23,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
             .get::<Slot>()
             .cloned()
             .ok_or(SessionError::MissingLayer)?;
-        slot.manager.start_parts(parts, false).await
+        slot.manager().start_parts(parts, false).await
     }
 }
 
@@ -58,7 +58,7 @@ impl<S: Send + Sync> FromRequestParts<S> for LockedSession {
             .get::<Slot>()
             .cloned()
             .ok_or(SessionError::MissingLayer)?;
-        slot.manager
+        slot.manager()
             .start_parts(parts, true)
             .await
             .map(LockedSession)

@@ -9,20 +9,15 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{Either, Full};
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::config::PersistMode;
 use crate::manager::{SessionManager, Slot};
-
-/// The response body of a [`SessionService`]: the inner service's body, or the short text of a
-/// session error.
-pub type SessionBody<B> = Either<B, Full<Bytes>>;
 
 /// A tower layer that gives each request a session slot and persists it after the handler.
 ///
@@ -70,19 +65,14 @@ pub struct SessionService<S> {
     manager: SessionManager,
 }
 
-/// The future of a [`SessionService`] call.
-pub type ResponseFuture<B, E> =
-    Pin<Box<dyn Future<Output = Result<Response<SessionBody<B>>, E>> + Send>>;
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Future: Send + 'static,
-    ResBody: Send + 'static,
+    ResBody: From<&'static str> + Send + 'static,
 {
-    type Response = Response<SessionBody<ResBody>>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<ResBody, S::Error>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -91,26 +81,74 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let slot = Slot::new(self.manager.clone());
         request.extensions_mut().insert(slot.clone());
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let response = response.await?;
-            Ok(finish(slot, response).await)
-        })
+        ResponseFuture {
+            state: State::Inner {
+                future: self.inner.call(request),
+                slot: Some(slot),
+            },
+        }
     }
 }
 
-/// Persists the request's session (if started) and adds its cookie to the response.
-async fn finish<B>(slot: Slot, mut response: Response<B>) -> Response<SessionBody<B>> {
+type Persisting<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
+
+pin_project! {
+    /// The future of a [`SessionService`] call: the inner service's future, then, only when the
+    /// handler started the session, the persist (so an untouched route allocates no future).
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Inner { #[pin] future: F, slot: Option<Slot> },
+        Persisting { future: Persisting<B> },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: From<&'static str> + Send + 'static,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project().state.project() {
+                StateProj::Inner { future, slot } => {
+                    let response = ready!(future.poll(cx))?;
+                    let Some(slot) = slot.take().filter(|s| s.started().is_some()) else {
+                        return Poll::Ready(Ok(response));
+                    };
+                    let future = Box::pin(finish(slot, response));
+                    self.as_mut()
+                        .project()
+                        .state
+                        .set(State::Persisting { future });
+                }
+                StateProj::Persisting { future } => return future.as_mut().poll(cx).map(Ok),
+            }
+        }
+    }
+}
+
+/// Persists the request's started session and adds its cookie to the response; a failed
+/// persist replaces the response with the error's.
+async fn finish<B: From<&'static str>>(slot: Slot, mut response: Response<B>) -> Response<B> {
     let Some(session) = slot.started() else {
-        return response.map(Either::Left);
+        return response;
     };
-    let manager = &slot.manager;
+    let manager = slot.manager();
     match manager.config().persist_mode {
         PersistMode::BeforeResponse => match manager.persist(session).await {
             Ok(persisted) => persisted.apply_to(&mut response),
             Err(error) => {
                 tracing::warn!(%error, status = %error.status(), "session not persisted");
-                return error.to_response::<Full<Bytes>>().map(Either::Right);
+                return error.to_response();
             }
         },
         PersistMode::AfterResponse => {
@@ -124,5 +162,5 @@ async fn finish<B>(slot: Slot, mut response: Response<B>) -> Response<SessionBod
             });
         }
     }
-    response.map(Either::Left)
+    response
 }

@@ -31,22 +31,30 @@ use crate::store::{
 
 /// The session of one request, shared by the layer and every extractor of that request.
 #[derive(Clone)]
-pub(crate) struct Slot {
-    pub(crate) manager: SessionManager,
-    session: Arc<OnceCell<(Session, bool)>>,
+pub(crate) struct Slot(Arc<SlotInner>);
+
+struct SlotInner {
+    manager: SessionManager,
+    /// The session once started, and whether it holds the lock.
+    session: OnceCell<(Session, bool)>,
 }
 
 impl Slot {
     pub(crate) fn new(manager: SessionManager) -> Self {
-        Self {
+        Self(Arc::new(SlotInner {
             manager,
-            session: Arc::new(OnceCell::new()),
-        }
+            session: OnceCell::new(),
+        }))
+    }
+
+    /// The manager that made this slot.
+    pub(crate) fn manager(&self) -> &SessionManager {
+        &self.0.manager
     }
 
     /// The session, if a handler started it.
     pub(crate) fn started(&self) -> Option<&Session> {
-        self.session.get().map(|(s, _)| s)
+        self.0.session.get().map(|(s, _)| s)
     }
 }
 
@@ -64,14 +72,19 @@ impl Slot {
 /// ```
 #[derive(Clone)]
 pub struct SessionManager {
-    config: Arc<SessionConfig>,
-    store: Arc<dyn SessionStore>,
+    inner: Arc<ManagerInner>,
+}
+
+/// Behind one `Arc`, so handing the manager to a request is a single reference-count increment.
+struct ManagerInner {
+    config: SessionConfig,
+    store: Box<dyn SessionStore>,
 }
 
 impl std::fmt::Debug for SessionManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionManager")
-            .field("config", &self.config)
+            .field("config", &self.inner.config)
             .finish_non_exhaustive()
     }
 }
@@ -173,15 +186,17 @@ impl SessionManager {
     /// A manager over any [`SessionStore`] (e.g. [`MemoryStore`](crate::store::memory::MemoryStore)).
     pub fn with_store(config: Config, store: impl SessionStore) -> Self {
         Self {
-            config: Arc::new(config.session),
-            store: Arc::new(store),
+            inner: Arc::new(ManagerInner {
+                config: config.session,
+                store: Box::new(store),
+            }),
         }
     }
 
     /// The session settings.
     #[must_use]
     pub fn config(&self) -> &SessionConfig {
-        &self.config
+        &self.inner.config
     }
 
     /// The tower layer that gives each request a session slot and persists after the handler.
@@ -197,7 +212,7 @@ impl SessionManager {
     ///
     /// [`SessionError::Store`] when the store cannot be read.
     pub async fn start<B>(&self, request: &mut Request<B>) -> Result<Session, SessionError> {
-        let id = cookie::session_id_from_headers(request.headers(), &self.config.cookie_name);
+        let id = cookie::session_id_from_headers(request.headers(), &self.inner.config.cookie_name);
         self.slot(request.extensions_mut()).start(id, false).await
     }
 
@@ -210,7 +225,7 @@ impl SessionManager {
     /// [`SessionError::LockTimeout`], [`SessionError::Store`], or
     /// [`SessionError::AlreadyStartedUnlocked`].
     pub async fn start_locked<B>(&self, request: &mut Request<B>) -> Result<Session, SessionError> {
-        let id = cookie::session_id_from_headers(request.headers(), &self.config.cookie_name);
+        let id = cookie::session_id_from_headers(request.headers(), &self.inner.config.cookie_name);
         self.slot(request.extensions_mut()).start(id, true).await
     }
 
@@ -225,7 +240,7 @@ impl SessionManager {
         parts: &mut http::request::Parts,
         locked: bool,
     ) -> Result<Session, SessionError> {
-        let id = cookie::session_id_from_headers(&parts.headers, &self.config.cookie_name);
+        let id = cookie::session_id_from_headers(&parts.headers, &self.inner.config.cookie_name);
         self.slot(&mut parts.extensions).start(id, locked).await
     }
 
@@ -282,8 +297,8 @@ impl SessionManager {
 
     /// The TTL a record gets now: the idle lifespan, cut short by the absolute lifetime.
     fn ttl(&self, created_ms: u64, now: u64) -> Duration {
-        let idle = self.config.cookie_lifespan;
-        match self.config.absolute_lifetime {
+        let idle = self.inner.config.cookie_lifespan;
+        match self.inner.config.absolute_lifetime {
             Some(max) => {
                 let end =
                     created_ms.saturating_add(u64::try_from(max.as_millis()).unwrap_or(u64::MAX));
@@ -294,7 +309,7 @@ impl SessionManager {
     }
 
     fn expired(&self, meta: &Meta, now: u64) -> bool {
-        self.config.absolute_lifetime.is_some_and(|max| {
+        self.inner.config.absolute_lifetime.is_some_and(|max| {
             meta.created_ms
                 .saturating_add(u64::try_from(max.as_millis()).unwrap_or(u64::MAX))
                 <= now
@@ -313,12 +328,15 @@ impl SessionManager {
             created_ms: now,
             touched_ms: now,
         };
-        let (max_value, max_session) = (self.config.max_value_bytes, self.config.max_session_bytes);
+        let (max_value, max_session) = (
+            self.inner.config.max_value_bytes,
+            self.inner.config.max_session_bytes,
+        );
         let record = record.filter(|r| !self.expired(&r.meta, now));
         match (id, record) {
             (Some(id), Some(record)) => {
                 let interval =
-                    u64::try_from(self.config.touch_interval.as_millis()).unwrap_or(u64::MAX);
+                    u64::try_from(self.inner.config.touch_interval.as_millis()).unwrap_or(u64::MAX);
                 SessionState {
                     id: Some(id),
                     touch_due: now.saturating_sub(record.meta.touched_ms) >= interval,
@@ -423,8 +441,8 @@ impl SessionManager {
         Persisted {
             set_cookie: match &plan.cookie {
                 CookieAction::Keep => None,
-                CookieAction::Set(id) => Some(cookie::set_cookie(&self.config, id)),
-                CookieAction::Remove => Some(cookie::removal_cookie(&self.config)),
+                CookieAction::Set(id) => Some(cookie::set_cookie(&self.inner.config, id)),
+                CookieAction::Remove => Some(cookie::removal_cookie(&self.inner.config)),
             },
         }
     }
@@ -467,34 +485,39 @@ impl SessionManager {
         unlock: Option<(SessionId, LockToken)>,
     ) -> Result<(), SessionError> {
         for id in &delete {
-            self.store.delete(&id.storage_id()).await?;
+            self.inner.store.delete(&id.storage_id()).await?;
         }
         match write {
             Write::None => {}
             Write::Create(id, record) => {
                 let ttl = self.ttl(record.meta.created_ms, now_ms());
-                self.store.create(&id.storage_id(), &record, ttl).await?;
+                self.inner
+                    .store
+                    .create(&id.storage_id(), &record, ttl)
+                    .await?;
             }
-            Write::Save(id, changes) => match self.store.save(&id.storage_id(), &changes).await? {
-                SaveOutcome::Saved => {}
-                SaveOutcome::Gone => return Err(SessionError::Gone),
-                SaveOutcome::LockLost => return Err(SessionError::LockLost),
-            },
+            Write::Save(id, changes) => {
+                match self.inner.store.save(&id.storage_id(), &changes).await? {
+                    SaveOutcome::Saved => {}
+                    SaveOutcome::Gone => return Err(SessionError::Gone),
+                    SaveOutcome::LockLost => return Err(SessionError::LockLost),
+                }
+            }
             Write::Rotate { old, new, record } => {
                 let ttl = self.ttl(record.meta.created_ms, now_ms());
                 let new_storage = new.storage_id();
-                self.store.create(&new_storage, &record, ttl).await?;
+                self.inner.store.create(&new_storage, &record, ttl).await?;
                 // Delete the old record only after the new one exists, so a failure loses
                 // nothing; if the old one was already gone, the session ended meanwhile and the
                 // copy must not outlive it.
-                if !self.store.delete(&old.storage_id()).await? {
-                    self.store.delete(&new_storage).await?;
+                if !self.inner.store.delete(&old.storage_id()).await? {
+                    self.inner.store.delete(&new_storage).await?;
                     return Err(SessionError::Gone);
                 }
             }
         }
         if let Some((id, token)) = unlock {
-            self.store.unlock(&id.storage_id(), &token).await?;
+            self.inner.store.unlock(&id.storage_id(), &token).await?;
         }
         Ok(())
     }
@@ -506,7 +529,7 @@ impl SessionManager {
         };
         let storage = id.storage_id();
         if !locked {
-            let record = self.store.load(&storage).await?;
+            let record = self.inner.store.load(&storage).await?;
             return Ok(Session::new(self.state_from(Some(id), record, None)));
         }
         let token = LockToken(SessionId::generate().expose());
@@ -514,15 +537,16 @@ impl SessionManager {
         let mut pause = Duration::from_millis(2);
         loop {
             match self
+                .inner
                 .store
-                .load_locked(&storage, &token, self.config.lock_ttl)
+                .load_locked(&storage, &token, self.inner.config.lock_ttl)
                 .await?
             {
                 LockedLoad::Acquired(record) => {
                     let lock = Some((id.clone(), token));
                     return Ok(Session::new(self.state_from(Some(id), record, lock)));
                 }
-                LockedLoad::Busy if started.elapsed() + pause > self.config.lock_wait => {
+                LockedLoad::Busy if started.elapsed() + pause > self.inner.config.lock_wait => {
                     return Err(SessionError::LockTimeout {
                         waited_ms: started.elapsed().as_millis(),
                     });
@@ -552,9 +576,10 @@ fn record_of(data: &SessionData, meta: Meta) -> Record {
 impl Slot {
     async fn start(&self, id: Option<SessionId>, locked: bool) -> Result<Session, SessionError> {
         let (session, was_locked) = self
+            .0
             .session
             .get_or_try_init(|| async {
-                let session = self.manager.load(id, locked).await?;
+                let session = self.0.manager.load(id, locked).await?;
                 Ok::<_, SessionError>((session, locked))
             })
             .await?;

@@ -11,17 +11,21 @@
 //! are 256 random bits, so the key cannot exist already and no existence check is needed.
 //!
 //! A pool of size N is N multiplexed connections used round robin. Each reconnects by itself after
-//! Redis comes back; every command is bounded by the pool's `timeout`.
+//! Redis comes back; every command is bounded by the pool's `timeout`. On a standalone server the
+//! commands of concurrent requests are batched into one write ([`batch`]), which is what keeps
+//! Redis's CPU per request low.
+
+mod batch;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
+use redis::{Cmd, ConnectionAddr, IntoConnectionInfo, RedisError, RedisResult, Value};
 use tokio::sync::OnceCell;
 
 use super::{
@@ -34,44 +38,9 @@ use crate::id::StorageId;
 /// The field that holds [`Meta`]; data keys are never empty, so it cannot clash.
 const META_FIELD: &str = "";
 
-/// A connection of either kind.
-#[derive(Clone)]
-enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Single(c) => c.req_packed_command(cmd),
-            Self::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Single(c) => c.get_db(),
-            Self::Cluster(c) => c.get_db(),
-        }
-    }
-}
-
 enum Pool {
-    /// Lazily connecting managers; creating them does no I/O.
-    Single(Vec<ConnectionManager>),
+    /// Lazily connecting managers, each behind a batching queue; creating them does no I/O.
+    Single(Vec<Arc<batch::Batcher>>),
     /// Cluster connections are created on first use (creating one talks to the nodes).
     Cluster {
         client: Box<redis::cluster::ClusterClient>,
@@ -79,13 +48,38 @@ enum Pool {
     },
 }
 
+/// A Lua script: its source (for `EVAL` when Redis does not know it yet) and its SHA1.
+struct Script {
+    source: &'static str,
+    sha: String,
+}
+
+impl Script {
+    fn new(source: &'static str) -> Self {
+        let sha = redis::Script::new(source).get_hash().to_owned();
+        Self { source, sha }
+    }
+
+    /// `EVALSHA sha numkeys keys...` or, after a `NOSCRIPT`, `EVAL source numkeys keys...`
+    /// (which also caches the script in Redis).
+    fn call(&self, by_source: bool, keys: &[&str]) -> Cmd {
+        let mut cmd = if by_source {
+            redis::cmd("EVAL").arg(self.source).to_owned()
+        } else {
+            redis::cmd("EVALSHA").arg(&self.sha).to_owned()
+        };
+        cmd.arg(keys.len()).arg(keys);
+        cmd
+    }
+}
+
 struct Inner {
     pool: Pool,
     next: AtomicUsize,
     prefix: String,
     timeout: Duration,
-    save: redis::Script,
-    unlock: redis::Script,
+    save: Script,
+    unlock: Script,
 }
 
 /// A [`SessionStore`] backed by one named Redis pool. Cheap to clone.
@@ -138,6 +132,7 @@ impl RedisStore {
             let conns = (0..config.pool_size)
                 .map(|_| {
                     ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
+                        .map(batch::Batcher::new)
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
@@ -166,8 +161,8 @@ impl RedisStore {
                 next: AtomicUsize::new(0),
                 prefix: config.prefix.clone(),
                 timeout: config.timeout,
-                save: redis::Script::new(include_str!("save.lua")),
-                unlock: redis::Script::new(include_str!("unlock.lua")),
+                save: Script::new(include_str!("save.lua")),
+                unlock: Script::new(include_str!("unlock.lua")),
             }),
         })
     }
@@ -183,10 +178,7 @@ impl RedisStore {
             Pool::Cluster { conns, .. } => conns.len(),
         };
         for _ in 0..size {
-            self.run(
-                |mut conn| async move { redis::cmd("PING").query_async::<()>(&mut conn).await },
-            )
-            .await?;
+            self.exec(vec![redis::cmd("PING")]).await?;
         }
         Ok(())
     }
@@ -201,36 +193,64 @@ impl RedisStore {
         format!("{}{{{}}}:l", self.inner.prefix, id.as_str())
     }
 
-    async fn conn(&self) -> Result<Conn, RedisError> {
+    /// Sends `commands` as one pipeline on the next pooled connection, bounded by the pool's
+    /// timeout, and returns one reply per command (a command's server error stays in its slot).
+    async fn exec(&self, commands: Vec<Cmd>) -> Result<Vec<RedisResult<Value>>, StoreError> {
         let n = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        match &self.inner.pool {
-            Pool::Single(conns) => Ok(Conn::Single(conns[n % conns.len()].clone())),
-            Pool::Cluster { client, conns } => {
-                let cell = &conns[n % conns.len()];
-                let conn = cell
-                    .get_or_try_init(|| client.get_async_connection())
-                    .await?;
-                Ok(Conn::Cluster(conn.clone()))
-            }
-        }
-    }
-
-    /// Runs one operation on a pooled connection, bounded by the pool's timeout.
-    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(Conn) -> Fut,
-        Fut: Future<Output = Result<T, RedisError>>,
-    {
         let work = async {
-            let conn = self.conn().await?;
-            op(conn).await
+            match &self.inner.pool {
+                Pool::Single(batchers) => batchers[n % batchers.len()].send(commands).await,
+                Pool::Cluster { client, conns } => {
+                    let cell = &conns[n % conns.len()];
+                    let mut conn = cell
+                        .get_or_try_init(|| client.get_async_connection())
+                        .await?
+                        .clone();
+                    let mut pipe = redis::pipe();
+                    pipe.ignore_errors();
+                    for command in commands {
+                        pipe.add_command(command);
+                    }
+                    pipe.query_async(&mut conn).await
+                }
+            }
         };
         match tokio::time::timeout(self.inner.timeout, work).await {
-            Ok(result) => result.map_err(|e| unavailable(&e)),
+            Ok(replies) => replies.map_err(|e| unavailable(&e)),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "Redis did not answer within {:?}",
                 self.inner.timeout
             ))),
+        }
+    }
+
+    /// [`RedisStore::exec`] for commands whose replies must all be successes.
+    async fn exec_ok(&self, commands: Vec<Cmd>) -> Result<Vec<Value>, StoreError> {
+        self.exec(commands)
+            .await?
+            .into_iter()
+            .map(|reply| reply.map_err(|e| unavailable(&e)))
+            .collect()
+    }
+
+    /// Runs a script with `keys` and the arguments `args` adds, loading it on a `NOSCRIPT`.
+    async fn eval(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: impl Fn(&mut Cmd),
+    ) -> Result<Value, StoreError> {
+        let mut by_source = false;
+        loop {
+            let mut call = script.call(by_source, keys);
+            args(&mut call);
+            let reply = self.exec(vec![call]).await?.pop();
+            match reply {
+                Some(Ok(value)) => return Ok(value),
+                Some(Err(e)) if !by_source && e.code() == Some("NOSCRIPT") => by_source = true,
+                Some(Err(e)) => return Err(unavailable(&e)),
+                None => return Err(StoreError::Backend("no reply to a script call".into())),
+            }
         }
     }
 }
@@ -290,16 +310,15 @@ fn parse_record(value: Value) -> Result<Option<Record>, StoreError> {
     Ok(Some(Record { meta, fields }))
 }
 
+fn single(mut replies: Vec<Value>) -> Value {
+    replies.pop().unwrap_or(Value::Nil)
+}
+
 impl SessionStore for RedisStore {
     fn load<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, Option<Record>> {
         Box::pin(async move {
-            let key = self.session_key(id);
-            let value = self
-                .run(|mut conn| async move {
-                    redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await
-                })
-                .await?;
-            parse_record(value)
+            let hgetall = redis::cmd("HGETALL").arg(self.session_key(id)).to_owned();
+            parse_record(single(self.exec_ok(vec![hgetall]).await?))
         })
     }
 
@@ -310,26 +329,21 @@ impl SessionStore for RedisStore {
         lock_ttl: Duration,
     ) -> StoreFuture<'a, LockedLoad> {
         Box::pin(async move {
-            let (key, lock) = (self.session_key(id), self.lock_key(id));
-            let (acquired, record): (Value, Value) = self
-                .run(|mut conn| async move {
-                    redis::pipe()
-                        .cmd("SET")
-                        .arg(&lock)
-                        .arg(&token.0)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(ttl_ms(lock_ttl))
-                        .cmd("HGETALL")
-                        .arg(&key)
-                        .query_async(&mut conn)
-                        .await
-                })
-                .await?;
-            if acquired == Value::Nil {
+            let lock = redis::cmd("SET")
+                .arg(self.lock_key(id))
+                .arg(&token.0)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms(lock_ttl))
+                .to_owned();
+            let hgetall = redis::cmd("HGETALL").arg(self.session_key(id)).to_owned();
+            let mut replies = self.exec_ok(vec![lock, hgetall]).await?.into_iter();
+            if replies.next() == Some(Value::Nil) {
                 return Ok(LockedLoad::Busy);
             }
-            Ok(LockedLoad::Acquired(parse_record(record)?))
+            Ok(LockedLoad::Acquired(parse_record(
+                replies.next().unwrap_or(Value::Nil),
+            )?))
         })
     }
 
@@ -341,25 +355,15 @@ impl SessionStore for RedisStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let key = self.session_key(id);
-            self.run(|mut conn| async move {
-                let mut pipe = redis::pipe();
-                let hset = pipe
-                    .cmd("HSET")
-                    .arg(&key)
-                    .arg(META_FIELD)
-                    .arg(&record.meta.encode()[..]);
-                for (k, v) in &record.fields {
-                    hset.arg(k).arg(&v[..]);
-                }
-                pipe.ignore()
-                    .cmd("PEXPIRE")
-                    .arg(&key)
-                    .arg(ttl_ms(ttl))
-                    .ignore()
-                    .query_async::<()>(&mut conn)
-                    .await
-            })
-            .await
+            let mut hset = redis::cmd("HSET");
+            hset.arg(&key)
+                .arg(META_FIELD)
+                .arg(&record.meta.encode()[..]);
+            for (k, v) in &record.fields {
+                hset.arg(k).arg(&v[..]);
+            }
+            let expire = redis::cmd("PEXPIRE").arg(&key).arg(ttl_ms(ttl)).to_owned();
+            self.exec_ok(vec![hset, expire]).await.map(drop)
         })
     }
 
@@ -370,12 +374,9 @@ impl SessionStore for RedisStore {
     ) -> StoreFuture<'a, SaveOutcome> {
         Box::pin(async move {
             let (key, lock) = (self.session_key(id), self.lock_key(id));
-            let script = &self.inner.save;
-            let reply: i64 = self
-                .run(|mut conn| async move {
-                    let mut call = script.key(&key);
-                    call.key(&lock)
-                        .arg(ttl_ms(changes.ttl))
+            let reply = self
+                .eval(&self.inner.save, &[&key, &lock], |call| {
+                    call.arg(ttl_ms(changes.ttl))
                         .arg(changes.unlock.as_ref().map_or("", |t| t.0.as_str()))
                         .arg(changes.removed.len())
                         .arg(&changes.removed);
@@ -383,13 +384,17 @@ impl SessionStore for RedisStore {
                         call.arg(k).arg(&v[..]);
                     }
                     call.arg(META_FIELD).arg(&changes.meta.encode()[..]);
-                    call.invoke_async(&mut conn).await
                 })
                 .await?;
             Ok(match reply {
-                1 => SaveOutcome::Saved,
-                0 => SaveOutcome::Gone,
-                _ => SaveOutcome::LockLost,
+                Value::Int(1) => SaveOutcome::Saved,
+                Value::Int(0) => SaveOutcome::Gone,
+                Value::Int(-1) => SaveOutcome::LockLost,
+                other => {
+                    return Err(StoreError::Backend(format!(
+                        "unexpected save reply {other:?}"
+                    )));
+                }
             })
         })
     }
@@ -397,13 +402,8 @@ impl SessionStore for RedisStore {
     fn unlock<'a>(&'a self, id: &'a StorageId, token: &'a LockToken) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let lock = self.lock_key(id);
-            let script = &self.inner.unlock;
-            self.run(|mut conn| async move {
-                script
-                    .key(&lock)
-                    .arg(&token.0)
-                    .invoke_async::<i64>(&mut conn)
-                    .await
+            self.eval(&self.inner.unlock, &[&lock], |call| {
+                call.arg(&token.0);
             })
             .await
             .map(drop)
@@ -412,19 +412,11 @@ impl SessionStore for RedisStore {
 
     fn delete<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let (key, lock) = (self.session_key(id), self.lock_key(id));
-            let (deleted, _): (i64, i64) = self
-                .run(|mut conn| async move {
-                    redis::pipe()
-                        .cmd("DEL")
-                        .arg(&key)
-                        .cmd("DEL")
-                        .arg(&lock)
-                        .query_async(&mut conn)
-                        .await
-                })
+            let del = |key: String| redis::cmd("DEL").arg(key).to_owned();
+            let replies = self
+                .exec_ok(vec![del(self.session_key(id)), del(self.lock_key(id))])
                 .await?;
-            Ok(deleted > 0)
+            Ok(replies.first() == Some(&Value::Int(1)))
         })
     }
 }
