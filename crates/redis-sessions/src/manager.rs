@@ -308,6 +308,27 @@ impl SessionManager {
         }
     }
 
+    /// Slack for clock differences between app servers and for time spent between deciding and
+    /// writing: half the lifespan, at most 5 s.
+    fn clock_margin(&self) -> Duration {
+        (self.inner.config.cookie_lifespan / 2).min(Duration::from_secs(5))
+    }
+
+    /// Whether a record last touched as `meta` says is certainly still within its TTL, so that only
+    /// a destroy (which leaves a tombstone) can have removed it.
+    fn within_lifetime(&self, meta: &Meta, now: u64) -> bool {
+        let expires = meta
+            .touched_ms
+            .saturating_add(millis(self.ttl(meta.created_ms, meta.touched_ms)));
+        now.saturating_add(millis(self.clock_margin())) < expires
+    }
+
+    /// How long a destroyed record must stay recognisably dead: longer than any load of it can
+    /// still believe it within its lifetime.
+    fn tombstone(&self) -> Duration {
+        self.inner.config.cookie_lifespan + self.clock_margin()
+    }
+
     fn expired(&self, meta: &Meta, now: u64) -> bool {
         self.inner.config.absolute_lifetime.is_some_and(|max| {
             meta.created_ms
@@ -399,6 +420,7 @@ impl SessionManager {
                 }
             }
             Some(id) if !taken.is_empty() || state.touch_due => {
+                let loaded_meta = state.meta;
                 if state.touch_due {
                     cookie = CookieAction::Set(id.clone());
                 }
@@ -418,6 +440,7 @@ impl SessionManager {
                         meta: state.meta,
                         ttl: self.ttl(state.meta.created_ms, now),
                         unlock,
+                        within_lifetime: self.within_lifetime(&loaded_meta, now),
                     },
                 )
             }
@@ -485,7 +508,10 @@ impl SessionManager {
         unlock: Option<(SessionId, LockToken)>,
     ) -> Result<(), SessionError> {
         for id in &delete {
-            self.inner.store.delete(&id.storage_id()).await?;
+            self.inner
+                .store
+                .delete(&id.storage_id(), self.tombstone())
+                .await?;
         }
         match write {
             Write::None => {}
@@ -510,8 +536,16 @@ impl SessionManager {
                 // Delete the old record only after the new one exists, so a failure loses
                 // nothing; if the old one was already gone, the session ended meanwhile and the
                 // copy must not outlive it.
-                if !self.inner.store.delete(&old.storage_id()).await? {
-                    self.inner.store.delete(&new_storage).await?;
+                if !self
+                    .inner
+                    .store
+                    .delete(&old.storage_id(), self.tombstone())
+                    .await?
+                {
+                    self.inner
+                        .store
+                        .delete(&new_storage, self.tombstone())
+                        .await?;
                     return Err(SessionError::Gone);
                 }
             }
@@ -588,4 +622,8 @@ impl Slot {
         }
         Ok(session.clone())
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -314,3 +314,19 @@ async fn after_response_mode_sets_the_cookie_and_writes_in_the_background() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_session_that_expires_while_a_request_runs_is_not_brought_back() {
+    let redis = RedisServer::start();
+    let app = Counter::start(redis.port(), "cookie_lifespan = 2", "");
+    let cookie = app.new_session().await;
+    let slow = app.get("/incr?delay_ms=2600", Some(&cookie)).await;
+    assert_eq!(
+        slow.status, 409,
+        "the save after expiry must fail: {slow:?}"
+    );
+    assert!(
+        session_keys(&redis).is_empty(),
+        "the expired session came back"
+    );
+}

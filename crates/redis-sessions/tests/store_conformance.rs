@@ -45,8 +45,12 @@ fn changes(set: &[(&str, &str)], removed: &[&str]) -> ChangeSet {
         },
         ttl: LONG,
         unlock: None,
+        within_lifetime: false,
     }
 }
+
+/// How long `delete` keeps a tombstone in these tests.
+const TOMBSTONE: Duration = Duration::from_secs(60);
 
 fn sorted(record: Option<Record>) -> Vec<(String, String)> {
     let mut fields: Vec<_> = record
@@ -108,9 +112,9 @@ async fn save_never_recreates_a_deleted_record(store: &dyn SessionStore) {
         .create(&id, &record(&[("a", "1")]), LONG)
         .await
         .expect("create");
-    assert!(store.delete(&id).await.expect("delete"));
+    assert!(store.delete(&id, TOMBSTONE).await.expect("delete"));
     assert!(
-        !store.delete(&id).await.expect("delete again"),
+        !store.delete(&id, TOMBSTONE).await.expect("delete again"),
         "second delete finds nothing"
     );
     let outcome = store
@@ -119,6 +123,37 @@ async fn save_never_recreates_a_deleted_record(store: &dyn SessionStore) {
         .expect("save");
     assert_eq!(outcome, SaveOutcome::Gone);
     assert_eq!(store.load(&id).await.ok(), Some(None));
+}
+
+async fn a_save_trusting_the_lifetime_still_never_recreates_a_deleted_record(
+    store: &dyn SessionStore,
+) {
+    let id = id();
+    store
+        .create(&id, &record(&[("a", "1")]), LONG)
+        .await
+        .expect("create");
+    assert!(store.delete(&id, TOMBSTONE).await.expect("delete"));
+    let mut save = changes(&[("a", "2")], &["b"]);
+    save.within_lifetime = true;
+    assert_eq!(store.save(&id, &save).await.ok(), Some(SaveOutcome::Gone));
+    assert_eq!(store.load(&id).await.ok(), Some(None));
+    assert!(!store.delete(&id, TOMBSTONE).await.expect("delete again"));
+}
+
+async fn a_save_trusting_the_lifetime_writes_only_the_given_fields(store: &dyn SessionStore) {
+    let id = id();
+    store
+        .create(&id, &record(&[("a", "1"), ("b", "2"), ("c", "3")]), LONG)
+        .await
+        .expect("create");
+    let mut save = changes(&[("a", "10")], &["c"]);
+    save.within_lifetime = true;
+    assert_eq!(store.save(&id, &save).await.ok(), Some(SaveOutcome::Saved));
+    assert_eq!(
+        sorted(store.load(&id).await.expect("load")),
+        pairs(&[("a", "10"), ("b", "2")])
+    );
 }
 
 async fn records_expire_after_their_ttl(store: &dyn SessionStore) {
@@ -226,7 +261,7 @@ async fn delete_removes_the_lock_too(store: &dyn SessionStore) {
         .load_locked(&id, &LockToken("t".into()), LONG)
         .await
         .expect("lock");
-    assert!(store.delete(&id).await.expect("delete"));
+    assert!(store.delete(&id, TOMBSTONE).await.expect("delete"));
     let got = store
         .load_locked(&id, &LockToken("u".into()), LONG)
         .await
@@ -244,6 +279,8 @@ macro_rules! conformance {
                 created_record_loads_back_whole,
                 save_writes_only_the_given_fields,
                 save_never_recreates_a_deleted_record,
+                a_save_trusting_the_lifetime_still_never_recreates_a_deleted_record,
+                a_save_trusting_the_lifetime_writes_only_the_given_fields,
                 records_expire_after_their_ttl,
                 save_refreshes_the_ttl,
                 the_lock_admits_one_holder_and_only_its_owner_releases_it,

@@ -179,6 +179,20 @@ impl Shop {
             other => panic!("DBSIZE answered {other:?}"),
         }
     }
+
+    /// Number of live session records (hashes); destroyed sessions leave only a string tombstone.
+    pub fn live_sessions(&self) -> usize {
+        let redis::Value::Array(keys) = self.redis.cmd(&["KEYS", "*"]) else {
+            panic!("KEYS did not answer an array");
+        };
+        keys.iter()
+            .filter_map(|k| match k {
+                redis::Value::BulkString(k) => String::from_utf8(k.clone()).ok(),
+                _ => None,
+            })
+            .filter(|k| self.redis.cmd(&["TYPE", k]) == redis::Value::SimpleString("hash".into()))
+            .count()
+    }
 }
 
 /// `(sku, qty)` pairs of a basket, in order.

@@ -199,7 +199,8 @@ impl SessionStore for MemoryStore {
         })
     }
 
-    fn delete<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, bool> {
+    /// The memory store checks existence atomically on every save, so it needs no tombstone.
+    fn delete<'a>(&'a self, id: &'a StorageId, _tombstone: Duration) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             self.with_state(|s, now| {
                 s.locks.remove(id.as_str());

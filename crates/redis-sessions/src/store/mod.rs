@@ -8,7 +8,9 @@
 //! - `load` of an unknown or expired id is `None`; a record always carries its [`Meta`].
 //! - `save` never recreates a record that is gone (destroyed, rotated away, or expired): it
 //!   answers [`SaveOutcome::Gone`]. This is what stops a slow request from resurrecting a
-//!   session after logout.
+//!   session after logout. A store may rely on what `delete` left behind (a tombstone) for that
+//!   when the manager says the record cannot have expired yet ([`ChangeSet::within_lifetime`]),
+//!   and must check atomically otherwise.
 //! - `save` writes only the fields it is given, so concurrent saves of different keys of one
 //!   session both survive.
 //! - a save that holds the session lock releases it, and refuses to write if the lock is no
@@ -115,6 +117,11 @@ pub struct ChangeSet {
     pub ttl: Duration,
     /// Release this lock in the same step, and write nothing unless it is still held.
     pub unlock: Option<LockToken>,
+    /// The record cannot have expired by itself yet: by the manager's clock its TTL runs for at
+    /// least a safety margin more. Then only a `delete` can have removed it, and a store that
+    /// leaves tombstones may skip the atomic existence check (the Redis store then saves with
+    /// plain pipelined commands instead of a script).
+    pub within_lifetime: bool,
 }
 
 /// How a save ended.
@@ -168,6 +175,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Releases the lock if `token` still owns it.
     fn unlock<'a>(&'a self, id: &'a StorageId, token: &'a LockToken) -> StoreFuture<'a, ()>;
 
-    /// Deletes the record and its lock; `true` when a record existed.
-    fn delete<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, bool>;
+    /// Deletes the record and its lock; `true` when a record existed. A save arriving within
+    /// `tombstone` afterwards must still find the record gone, even with
+    /// [`ChangeSet::within_lifetime`] set.
+    fn delete<'a>(&'a self, id: &'a StorageId, tombstone: Duration) -> StoreFuture<'a, bool>;
 }

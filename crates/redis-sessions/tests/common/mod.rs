@@ -138,7 +138,7 @@ impl Drop for Counter {
     }
 }
 
-/// Session keys (`dm:{...}`, not lock keys) on `server`.
+/// Live session keys on `server`: hashes under `dm:`, not lock keys or tombstones.
 pub fn session_keys(server: &redis_test_support::RedisServer) -> Vec<String> {
     match server.cmd(&["KEYS", "dm:*"]) {
         redis::Value::Array(items) => items
@@ -147,7 +147,7 @@ pub fn session_keys(server: &redis_test_support::RedisServer) -> Vec<String> {
                 redis::Value::BulkString(b) => String::from_utf8(b).ok(),
                 _ => None,
             })
-            .filter(|k| !k.ends_with(":l"))
+            .filter(|k| server.cmd(&["TYPE", k]) == redis::Value::SimpleString("hash".into()))
             .collect(),
         other => panic!("KEYS answered {other:?}"),
     }

@@ -11,18 +11,21 @@
 -- Returns 1 when saved, 0 when the session is gone (nothing written), -1 when the lock given is
 -- not held by that token (nothing written).
 --
--- PEXPIRE comes first: its 0 reply means the key does not exist, and a save must never bring a
--- destroyed, rotated or expired session back. HSET runs before HDEL so that the hash never
--- becomes empty in between (an emptied hash would vanish with its TTL).
+-- This is the careful path, used when the session may have expired by itself or the lock must be
+-- checked (see mod.rs for the plain-command path). A destroyed or rotated session is a string
+-- tombstone, an expired one does not exist: either way the key is not a hash, and a save must
+-- never bring it back. HSET runs before HDEL so that the hash never becomes empty in between (an
+-- emptied hash would vanish with its TTL).
 if ARGV[2] ~= '' then
   if redis.call('GET', KEYS[2]) ~= ARGV[2] then
     return -1
   end
   redis.call('DEL', KEYS[2])
 end
-if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then
   return 0
 end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
 local n = tonumber(ARGV[3])
 if #ARGV >= 5 + n then
   redis.call('HSET', KEYS[1], unpack(ARGV, 4 + n))
