@@ -62,7 +62,9 @@ fn main() -> std::io::Result<()> {
     let mut refresh_on_read = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let val = it.next().unwrap_or_else(|| panic!("missing value for {flag}"));
+        let val = it
+            .next()
+            .unwrap_or_else(|| panic!("missing value for {flag}"));
         match flag.as_str() {
             "--redis" => redis = val,
             "--listen" => listen = val,

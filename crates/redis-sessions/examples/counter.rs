@@ -135,11 +135,18 @@ fn main() {
 
 fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = parse_args()?;
-    // One worker thread was measured fastest on a 2-core machine shared with Redis.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.workers)
-        .enable_all()
-        .build()?;
+    // One thread was measured fastest on a 2-core machine shared with Redis and the load
+    // generator; `--workers 1` runs tokio's current-thread scheduler, more use the multi-thread one.
+    let runtime = if args.workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.workers)
+            .enable_all()
+            .build()?
+    };
     runtime.block_on(async {
         let config = redis_sessions::Config::from_ini_file(&args.config)?;
         let manager = SessionManager::connect(config).await?;
