@@ -25,7 +25,8 @@ FIELDS = [
     "redis_reads_per_req", "redis_clients",
 ]
 NAMES = {"ours": "ours", "tower": "tower-sessions", "actix": "actix-session"}
-SCENARIO_ORDER = ["untouched", "plain", "read-hot", "read-many", "modify-hot", "modify-many", "new"]
+SCENARIO_ORDER = ["untouched", "plain", "read-hot", "read-many", "modify-hot", "modify-many",
+                  "locked-hot", "locked-many", "new"]
 SCENARIO_TEXT = {
     "untouched": "untouched `GET /` (valid cookie sent)",
     "plain": "`GET /plain` (no session layer)",
@@ -33,6 +34,8 @@ SCENARIO_TEXT = {
     "read-many": "read, 1,000 sessions",
     "modify-hot": "modify, 1 hot session",
     "modify-many": "modify, 1,000 sessions",
+    "locked-hot": "locked modify (`/incr-locked`), 1 hot session",
+    "locked-many": "locked modify (`/incr-locked`), 1,000 sessions",
     "new": "new session per request",
 }
 IGNORED_CMDS = {"info"}
@@ -186,7 +189,7 @@ def table(args):
     scenarios = [s for s in SCENARIO_ORDER if any((s, l) in by for l in libs)]
     warnings = []
     for s in scenarios:
-        if s == "plain":
+        if s == "plain" or s.startswith("locked-"):
             continue
         cells = [SCENARIO_TEXT.get(s, s)]
         rps = {l: med(r["rps"] for r in by.get((s, l), [])) for l in libs}
@@ -276,6 +279,23 @@ def table(args):
         out.append(f"| `GET /plain` without session layer | {fmt(p)} | {fmt(pa, 1)} |")
         out.append(f"| ratio `/` / `/plain` | {u / p:.3f} | {ua / pa:.3f} |" if u and p and ua and pa
                    else "| ratio | - | - |")
+        out.append("")
+    locked = [(f"locked-{m}", f"modify-{m}") for m in ("hot", "many")
+              if (f"locked-{m}", "ours") in by and (f"modify-{m}", "ours") in by]
+    if locked:
+        out.append("The opt-in session lock (ours): `/incr-locked` against `/incr`, same sessions, same"
+                   " run. With one hot session all 64 connections queue on one lock:")
+        out.append("")
+        out.append("| scenario | req/s | unlocked req/s | locked / unlocked | app µs/req | Redis ms/1k req |")
+        out.append("|---|---|---|---|---|---|")
+        for lk, un in locked:
+            lr = med(r["rps"] for r in by[(lk, "ours")])
+            ur = med(r["rps"] for r in by[(un, "ours")])
+            la = med(r["app_us_per_req"] for r in by[(lk, "ours")])
+            lc = med(r["redis_ms_per_1k"] for r in by[(lk, "ours")])
+            ratio = f"{lr / ur:.2f}" if lr and ur else "-"
+            out.append(f"| {SCENARIO_TEXT[lk]} | {fmt(lr)} | {fmt(ur)} | {ratio} | {fmt(la, 1)} |"
+                       f" {fmt(lc, 1)} |")
         out.append("")
     if os.path.exists(mem_csv):
         with open(mem_csv) as f:

@@ -180,6 +180,7 @@ run_one() {  # run_one ROUND SCENARIO LIB
     untouched) path=/ ;;
     plain) path=/plain ;;
     read-*) path=/read ;;
+    locked-*) path=/incr-locked ;;
     modify-*|new) path=/incr ;;
     *) die "unknown scenario $sc" ;;
   esac
@@ -209,6 +210,7 @@ for rnd in $(seq "$ROUNDS"); do
     for l in "${libs[@]}"; do
       run_one "$rnd" "$sc" "$l"
       if [[ $sc == untouched && ${BASE[$l]} == ours ]]; then run_one "$rnd" plain "$l"; fi
+      if [[ $sc == modify-* && ${BASE[$l]} == ours ]]; then run_one "$rnd" "locked-${sc#modify-}" "$l"; fi
     done
   done
 done

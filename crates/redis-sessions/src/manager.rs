@@ -26,7 +26,7 @@ use crate::id::SessionId;
 use crate::session::{Session, SessionState};
 use crate::store::redis::RedisStore;
 use crate::store::{
-    ChangeSet, LockToken, LockedLoad, Meta, Record, SaveOutcome, SessionStore, now_ms,
+    ChangeSet, HeldLock, LockToken, LockedLoad, Meta, Record, SaveOutcome, SessionStore, now_ms,
 };
 
 /// The session of one request, shared by the layer and every extractor of that request.
@@ -78,7 +78,7 @@ pub struct SessionManager {
 /// Behind one `Arc`, so handing the manager to a request is a single reference-count increment.
 struct ManagerInner {
     config: SessionConfig,
-    store: Box<dyn SessionStore>,
+    store: Arc<dyn SessionStore>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -121,7 +121,7 @@ enum CookieAction {
 pub(crate) struct Plan {
     delete: Vec<SessionId>,
     write: Write,
-    unlock: Option<(SessionId, LockToken)>,
+    unlock: Option<(SessionId, HeldLock)>,
     cookie: CookieAction,
     /// Data changes taken out of the session, put back if the writes fail.
     taken: DataChanges,
@@ -188,7 +188,7 @@ impl SessionManager {
         Self {
             inner: Arc::new(ManagerInner {
                 config: config.session,
-                store: Box::new(store),
+                store: Arc::new(store),
             }),
         }
     }
@@ -342,7 +342,7 @@ impl SessionManager {
         &self,
         id: Option<SessionId>,
         record: Option<Record>,
-        lock: Option<(SessionId, LockToken)>,
+        lock: Option<(SessionId, HeldLock)>,
     ) -> SessionState {
         let now = now_ms();
         let fresh_meta = Meta {
@@ -412,7 +412,7 @@ impl SessionManager {
                 cookie = CookieAction::Set(new.clone());
                 state.id = Some(new.clone());
                 // The old record and its lock go together.
-                lock = lock.filter(|(locked, _)| *locked != old);
+                lock = release_if(lock, |locked| *locked == old);
                 Write::Rotate {
                     old,
                     new,
@@ -426,7 +426,7 @@ impl SessionManager {
                 }
                 state.meta.touched_ms = now;
                 let unlock = match lock.take() {
-                    Some((locked, token)) if locked == id => Some(token),
+                    Some((locked, held)) if locked == id => Some(held.disarm()),
                     other => {
                         lock = other;
                         None
@@ -449,7 +449,7 @@ impl SessionManager {
         state.rotate = false;
         state.touch_due = false;
         // A lock on a destroyed id goes with its record.
-        let lock = lock.filter(|(locked, _)| !delete.contains(locked));
+        let lock = release_if(lock, |locked| delete.contains(locked));
         Plan {
             delete,
             write,
@@ -505,7 +505,7 @@ impl SessionManager {
         &self,
         delete: Vec<SessionId>,
         write: Write,
-        unlock: Option<(SessionId, LockToken)>,
+        unlock: Option<(SessionId, HeldLock)>,
     ) -> Result<(), SessionError> {
         for id in &delete {
             self.inner
@@ -550,8 +550,11 @@ impl SessionManager {
                 }
             }
         }
-        if let Some((id, token)) = unlock {
-            self.inner.store.unlock(&id.storage_id(), &token).await?;
+        if let Some((id, held)) = unlock {
+            self.inner
+                .store
+                .unlock(&id.storage_id(), &held.disarm())
+                .await?;
         }
         Ok(())
     }
@@ -577,7 +580,8 @@ impl SessionManager {
                 .await?
             {
                 LockedLoad::Acquired(record) => {
-                    let lock = Some((id.clone(), token));
+                    let held = HeldLock::new(Arc::clone(&self.inner.store), storage, token);
+                    let lock = Some((id.clone(), held));
                     return Ok(Session::new(self.state_from(Some(id), record, lock)));
                 }
                 LockedLoad::Busy if started.elapsed() + pause > self.inner.config.lock_wait => {
@@ -594,6 +598,20 @@ impl SessionManager {
                 }
             }
         }
+    }
+}
+
+/// Drops the lock from the plan when `goes_with_record` says deleting the record removes it too.
+fn release_if(
+    lock: Option<(SessionId, HeldLock)>,
+    goes_with_record: impl FnOnce(&SessionId) -> bool,
+) -> Option<(SessionId, HeldLock)> {
+    match lock {
+        Some((id, held)) if goes_with_record(&id) => {
+            let _ = held.disarm();
+            None
+        }
+        other => other,
     }
 }
 

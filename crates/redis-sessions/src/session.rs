@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::data::{DataError, SessionData};
 use crate::id::SessionId;
-use crate::store::{LockToken, Meta};
+use crate::store::{HeldLock, Meta};
 
 /// Where a session stands relative to the store.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ pub(crate) struct SessionState {
     /// Stored metadata (creation and last touch times).
     pub(crate) meta: Meta,
     /// The lock this request holds, on the storage id of this id.
-    pub(crate) lock: Option<(SessionId, LockToken)>,
+    pub(crate) lock: Option<(SessionId, HeldLock)>,
     /// `rotate()` was asked for.
     pub(crate) rotate: bool,
     /// Ids destroyed in this request, deleted on persist.

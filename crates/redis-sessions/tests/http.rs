@@ -330,3 +330,30 @@ async fn a_session_that_expires_while_a_request_runs_is_not_brought_back() {
         "the expired session came back"
     );
 }
+
+#[tokio::test]
+async fn a_locked_request_abandoned_by_its_client_releases_the_lock() {
+    let redis = RedisServer::start();
+    let app = Counter::start(redis.port(), "lock_ttl = 30\nlock_wait = 20", "");
+    let cookie = app.new_session().await;
+    let abandoned = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("client")
+        .get(format!("{}/incr-locked?delay_ms=5000", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await;
+    assert!(
+        abandoned.is_err(),
+        "the client gives up before the handler ends"
+    );
+    let started = Instant::now();
+    let next = app.get("/incr-locked", Some(&cookie)).await;
+    assert_eq!(next.status, 200, "{next:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "waited {:?} for a lock whose request was cancelled",
+        started.elapsed()
+    );
+}

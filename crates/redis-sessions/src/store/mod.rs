@@ -18,6 +18,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -103,6 +104,58 @@ pub struct Record {
 /// A random token proving ownership of a session lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockToken(pub String);
+
+/// A session lock this process holds. If it is dropped without [`HeldLock::disarm`] (the request
+/// was cancelled, e.g. the client went away before the layer could persist), it releases the
+/// lock in a background task, so the session is not blocked until `lock_ttl` runs out.
+pub struct HeldLock {
+    store: Arc<dyn SessionStore>,
+    id: StorageId,
+    token: Option<LockToken>,
+}
+
+impl std::fmt::Debug for HeldLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldLock")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HeldLock {
+    /// The lock `token` holds on `id` in `store`.
+    pub fn new(store: Arc<dyn SessionStore>, id: StorageId, token: LockToken) -> Self {
+        Self {
+            store,
+            id,
+            token: Some(token),
+        }
+    }
+
+    /// Hands out the token, whose owner now releases the lock (or deletes it with the record).
+    #[must_use]
+    pub fn disarm(mut self) -> LockToken {
+        self.token
+            .take()
+            .unwrap_or_else(|| LockToken(String::new()))
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (store, id) = (Arc::clone(&self.store), self.id.clone());
+            runtime.spawn(async move {
+                if let Err(error) = store.unlock(&id, &token).await {
+                    tracing::warn!(%error, "releasing an abandoned session lock failed");
+                }
+            });
+        }
+    }
+}
 
 /// What a save writes: only the changed fields, new metadata, a new TTL.
 #[derive(Debug, Clone)]
