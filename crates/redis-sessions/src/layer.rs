@@ -17,7 +17,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::config::PersistMode;
-use crate::manager::{SessionManager, Slot};
+use crate::error::SessionError;
+use crate::manager::{Persisted, SessionManager, Slot};
+use crate::session::Session;
+use crate::store::StoreError;
 
 /// A tower layer that gives each request a session slot and persists it after the handler.
 ///
@@ -136,6 +139,26 @@ where
     }
 }
 
+/// Persists `session`. A session holding the lock persists in its own task: if the client goes
+/// away and hyper drops this request's future, the save and the lock release still finish
+/// (otherwise the lock would block the session until `lock_ttl`).
+async fn persist_to_completion(
+    manager: &SessionManager,
+    session: &Session,
+) -> Result<Persisted, SessionError> {
+    if !session.is_locked() {
+        return manager.persist(session).await;
+    }
+    let (manager, session) = (manager.clone(), session.clone());
+    tokio::spawn(async move { manager.persist(&session).await })
+        .await
+        .unwrap_or_else(|join| {
+            Err(SessionError::Store(StoreError::Backend(format!(
+                "the persist task failed: {join}"
+            ))))
+        })
+}
+
 /// Persists the request's started session and adds its cookie to the response; a failed
 /// persist replaces the response with the error's.
 async fn finish<B: From<&'static str>>(slot: Slot, mut response: Response<B>) -> Response<B> {
@@ -144,7 +167,7 @@ async fn finish<B: From<&'static str>>(slot: Slot, mut response: Response<B>) ->
     };
     let manager = slot.manager();
     match manager.config().persist_mode {
-        PersistMode::BeforeResponse => match manager.persist(session).await {
+        PersistMode::BeforeResponse => match persist_to_completion(manager, session).await {
             Ok(persisted) => persisted.apply_to(&mut response),
             Err(error) => {
                 tracing::warn!(%error, status = %error.status(), "session not persisted");

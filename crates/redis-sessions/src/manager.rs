@@ -12,7 +12,8 @@
 //! the response (the opt-in `after_response` mode), and keeps every decision testable without a
 //! store.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use http::{Extensions, HeaderValue, Request};
@@ -22,7 +23,7 @@ use crate::config::{Config, ConfigError, SessionConfig};
 use crate::cookie;
 use crate::data::{DataChanges, SessionData};
 use crate::error::SessionError;
-use crate::id::SessionId;
+use crate::id::{SessionId, StorageId};
 use crate::session::{Session, SessionState};
 use crate::store::redis::RedisStore;
 use crate::store::{
@@ -79,6 +80,36 @@ pub struct SessionManager {
 struct ManagerInner {
     config: SessionConfig,
     store: Arc<dyn SessionStore>,
+    local_locks: LocalLocks,
+}
+
+/// One in-process queue per session with a locked request in flight.
+#[derive(Default)]
+struct LocalLocks {
+    queues: std::sync::Mutex<HashMap<StorageId, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl LocalLocks {
+    /// Waits for this process's turn on `id`.
+    async fn acquire(&self, id: &StorageId) -> tokio::sync::OwnedMutexGuard<()> {
+        let queue = {
+            let mut queues = self
+                .queues
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(queue) = queues.get(id).and_then(Weak::upgrade) {
+                queue
+            } else {
+                if queues.len() >= 1024 {
+                    queues.retain(|_, queue| queue.strong_count() > 0);
+                }
+                let queue = Arc::new(tokio::sync::Mutex::new(()));
+                queues.insert(id.clone(), Arc::downgrade(&queue));
+                queue
+            }
+        };
+        queue.lock_owned().await
+    }
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -121,7 +152,11 @@ enum CookieAction {
 pub(crate) struct Plan {
     delete: Vec<SessionId>,
     write: Write,
-    unlock: Option<(SessionId, HeldLock)>,
+    /// The lock this request holds, and whether the writes release it (folded into the save, or
+    /// deleted with its record); it is let go only after the writes, so in-process waiters
+    /// start after the store has seen the release.
+    lock: Option<(SessionId, HeldLock)>,
+    lock_goes_with_write: bool,
     cookie: CookieAction,
     /// Data changes taken out of the session, put back if the writes fail.
     taken: DataChanges,
@@ -189,6 +224,7 @@ impl SessionManager {
             inner: Arc::new(ManagerInner {
                 config: config.session,
                 store: Arc::new(store),
+                local_locks: LocalLocks::default(),
             }),
         }
     }
@@ -387,7 +423,9 @@ impl SessionManager {
         let mut state = session.state();
         let now = now_ms();
         let delete = std::mem::take(&mut state.destroyed);
-        let mut lock = state.lock.take();
+        let lock = state.lock.take();
+        let locked_id = lock.as_ref().map(|(id, _)| id.clone());
+        let mut lock_goes_with_write = false;
         let taken = state.data.take_changes();
         let mut cookie = if delete.is_empty() {
             CookieAction::Keep
@@ -412,7 +450,7 @@ impl SessionManager {
                 cookie = CookieAction::Set(new.clone());
                 state.id = Some(new.clone());
                 // The old record and its lock go together.
-                lock = release_if(lock, |locked| *locked == old);
+                lock_goes_with_write = locked_id.as_ref() == Some(&old);
                 Write::Rotate {
                     old,
                     new,
@@ -425,13 +463,11 @@ impl SessionManager {
                     cookie = CookieAction::Set(id.clone());
                 }
                 state.meta.touched_ms = now;
-                let unlock = match lock.take() {
-                    Some((locked, held)) if locked == id => Some(held.disarm()),
-                    other => {
-                        lock = other;
-                        None
-                    }
-                };
+                let unlock = lock
+                    .as_ref()
+                    .filter(|(locked, _)| *locked == id)
+                    .and_then(|(_, held)| held.token().cloned());
+                lock_goes_with_write = unlock.is_some();
                 Write::Save(
                     id,
                     ChangeSet {
@@ -449,11 +485,12 @@ impl SessionManager {
         state.rotate = false;
         state.touch_due = false;
         // A lock on a destroyed id goes with its record.
-        let lock = release_if(lock, |locked| delete.contains(locked));
+        lock_goes_with_write |= locked_id.is_some_and(|locked| delete.contains(&locked));
         Plan {
             delete,
             write,
-            unlock: lock,
+            lock,
+            lock_goes_with_write,
             cookie,
             taken,
         }
@@ -475,7 +512,8 @@ impl SessionManager {
         let Plan {
             delete,
             write,
-            unlock,
+            lock,
+            lock_goes_with_write,
             taken,
             ..
         } = plan;
@@ -485,7 +523,21 @@ impl SessionManager {
             Write::Rotate { old, .. } => Some((Some(old.clone()), true)),
             Write::None | Write::Save(..) => None,
         };
-        let result = self.write(delete, write, unlock).await;
+        let mut result = self.write(delete, write).await;
+        if let (Ok(()), Some((id, held))) = (&result, lock) {
+            if let Some(token) = held.token().filter(|_| !lock_goes_with_write) {
+                result = self
+                    .inner
+                    .store
+                    .unlock(&id.storage_id(), token)
+                    .await
+                    .map_err(SessionError::from);
+            }
+            if result.is_ok() {
+                held.disarm();
+            }
+            // Otherwise dropping `held` retries the release in the background.
+        }
         if matches!(result, Err(SessionError::Store(_))) {
             let mut state = session.state();
             state.data.restore_changes(&taken);
@@ -501,12 +553,7 @@ impl SessionManager {
         result
     }
 
-    async fn write(
-        &self,
-        delete: Vec<SessionId>,
-        write: Write,
-        unlock: Option<(SessionId, HeldLock)>,
-    ) -> Result<(), SessionError> {
+    async fn write(&self, delete: Vec<SessionId>, write: Write) -> Result<(), SessionError> {
         for id in &delete {
             self.inner
                 .store
@@ -550,12 +597,6 @@ impl SessionManager {
                 }
             }
         }
-        if let Some((id, held)) = unlock {
-            self.inner
-                .store
-                .unlock(&id.storage_id(), &held.disarm())
-                .await?;
-        }
         Ok(())
     }
 
@@ -571,6 +612,15 @@ impl SessionManager {
         }
         let token = LockToken(SessionId::generate().expose());
         let started = Instant::now();
+        let wait = self.inner.config.lock_wait;
+        // Requests of this process for the same session queue here first, so that only one of
+        // them polls Redis and the next one starts as soon as the previous one has persisted.
+        let local = tokio::time::timeout(wait, self.inner.local_locks.acquire(&storage))
+            .await
+            .map_err(|_| SessionError::LockTimeout {
+                waited_ms: started.elapsed().as_millis(),
+            })?;
+        let mut local = Some(local);
         let mut pause = Duration::from_millis(2);
         loop {
             match self
@@ -580,11 +630,12 @@ impl SessionManager {
                 .await?
             {
                 LockedLoad::Acquired(record) => {
-                    let held = HeldLock::new(Arc::clone(&self.inner.store), storage, token);
+                    let store = Arc::clone(&self.inner.store);
+                    let held = HeldLock::new(store, storage, token, local.take());
                     let lock = Some((id.clone(), held));
                     return Ok(Session::new(self.state_from(Some(id), record, lock)));
                 }
-                LockedLoad::Busy if started.elapsed() + pause > self.inner.config.lock_wait => {
+                LockedLoad::Busy if started.elapsed() + pause > wait => {
                     return Err(SessionError::LockTimeout {
                         waited_ms: started.elapsed().as_millis(),
                     });
@@ -598,20 +649,6 @@ impl SessionManager {
                 }
             }
         }
-    }
-}
-
-/// Drops the lock from the plan when `goes_with_record` says deleting the record removes it too.
-fn release_if(
-    lock: Option<(SessionId, HeldLock)>,
-    goes_with_record: impl FnOnce(&SessionId) -> bool,
-) -> Option<(SessionId, HeldLock)> {
-    match lock {
-        Some((id, held)) if goes_with_record(&id) => {
-            let _ = held.disarm();
-            None
-        }
-        other => other,
     }
 }
 

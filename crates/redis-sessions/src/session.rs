@@ -122,6 +122,11 @@ impl Session {
         self.state().data.remove(key)
     }
 
+    /// Whether this request holds the session's lock.
+    pub(crate) fn is_locked(&self) -> bool {
+        self.state().lock.is_some()
+    }
+
     /// Whether this session is not stored yet (no cookie, an unknown id, or just destroyed).
     #[must_use]
     pub fn is_new(&self) -> bool {

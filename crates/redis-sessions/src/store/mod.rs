@@ -106,12 +106,14 @@ pub struct Record {
 pub struct LockToken(pub String);
 
 /// A session lock this process holds. If it is dropped without [`HeldLock::disarm`] (the request
-/// was cancelled, e.g. the client went away before the layer could persist), it releases the
-/// lock in a background task, so the session is not blocked until `lock_ttl` runs out.
+/// was cancelled, or persisting failed), it releases the lock in a background task, so the
+/// session is not blocked until `lock_ttl` runs out. It may also carry a guard that keeps the
+/// other requests of this process for the same session waiting in line (see the manager).
 pub struct HeldLock {
     store: Arc<dyn SessionStore>,
     id: StorageId,
     token: Option<LockToken>,
+    _local: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl std::fmt::Debug for HeldLock {
@@ -123,21 +125,31 @@ impl std::fmt::Debug for HeldLock {
 }
 
 impl HeldLock {
-    /// The lock `token` holds on `id` in `store`.
-    pub fn new(store: Arc<dyn SessionStore>, id: StorageId, token: LockToken) -> Self {
+    /// The lock `token` holds on `id` in `store`, with an optional in-process guard.
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        id: StorageId,
+        token: LockToken,
+        local: Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Self {
         Self {
             store,
             id,
             token: Some(token),
+            _local: local,
         }
     }
 
-    /// Hands out the token, whose owner now releases the lock (or deletes it with the record).
+    /// The token that proves ownership.
     #[must_use]
-    pub fn disarm(mut self) -> LockToken {
-        self.token
-            .take()
-            .unwrap_or_else(|| LockToken(String::new()))
+    pub fn token(&self) -> Option<&LockToken> {
+        self.token.as_ref()
+    }
+
+    /// Forgets the lock without releasing it in the store (it was released or deleted there);
+    /// the in-process guard is dropped, letting the next local waiter go.
+    pub fn disarm(mut self) {
+        self.token = None;
     }
 }
 

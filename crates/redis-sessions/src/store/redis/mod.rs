@@ -274,14 +274,7 @@ impl RedisStore {
         changes: &ChangeSet,
     ) -> Result<SaveOutcome, StoreError> {
         let key = self.session_key(id);
-        let mut hset = redis::cmd("HSET");
-        hset.arg(&key)
-            .arg(META_FIELD)
-            .arg(&changes.meta.encode()[..]);
-        for (k, v) in &changes.set {
-            hset.arg(k).arg(&v[..]);
-        }
-        let mut commands = vec![hset];
+        let mut commands = vec![hset(&key, changes.meta, &changes.set)];
         if !changes.removed.is_empty() {
             commands.push(
                 redis::cmd("HDEL")
@@ -290,12 +283,7 @@ impl RedisStore {
                     .to_owned(),
             );
         }
-        commands.push(
-            redis::cmd("PEXPIRE")
-                .arg(&key)
-                .arg(ttl_ms(changes.ttl))
-                .to_owned(),
-        );
+        commands.push(pexpire(&key, changes.ttl));
         match self.exec(commands).await?.into_iter().next() {
             Some(Ok(_)) => Ok(SaveOutcome::Saved),
             Some(Err(e)) if e.code() == Some("WRONGTYPE") => Ok(SaveOutcome::Gone),
@@ -303,6 +291,20 @@ impl RedisStore {
             None => Err(StoreError::Backend("no reply to HSET".into())),
         }
     }
+}
+
+/// `HSET key "" meta field value...`: the metadata and the given fields.
+fn hset(key: &str, meta: Meta, fields: &[(String, Bytes)]) -> Cmd {
+    let mut hset = redis::cmd("HSET");
+    hset.arg(key).arg(META_FIELD).arg(&meta.encode()[..]);
+    for (field, value) in fields {
+        hset.arg(field).arg(&value[..]);
+    }
+    hset
+}
+
+fn pexpire(key: &str, ttl: Duration) -> Cmd {
+    redis::cmd("PEXPIRE").arg(key).arg(ttl_ms(ttl)).to_owned()
 }
 
 fn ttl_ms(ttl: Duration) -> u64 {
@@ -414,15 +416,8 @@ impl SessionStore for RedisStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let key = self.session_key(id);
-            let mut hset = redis::cmd("HSET");
-            hset.arg(&key)
-                .arg(META_FIELD)
-                .arg(&record.meta.encode()[..]);
-            for (k, v) in &record.fields {
-                hset.arg(k).arg(&v[..]);
-            }
-            let expire = redis::cmd("PEXPIRE").arg(&key).arg(ttl_ms(ttl)).to_owned();
-            self.exec_ok(vec![hset, expire]).await.map(drop)
+            let commands = vec![hset(&key, record.meta, &record.fields), pexpire(&key, ttl)];
+            self.exec_ok(commands).await.map(drop)
         })
     }
 
