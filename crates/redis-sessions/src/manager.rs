@@ -623,6 +623,11 @@ impl SessionManager {
         let mut local = Some(local);
         let mut pause = Duration::from_millis(2);
         loop {
+            let attempt = HeldLock::new(
+                Arc::clone(&self.inner.store),
+                storage.clone(),
+                token.clone(),
+            );
             match self
                 .inner
                 .store
@@ -630,24 +635,20 @@ impl SessionManager {
                 .await?
             {
                 LockedLoad::Acquired(record) => {
-                    let store = Arc::clone(&self.inner.store);
-                    let held = HeldLock::new(store, storage, token, local.take());
-                    let lock = Some((id.clone(), held));
+                    let lock = Some((id.clone(), attempt.with_local(local.take())));
                     return Ok(Session::new(self.state_from(Some(id), record, lock)));
                 }
-                LockedLoad::Busy if started.elapsed() + pause > wait => {
-                    return Err(SessionError::LockTimeout {
-                        waited_ms: started.elapsed().as_millis(),
-                    });
-                }
-                LockedLoad::Busy => {
-                    // Jittered exponential backoff, capped, so waiters neither spin nor stampede.
-                    let jitter =
-                        Duration::from_micros(rand::random_range(0..=pause.as_micros() as u64));
-                    tokio::time::sleep(pause / 2 + jitter / 2).await;
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
+                LockedLoad::Busy => attempt.disarm(),
             }
+            if started.elapsed() + pause > wait {
+                return Err(SessionError::LockTimeout {
+                    waited_ms: started.elapsed().as_millis(),
+                });
+            }
+            // Jittered exponential backoff, capped, so waiters neither spin nor stampede.
+            let jitter = Duration::from_micros(rand::random_range(0..=pause.as_micros() as u64));
+            tokio::time::sleep(pause / 2 + jitter / 2).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
 }

@@ -357,3 +357,27 @@ async fn a_locked_request_abandoned_by_its_client_releases_the_lock() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn locked_requests_cancelled_at_any_point_leave_no_lock_behind() {
+    let redis = RedisServer::start();
+    let app = Counter::start(redis.port(), "lock_ttl = 30\nlock_wait = 20", "");
+    let cookie = app.new_session().await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(150))
+        .build()
+        .expect("client");
+    let requests = (0..48).map(|i| {
+        let request = impatient
+            .get(format!("{}/incr-locked?delay_ms={}", app.base, i % 4 * 10))
+            .header("cookie", &cookie);
+        async move { request.send().await.map(|r| r.status().as_u16()) }
+    });
+    let outcomes = futures_util::future::join_all(requests).await;
+    assert!(outcomes.iter().any(Result::is_err), "some requests must be cut off: {outcomes:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let next = app.get("/incr-locked", Some(&cookie)).await;
+    assert_eq!(next.status, 200, "{next:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "waited {:?}", started.elapsed());
+}

@@ -125,19 +125,23 @@ impl std::fmt::Debug for HeldLock {
 }
 
 impl HeldLock {
-    /// The lock `token` holds on `id` in `store`, with an optional in-process guard.
-    pub fn new(
-        store: Arc<dyn SessionStore>,
-        id: StorageId,
-        token: LockToken,
-        local: Option<tokio::sync::OwnedMutexGuard<()>>,
-    ) -> Self {
+    /// The lock `token` holds (or is about to hold) on `id` in `store`. Create it *before*
+    /// asking the store for the lock: if the request is cancelled while the answer is on its way,
+    /// dropping this releases whatever the store granted.
+    pub fn new(store: Arc<dyn SessionStore>, id: StorageId, token: LockToken) -> Self {
         Self {
             store,
             id,
             token: Some(token),
-            _local: local,
+            _local: None,
         }
+    }
+
+    /// Keeps `local` (an in-process queue guard) until the lock is let go.
+    #[must_use]
+    pub fn with_local(mut self, local: Option<tokio::sync::OwnedMutexGuard<()>>) -> Self {
+        self._local = local;
+        self
     }
 
     /// The token that proves ownership.
