@@ -374,10 +374,17 @@ async fn locked_requests_cancelled_at_any_point_leave_no_lock_behind() {
         async move { request.send().await.map(|r| r.status().as_u16()) }
     });
     let outcomes = futures_util::future::join_all(requests).await;
-    assert!(outcomes.iter().any(Result::is_err), "some requests must be cut off: {outcomes:?}");
+    assert!(
+        outcomes.iter().any(Result::is_err),
+        "some requests must be cut off: {outcomes:?}"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
     let next = app.get("/incr-locked", Some(&cookie)).await;
     assert_eq!(next.status, 200, "{next:?}");
-    assert!(started.elapsed() < Duration::from_secs(3), "waited {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "waited {:?}",
+        started.elapsed()
+    );
 }
