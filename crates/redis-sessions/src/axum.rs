@@ -18,13 +18,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let slot = parts
-            .extensions
-            .get::<Slot>()
-            .cloned()
-            .ok_or(SessionError::MissingLayer)?;
-        slot.manager().start_parts(parts, false).await
+        start(parts, false).await
     }
+}
+
+/// Starts the session of the request whose layer put a slot into `parts`.
+async fn start(parts: &mut Parts, locked: bool) -> Result<Session, SessionError> {
+    let slot = parts
+        .extensions
+        .get::<Slot>()
+        .cloned()
+        .ok_or(SessionError::MissingLayer)?;
+    slot.manager().start_parts(parts, locked).await
 }
 
 /// The request's session, holding its exclusive lock until the response is persisted.
@@ -53,15 +58,7 @@ impl<S: Send + Sync> FromRequestParts<S> for LockedSession {
     type Rejection = SessionError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let slot = parts
-            .extensions
-            .get::<Slot>()
-            .cloned()
-            .ok_or(SessionError::MissingLayer)?;
-        slot.manager()
-            .start_parts(parts, true)
-            .await
-            .map(LockedSession)
+        start(parts, true).await.map(LockedSession)
     }
 }
 
