@@ -15,14 +15,13 @@
 //! otherwise): together with the `SameSite=Lax` cookie this keeps other sites' plain HTML forms
 //! from changing a visitor's basket.
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
-use axum::http::request::Parts;
+use axum::extract::Path;
+use axum::extract::rejection::JsonRejection;
 use axum::response::Html;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use redis_sessions::{LockedSession, Session, SessionError, SessionManager};
+use redis_sessions::{LazySession, Session, SessionError, SessionManager};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 use crate::basket::{Basket, BasketView, MAX_ADD_QTY, MAX_LINE_QTY};
 use crate::catalog::{self, PRODUCTS, Product};
@@ -89,8 +88,11 @@ async fn show_basket(session: Result<Session, SessionError>) -> Result<Json<Bask
     Ok(Json(view(&session, &load_basket(&session)?)?))
 }
 
-async fn add_item(request: Request) -> Result<Json<BasketView>, ApiError> {
-    let (mut parts, add) = json_body::<AddItem>(request).await?;
+async fn add_item(
+    session: LazySession,
+    body: Result<Json<AddItem>, JsonRejection>,
+) -> Result<Json<BasketView>, ApiError> {
+    let Json(add) = body?;
     if !(1..=MAX_ADD_QTY).contains(&add.qty) {
         return Err(ApiError::unprocessable(format!(
             "qty must be a whole number from 1 to {MAX_ADD_QTY}"
@@ -98,7 +100,7 @@ async fn add_item(request: Request) -> Result<Json<BasketView>, ApiError> {
     }
     let product = catalog::find(&add.sku).ok_or_else(|| ApiError::unknown_sku(&add.sku))?;
     // Held until the layer has saved: a concurrent add of this session waits for this one.
-    let session = LockedSession::from_request_parts(&mut parts, &()).await?;
+    let session = session.start_locked().await?;
     let mut basket = load_basket(&session)?;
     basket.add(product.sku, add.qty).map_err(|full| {
         ApiError::unprocessable(format!(
@@ -111,12 +113,11 @@ async fn add_item(request: Request) -> Result<Json<BasketView>, ApiError> {
 }
 
 async fn remove_item(
+    session: LazySession,
     Path(sku): Path<String>,
-    request: Request,
 ) -> Result<Json<BasketView>, ApiError> {
     let product = catalog::find(&sku).ok_or_else(|| ApiError::unknown_sku(&sku))?;
-    let (mut parts, _body) = request.into_parts();
-    let session = LockedSession::from_request_parts(&mut parts, &()).await?;
+    let session = session.start_locked().await?;
     let mut basket = load_basket(&session)?;
     if basket.remove(product.sku) {
         store_basket(&session, &basket)?;
@@ -124,8 +125,11 @@ async fn remove_item(
     Ok(Json(view(&session, &basket)?))
 }
 
-async fn login(request: Request) -> Result<Json<BasketView>, ApiError> {
-    let (mut parts, login) = json_body::<Login>(request).await?;
+async fn login(
+    session: LazySession,
+    body: Result<Json<Login>, JsonRejection>,
+) -> Result<Json<BasketView>, ApiError> {
+    let Json(login) = body?;
     let user = login.user.trim();
     if !(1..=MAX_USER_CHARS).contains(&user.chars().count()) {
         return Err(ApiError::unprocessable(format!(
@@ -138,7 +142,7 @@ async fn login(request: Request) -> Result<Json<BasketView>, ApiError> {
         ));
     }
     // Locked, so a login never rotates the id away under an add that is still running.
-    let session = LockedSession::from_request_parts(&mut parts, &()).await?;
+    let session = session.start_locked().await?;
     session.rotate(); // against session fixation: a new id now that privileges change
     session.put(USER_KEY, user)?;
     Ok(Json(view(&session, &load_basket(&session)?)?))
@@ -147,16 +151,6 @@ async fn login(request: Request) -> Result<Json<BasketView>, ApiError> {
 async fn logout(session: Result<Session, SessionError>) -> Result<Json<BasketView>, ApiError> {
     session?.destroy();
     Ok(Json(BasketView::default()))
-}
-
-/// Reads the body as JSON of type `T`, handing back the request's parts (with the session slot
-/// the layer put there) so the caller can start the session after validating.
-async fn json_body<T: DeserializeOwned>(request: Request) -> Result<(Parts, T), ApiError> {
-    let (parts, body) = request.into_parts();
-    let mut body_only = Request::new(body);
-    *body_only.headers_mut() = parts.headers.clone();
-    let Json(value) = Json::<T>::from_request(body_only, &()).await?;
-    Ok((parts, value))
 }
 
 fn load_basket(session: &Session) -> Result<Basket, ApiError> {

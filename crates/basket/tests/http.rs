@@ -139,6 +139,29 @@ async fn an_unknown_sku_is_404_with_a_json_error_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_bad_add_costs_no_redis_call_and_takes_no_lock() {
+    let redis = RedisServer::start();
+    let proxy = CountingProxy::start(redis.port());
+    let shop = Shop::start_via(redis, proxy.port()).await;
+    let cookie = shop.session_with("mug-enamel", 1).await;
+    proxy.wait_idle();
+    proxy.reset();
+
+    let reply = shop
+        .request(
+            "POST",
+            "/api/basket/items",
+            Some(&cookie),
+            Body::RawJson(r#"{"sku": "mug-enamel", "qty": 0}"#),
+        )
+        .await;
+
+    assert_eq!(reply.status, 422, "{reply:?}");
+    proxy.wait_idle();
+    assert_eq!(proxy.round_trips(), 0, "{:?}", proxy.command_names());
+}
+
+#[tokio::test]
 async fn bad_add_bodies_are_json_errors_and_leave_the_basket_unchanged() {
     let shop = Shop::start().await;
     let cookie = shop.session_with("mug-enamel", 3).await;

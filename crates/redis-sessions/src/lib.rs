@@ -15,7 +15,7 @@ pub mod store;
 pub mod axum;
 
 #[cfg(feature = "axum")]
-pub use crate::axum::LockedSession;
+pub use crate::axum::{LazySession, LockedSession};
 pub use crate::config::{
     Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, SessionConfig,
 };

@@ -664,7 +664,11 @@ fn record_of(data: &SessionData, meta: Meta) -> Record {
 }
 
 impl Slot {
-    async fn start(&self, id: Option<SessionId>, locked: bool) -> Result<Session, SessionError> {
+    pub(crate) async fn start(
+        &self,
+        id: Option<SessionId>,
+        locked: bool,
+    ) -> Result<Session, SessionError> {
         let (session, was_locked) = self
             .0
             .session
