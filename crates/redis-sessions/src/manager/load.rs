@@ -10,7 +10,7 @@ use crate::data::SessionData;
 use crate::error::SessionError;
 use crate::id::{SessionId, StorageId};
 use crate::session::{Session, SessionState};
-use crate::store::{HeldLock, LockToken, LockedLoad, Meta, Record, now_ms};
+use crate::store::{HeldLock, LockToken, LockedLoad, Meta, Record, millis, now_ms};
 
 /// One in-process queue per session with a locked request in flight.
 #[derive(Default)]
@@ -42,12 +42,15 @@ impl LocalLocks {
 }
 
 impl SessionManager {
+    /// When a session created at `created_ms` must end however active it is, if ever.
+    pub(super) fn lifetime_end(&self, created_ms: u64) -> Option<u64> {
+        let max = self.inner.config.absolute_lifetime?;
+        Some(created_ms.saturating_add(millis(max)))
+    }
+
     fn expired(&self, meta: &Meta, now: u64) -> bool {
-        self.inner.config.absolute_lifetime.is_some_and(|max| {
-            meta.created_ms
-                .saturating_add(u64::try_from(max.as_millis()).unwrap_or(u64::MAX))
-                <= now
-        })
+        self.lifetime_end(meta.created_ms)
+            .is_some_and(|end| end <= now)
     }
 
     /// Builds the state of a session from what the store returned.
@@ -69,8 +72,7 @@ impl SessionManager {
         let record = record.filter(|r| !self.expired(&r.meta, now));
         match (id, record) {
             (Some(id), Some(record)) => {
-                let interval =
-                    u64::try_from(self.inner.config.touch_interval.as_millis()).unwrap_or(u64::MAX);
+                let interval = millis(self.inner.config.touch_interval);
                 SessionState {
                     id: Some(id),
                     touch_due: now.saturating_sub(record.meta.touched_ms) >= interval,

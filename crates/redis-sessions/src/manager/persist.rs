@@ -11,7 +11,7 @@ use crate::data::{DataChanges, SessionData};
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::session::Session;
-use crate::store::{ChangeSet, HeldLock, Meta, Record, SaveOutcome, now_ms};
+use crate::store::{ChangeSet, HeldLock, Meta, Record, SaveOutcome, millis, now_ms};
 
 /// What persisting produced for the response.
 #[derive(Debug, Clone, Default)]
@@ -71,12 +71,8 @@ impl SessionManager {
     /// The TTL a record gets now: the idle lifespan, cut short by the absolute lifetime.
     fn ttl(&self, created_ms: u64, now: u64) -> Duration {
         let idle = self.inner.config.cookie_lifespan;
-        match self.inner.config.absolute_lifetime {
-            Some(max) => {
-                let end =
-                    created_ms.saturating_add(u64::try_from(max.as_millis()).unwrap_or(u64::MAX));
-                idle.min(Duration::from_millis(end.saturating_sub(now).max(1)))
-            }
+        match self.lifetime_end(created_ms) {
+            Some(end) => idle.min(Duration::from_millis(end.saturating_sub(now).max(1))),
             None => idle,
         }
     }
@@ -293,8 +289,4 @@ fn record_of(data: &SessionData, meta: Meta) -> Record {
             .map(|(k, v)| (k.to_owned(), v.clone()))
             .collect(),
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

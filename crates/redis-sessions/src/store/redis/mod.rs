@@ -43,7 +43,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     ChangeSet, LockToken, LockedLoad, Meta, Record, SaveOutcome, SessionStore, StoreError,
-    StoreFuture,
+    StoreFuture, millis,
 };
 use crate::config::RedisPoolConfig;
 use crate::id::StorageId;
@@ -308,7 +308,7 @@ fn pexpire(key: &str, ttl: Duration) -> Cmd {
 }
 
 fn ttl_ms(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+    millis(ttl).max(1)
 }
 
 /// Turns an `HGETALL` reply into a record; `None` for an empty reply (no such key).
