@@ -115,6 +115,16 @@ async fn start_and_persist_return_errors_while_redis_is_down() {
         assert!(std::time::Instant::now() < deadline, "no recovery");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Redis restarted empty (no persistence), so the retried save recreates the changed key.
+    let session = manager
+        .start(&mut request(Some(&cookie)))
+        .await
+        .expect("start");
+    assert_eq!(
+        session.get::<i64>("n").expect("get"),
+        Some(2),
+        "the retry wrote the change"
+    );
 }
 
 #[tokio::test]

@@ -106,7 +106,7 @@ impl SessionManager {
         let lock = state.lock.take();
         let locked_id = lock.as_ref().map(|(id, _)| id.clone());
         let mut lock_goes_with_write = false;
-        let taken = state.data.take_changes();
+        let mut taken = state.data.take_changes();
         let mut cookie = if delete.is_empty() {
             CookieAction::Keep
         } else {
@@ -148,11 +148,13 @@ impl SessionManager {
                     .filter(|(locked, _)| *locked == id)
                     .and_then(|(_, held)| held.token().cloned());
                 lock_goes_with_write = unlock.is_some();
+                // The changes move into the save; `execute` takes them back if it fails.
+                let DataChanges { set, removed } = std::mem::take(&mut taken);
                 Write::Save(
                     id,
                     ChangeSet {
-                        set: taken.set.clone(),
-                        removed: taken.removed.clone(),
+                        set,
+                        removed,
                         meta: state.meta,
                         ttl: self.ttl(state.meta.created_ms, now),
                         unlock,
@@ -203,7 +205,7 @@ impl SessionManager {
             Write::Rotate { old, .. } => Some((Some(old.clone()), true)),
             Write::None | Write::Save(..) => None,
         };
-        let mut result = self.write(delete, write).await;
+        let mut result = self.write(delete, &write).await;
         if let (Ok(()), Some((id, held))) = (&result, lock) {
             if let Some(token) = held.token().filter(|_| !lock_goes_with_write) {
                 result = self
@@ -219,6 +221,10 @@ impl SessionManager {
             // Otherwise dropping `held` retries the release in the background.
         }
         if matches!(result, Err(SessionError::Store(_))) {
+            let taken = match write {
+                Write::Save(_, ChangeSet { set, removed, .. }) => DataChanges { set, removed },
+                _ => taken,
+            };
             let mut state = session.state();
             state.data.restore_changes(&taken);
             if let Some((id, rotate)) = rollback {
@@ -233,7 +239,7 @@ impl SessionManager {
         result
     }
 
-    async fn write(&self, delete: Vec<SessionId>, write: Write) -> Result<(), SessionError> {
+    async fn write(&self, delete: Vec<SessionId>, write: &Write) -> Result<(), SessionError> {
         for id in &delete {
             self.inner
                 .store
@@ -246,11 +252,11 @@ impl SessionManager {
                 let ttl = self.ttl(record.meta.created_ms, now_ms());
                 self.inner
                     .store
-                    .create(&id.storage_id(), &record, ttl)
+                    .create(&id.storage_id(), record, ttl)
                     .await?;
             }
             Write::Save(id, changes) => {
-                match self.inner.store.save(&id.storage_id(), &changes).await? {
+                match self.inner.store.save(&id.storage_id(), changes).await? {
                     SaveOutcome::Saved => {}
                     SaveOutcome::Gone => return Err(SessionError::Gone),
                     SaveOutcome::LockLost => return Err(SessionError::LockLost),
@@ -259,7 +265,7 @@ impl SessionManager {
             Write::Rotate { old, new, record } => {
                 let ttl = self.ttl(record.meta.created_ms, now_ms());
                 let new_storage = new.storage_id();
-                self.inner.store.create(&new_storage, &record, ttl).await?;
+                self.inner.store.create(&new_storage, record, ttl).await?;
                 // Delete the old record only after the new one exists, so a failure loses
                 // nothing; if the old one was already gone, the session ended meanwhile and the
                 // copy must not outlive it.
