@@ -12,7 +12,7 @@ use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 
-use crate::cookie::session_id_from_headers;
+use crate::cookie::session_ids_from_headers;
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::manager::Slot;
@@ -51,13 +51,14 @@ async fn start(parts: &mut Parts, locked: bool) -> Result<Session, SessionError>
 #[derive(Clone)]
 pub struct LazySession {
     slot: Slot,
-    id: Option<SessionId>,
+    ids: Vec<SessionId>,
 }
 
 impl std::fmt::Debug for LazySession {
+    /// Shows how many cookie ids the request carries, never the ids.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LazySession")
-            .field("id", &self.id)
+            .field("cookie_ids", &self.ids.len())
             .finish_non_exhaustive()
     }
 }
@@ -69,12 +70,12 @@ impl LazySession {
             .get::<Slot>()
             .cloned()
             .ok_or(SessionError::MissingLayer)?;
-        let id = session_id_from_headers(&parts.headers, &slot.manager().config().cookie_name);
-        Ok(Self { slot, id })
+        let ids = session_ids_from_headers(&parts.headers, &slot.manager().config().cookie_name);
+        Ok(Self { slot, ids })
     }
 
     async fn begin(&self, locked: bool) -> Result<Session, SessionError> {
-        self.slot.start(self.id.clone(), locked).await
+        self.slot.start(&self.ids, locked).await
     }
 
     /// Starts the session (see [`Session`] as an extractor).
@@ -117,8 +118,19 @@ impl<S: Send + Sync> FromRequestParts<S> for LazySession {
 ///     Ok(n.to_string())
 /// }
 /// ```
+///
+/// Only the extractor and [`LazySession::start_locked`] make one, so holding a `LockedSession`
+/// proves the lock is held; [`LockedSession::into_inner`] gives the plain [`Session`] back.
 #[derive(Clone, Debug)]
-pub struct LockedSession(pub Session);
+pub struct LockedSession(Session);
+
+impl LockedSession {
+    /// The session (still locked until the request is persisted).
+    #[must_use]
+    pub fn into_inner(self) -> Session {
+        self.0
+    }
+}
 
 impl std::ops::Deref for LockedSession {
     type Target = Session;

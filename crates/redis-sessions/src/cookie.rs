@@ -2,25 +2,71 @@
 //!
 //! Only the configured cookie name is looked at, and its value must be a well-formed
 //! [`SessionId`]; anything else is ignored as if there were no cookie (no store round trip, and
-//! the client never gets to choose its id). If a client sends the name several times (e.g. from a
-//! parent-domain cookie), the first well-formed value wins.
+//! the client never gets to choose its id). The header is read as bytes: another site's cookie
+//! with a UTF-8 value elsewhere in the header does not hide ours. If a client sends the name
+//! several times (a stale cookie left by a parent domain or an old path, next to the live one),
+//! every well-formed value is a candidate, in order, up to [`MAX_CANDIDATES`]: the manager uses
+//! the first one with a live record (as Spring Session does).
+//!
+//! The `Set-Cookie` values are marked sensitive, so header-logging middleware and HTTP/2's
+//! header compression (HPACK never indexes sensitive values) leave the id out.
 
 use http::{HeaderMap, HeaderValue, header};
 
 use crate::config::{SameSite, SessionConfig};
 use crate::id::SessionId;
 
-/// The session id the request carries, if any is well-formed.
+/// How many well-formed ids of our cookie name a request may offer; the rest are ignored, so a
+/// request can cost at most this many loads.
+pub const MAX_CANDIDATES: usize = 4;
+
+/// The well-formed session ids the request's `Cookie` headers carry under `cookie_name`, in
+/// order, without repeats, at most [`MAX_CANDIDATES`]. Empty when there is none.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue, header};
+/// use redis_sessions::{SessionId, cookie::session_ids_from_headers};
+///
+/// let (stale, live) = (SessionId::generate(), SessionId::generate());
+/// let mut headers = HeaderMap::new();
+/// let text = format!("theme=\u{e9}t\u{e9}; dmsession={}; dmsession={}", stale.expose(), live.expose());
+/// headers.insert(header::COOKIE, HeaderValue::from_bytes(text.as_bytes()).unwrap());
+/// assert_eq!(session_ids_from_headers(&headers, "dmsession"), [stale, live]);
+/// ```
 #[must_use]
-pub fn session_id_from_headers(headers: &HeaderMap, cookie_name: &str) -> Option<SessionId> {
-    headers
+pub fn session_ids_from_headers(headers: &HeaderMap, cookie_name: &str) -> Vec<SessionId> {
+    let mut ids: Vec<SessionId> = Vec::new();
+    let pairs = headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(name, _)| *name == cookie_name)
-        .find_map(|(_, value)| SessionId::parse(value.trim_matches('"')))
+        .flat_map(|value| value.as_bytes().split(|&b| b == b';'))
+        .filter_map(|pair| {
+            let at = pair.iter().position(|&b| b == b'=')?;
+            Some((pair[..at].trim_ascii(), pair[at + 1..].trim_ascii()))
+        })
+        .filter(|(name, _)| *name == cookie_name.as_bytes());
+    for (_, value) in pairs {
+        let value = value.strip_prefix(b"\"").unwrap_or(value);
+        let value = value.strip_suffix(b"\"").unwrap_or(value);
+        let Some(id) = std::str::from_utf8(value).ok().and_then(SessionId::parse) else {
+            continue;
+        };
+        if !ids.contains(&id) {
+            ids.push(id);
+            if ids.len() == MAX_CANDIDATES {
+                break;
+            }
+        }
+    }
+    ids
+}
+
+/// The first well-formed session id the request carries (see [`session_ids_from_headers`]).
+#[must_use]
+pub fn session_id_from_headers(headers: &HeaderMap, cookie_name: &str) -> Option<SessionId> {
+    session_ids_from_headers(headers, cookie_name)
+        .into_iter()
+        .next()
 }
 
 fn build(config: &SessionConfig, value: String, max_age: cookie::time::Duration) -> HeaderValue {
@@ -40,8 +86,10 @@ fn build(config: &SessionConfig, value: String, max_age: cookie::time::Duration)
     }
     // Name, path and domain were validated at start-up and the value is base64url, so the header
     // is always valid; fall back to an empty value rather than panic.
-    HeaderValue::from_str(&builder.build().to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static(""))
+    let mut header = HeaderValue::from_str(&builder.build().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static(""));
+    header.set_sensitive(true);
+    header
 }
 
 /// `Set-Cookie` carrying `id`, with `Max-Age` = `cookie_lifespan`.
@@ -89,6 +137,45 @@ mod tests {
         );
         assert_eq!(session_id_from_headers(&headers, "dmsession"), Some(id));
         assert_eq!(session_id_from_headers(&headers, "absent"), None);
+    }
+
+    #[test]
+    fn a_foreign_cookie_with_utf8_does_not_hide_ours() {
+        let id = SessionId::generate();
+        let text = format!("name=J\u{f6}rg; dmsession={}; x=\u{1f600}", id.expose());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_bytes(text.as_bytes())
+                .unwrap_or_else(|_| HeaderValue::from_static("")),
+        );
+        assert_eq!(session_id_from_headers(&headers, "dmsession"), Some(id));
+    }
+
+    #[test]
+    fn every_well_formed_value_of_our_name_is_a_candidate_in_order() {
+        let ids: Vec<SessionId> = (0..6).map(|_| SessionId::generate()).collect();
+        let mut headers = HeaderMap::new();
+        for chunk in ids.chunks(3) {
+            let text = chunk
+                .iter()
+                .map(|id| format!("dmsession={}", id.expose()))
+                .collect::<Vec<_>>()
+                .join("; ");
+            headers.append(
+                header::COOKIE,
+                HeaderValue::from_str(&format!("{text}; dmsession={}", ids[0].expose()))
+                    .unwrap_or_else(|_| HeaderValue::from_static("")),
+            );
+        }
+        assert_eq!(session_ids_from_headers(&headers, "dmsession"), ids[..4]);
+    }
+
+    #[test]
+    fn set_cookie_is_marked_sensitive() {
+        let header = set_cookie(&SessionConfig::default(), &SessionId::generate());
+        assert!(header.is_sensitive());
+        assert!(removal_cookie(&SessionConfig::default()).is_sensitive());
     }
 
     #[test]

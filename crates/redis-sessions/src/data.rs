@@ -87,18 +87,25 @@ impl Default for SessionData {
 
 /// What changed since the data was loaded or last persisted, as the store needs it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DataChanges {
+pub(crate) struct DataChanges {
     /// Keys with new encoded values.
-    pub set: Vec<(String, Bytes)>,
+    pub(crate) set: Vec<(String, Bytes)>,
     /// Keys to delete.
-    pub removed: Vec<String>,
+    pub(crate) removed: Vec<String>,
 }
 
 impl DataChanges {
     /// True when nothing changed.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.set.is_empty() && self.removed.is_empty()
+    }
+
+    /// Every key that was set or removed.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.set
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .chain(self.removed.iter().map(String::as_str))
     }
 }
 
@@ -244,7 +251,9 @@ impl SessionData {
     }
 
     /// The changes since load or the last call, and forgets them (they are being persisted).
-    pub fn take_changes(&mut self) -> DataChanges {
+    /// Only the manager may call this (and the two below): handlers that could would make the
+    /// session forget writes it never sent.
+    pub(crate) fn take_changes(&mut self) -> DataChanges {
         let set = self
             .changed
             .drain()
@@ -257,7 +266,7 @@ impl SessionData {
     }
 
     /// Puts changes back after a persist that did not happen, so a retry sends them again.
-    pub fn restore_changes(&mut self, changes: &DataChanges) {
+    pub(crate) fn restore_changes(&mut self, changes: &DataChanges) {
         for (key, _) in &changes.set {
             if self.values.contains_key(key) {
                 self.changed.insert(key.clone());
@@ -276,7 +285,7 @@ impl SessionData {
     }
 
     /// Marks everything as persisted.
-    pub fn mark_persisted(&mut self) {
+    pub(crate) fn mark_persisted(&mut self) {
         self.changed.clear();
         self.removed.clear();
     }

@@ -28,7 +28,7 @@ use crate::store::StoreError;
 /// use axum::{Router, routing::get};
 /// use redis_sessions::{Config, Session, SessionManager, store::memory::MemoryStore};
 ///
-/// let manager = SessionManager::with_store(Config::default(), MemoryStore::default());
+/// let manager = SessionManager::with_store(Config::default(), MemoryStore::default())?;
 /// let app: Router = Router::new()
 ///     .route("/", get(|session: Session| async move {
 ///         let visits = session.get::<u64>("visits")?.unwrap_or(0) + 1;
@@ -36,6 +36,7 @@ use crate::store::StoreError;
 ///         Ok::<_, redis_sessions::SessionError>(visits.to_string())
 ///     }))
 ///     .layer(manager.layer());
+/// # Ok::<(), redis_sessions::ConfigError>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct SessionLayer {

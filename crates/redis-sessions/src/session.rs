@@ -12,14 +12,43 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::data::{DataError, SessionData};
+use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::store::{HeldLock, Meta};
+
+/// Why a session can no longer be written in this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Its id was destroyed or rotated away (by another request, or found so on persist).
+    Gone,
+    /// Its lock expired and was taken by another request before it was saved.
+    LockLost,
+}
+
+impl Ended {
+    pub(crate) fn error(self) -> SessionError {
+        match self {
+            Self::Gone => SessionError::Gone,
+            Self::LockLost => SessionError::LockLost,
+        }
+    }
+}
 
 /// Where a session stands relative to the store.
 #[derive(Debug)]
 pub(crate) struct SessionState {
     /// The id whose record this data came from; `None` for a session not stored yet.
     pub(crate) id: Option<SessionId>,
+    /// Set when the session is dead for this request: the id it came with was ended (a second
+    /// tab racing a login or logout), or a persist found it gone or lost its lock. A dead session
+    /// reads empty, writes nothing, sets no cookie, and a persist with changes fails.
+    pub(crate) ended: Option<Ended>,
+    /// When the record was loaded (ms since the epoch): a save long after that cannot rely on a
+    /// tombstone still being there, and takes the atomic path.
+    pub(crate) loaded_ms: u64,
+    /// The new id of a rotation whose persist failed, reused by the retry so that a rotation
+    /// that did land on the first try is recognised.
+    pub(crate) successor: Option<SessionId>,
     /// The data.
     pub(crate) data: SessionData,
     /// Stored metadata (creation and last touch times).
@@ -133,6 +162,15 @@ impl Session {
         self.state().id.is_none()
     }
 
+    /// Whether the session ended under this request: the id it came with was destroyed or
+    /// rotated away by another request (a second tab during a logout or login), or persisting
+    /// found it so. It then reads empty and persisting changes fails with
+    /// [`SessionError::Gone`] (`409`), without a cookie.
+    #[must_use]
+    pub fn is_ended(&self) -> bool {
+        self.state().ended.is_some()
+    }
+
     /// Gives the session a new id when persisted, keeping its data; the old id stops working.
     /// Call it when privileges change (login), against session fixation. No effect on a session
     /// that is not stored yet: it gets a fresh id anyway.
@@ -161,6 +199,9 @@ mod tests {
     fn stored_session() -> Session {
         Session::new(SessionState {
             id: Some(SessionId::generate()),
+            ended: None,
+            loaded_ms: 0,
+            successor: None,
             data: SessionData::default(),
             meta: Meta {
                 created_ms: 0,

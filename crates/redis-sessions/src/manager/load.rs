@@ -1,43 +1,76 @@
-//! Loading: building a session's state from its record, and the locked load with its
-//! in-process queue and bounded, jittered wait.
+//! Loading: building a session's state from what the store found, choosing among several
+//! cookies, and the locked load with its in-process queue and bounded, jittered wait.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::SessionManager;
 use crate::data::SessionData;
 use crate::error::SessionError;
 use crate::id::{SessionId, StorageId};
-use crate::session::{Session, SessionState};
-use crate::store::{HeldLock, LockToken, LockedLoad, Meta, Record, millis, now_ms};
+use crate::session::{Ended, Session, SessionState};
+use crate::store::{HeldLock, Loaded, LockToken, LockedLoad, Meta, millis, now_ms};
 
-/// One in-process queue per session with a locked request in flight.
+type Queue = Arc<tokio::sync::Mutex<()>>;
+
+/// One in-process queue per session with a locked request in flight. An entry lives exactly as
+/// long as someone holds or waits for it: the last guard to go removes it, so the map never holds
+/// more entries than there are locked requests in flight, and no request ever scans it.
 #[derive(Default)]
 pub(super) struct LocalLocks {
-    queues: std::sync::Mutex<HashMap<StorageId, Weak<tokio::sync::Mutex<()>>>>,
+    queues: std::sync::Mutex<HashMap<StorageId, Queue>>,
+}
+
+/// This process's turn on one session; dropping it lets the next local waiter go.
+pub(crate) struct LocalTurn {
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    queue: Queue,
+    id: StorageId,
+    locks: Arc<LocalLocks>,
+}
+
+impl Drop for LocalTurn {
+    fn drop(&mut self) {
+        self.guard = None;
+        self.locks.release(&self.id, &self.queue);
+    }
 }
 
 impl LocalLocks {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<StorageId, Queue>> {
+        self.queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Waits for this process's turn on `id`.
-    async fn acquire(&self, id: &StorageId) -> tokio::sync::OwnedMutexGuard<()> {
-        let queue = {
-            let mut queues = self
-                .queues
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(queue) = queues.get(id).and_then(Weak::upgrade) {
-                queue
-            } else {
-                if queues.len() >= 1024 {
-                    queues.retain(|_, queue| queue.strong_count() > 0);
-                }
-                let queue = Arc::new(tokio::sync::Mutex::new(()));
-                queues.insert(id.clone(), Arc::downgrade(&queue));
-                queue
-            }
+    async fn acquire(self: &Arc<Self>, id: &StorageId) -> LocalTurn {
+        let queue = Arc::clone(self.map().entry(id.clone()).or_default());
+        // Built before waiting, so a waiter cancelled by its timeout also cleans up.
+        let mut turn = LocalTurn {
+            guard: None,
+            queue: Arc::clone(&queue),
+            id: id.clone(),
+            locks: Arc::clone(self),
         };
-        queue.lock_owned().await
+        turn.guard = Some(queue.lock_owned().await);
+        turn
+    }
+
+    /// Drops the entry of `id` when nobody but the map holds it any more (the caller's clone in
+    /// `queue` is the one counted besides the map's).
+    fn release(&self, id: &StorageId, queue: &Queue) {
+        let mut map = self.map();
+        if Arc::strong_count(queue) <= 2 && map.get(id).is_some_and(|q| Arc::ptr_eq(q, queue)) {
+            map.remove(id);
+        }
+    }
+
+    /// Sessions with a locked request of this process in flight (for tests).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map().len()
     }
 }
 
@@ -53,64 +86,95 @@ impl SessionManager {
             .is_some_and(|end| end <= now)
     }
 
-    /// Builds the state of a session from what the store returned.
+    /// Builds the state of a session from what the store found under `id`.
     pub(crate) fn state_from(
         &self,
         id: Option<SessionId>,
-        record: Option<Record>,
+        loaded: Loaded,
         lock: Option<(SessionId, HeldLock)>,
     ) -> SessionState {
         let now = now_ms();
-        let fresh_meta = Meta {
-            created_ms: now,
-            touched_ms: now,
+        let config = &self.inner.config;
+        let (max_value, max_session) = (config.max_value_bytes, config.max_session_bytes);
+        let mut state = SessionState {
+            id: None,
+            ended: None,
+            loaded_ms: now,
+            successor: None,
+            touch_due: false,
+            meta: Meta {
+                created_ms: now,
+                touched_ms: now,
+            },
+            data: SessionData::with_limits(max_value, max_session),
+            lock,
+            rotate: false,
+            destroyed: Vec::new(),
         };
-        let (max_value, max_session) = (
-            self.inner.config.max_value_bytes,
-            self.inner.config.max_session_bytes,
-        );
-        let record = record.filter(|r| !self.expired(&r.meta, now));
-        match (id, record) {
-            (Some(id), Some(record)) => {
-                let interval = millis(self.inner.config.touch_interval);
-                SessionState {
-                    id: Some(id),
-                    touch_due: now.saturating_sub(record.meta.touched_ms) >= interval,
-                    meta: record.meta,
-                    data: SessionData::from_stored(record.fields, max_value, max_session),
-                    lock,
-                    rotate: false,
-                    destroyed: Vec::new(),
-                }
+        match (id, loaded) {
+            (Some(id), Loaded::Found(record)) if !self.expired(&record.meta, now) => {
+                let interval = millis(config.touch_interval);
+                state.id = Some(id);
+                state.touch_due = now.saturating_sub(record.meta.touched_ms) >= interval;
+                state.meta = record.meta;
+                state.data = SessionData::from_stored(record.fields, max_value, max_session);
             }
+            // An id that another request just ended (a login or logout in another tab): this
+            // request must neither write to it nor get a fresh session in its place.
+            (Some(_), Loaded::Ended) => state.ended = Some(Ended::Gone),
             // No cookie, an unknown id, or an expired one: a new session. An unknown id is never
             // adopted; a fresh one is drawn when the session is first written.
-            _ => SessionState {
-                id: None,
-                touch_due: false,
-                meta: fresh_meta,
-                data: SessionData::with_limits(max_value, max_session),
-                lock,
-                rotate: false,
-                destroyed: Vec::new(),
-            },
+            _ => {}
         }
+        state
     }
 
-    /// Loads a session, with the lock when `locked`, waiting for a busy lock with backoff.
+    /// Loads the session of the first candidate id with a live record (see
+    /// [`crate::cookie::session_ids_from_headers`]), with the lock when `locked`.
     pub(super) async fn load(
         &self,
-        id: Option<SessionId>,
+        ids: &[SessionId],
         locked: bool,
     ) -> Result<Session, SessionError> {
-        let Some(id) = id else {
-            return Ok(Session::new(self.state_from(None, None, None)));
+        let (id, probed) = match ids {
+            [] => return Ok(Session::new(self.state_from(None, Loaded::Missing, None))),
+            [id] => (id.clone(), None),
+            _ => {
+                let (id, loaded) = self.pick(ids).await?;
+                (id, Some(loaded))
+            }
         };
-        let storage = id.storage_id();
-        if !locked {
-            let record = self.inner.store.load(&storage).await?;
-            return Ok(Session::new(self.state_from(Some(id), record, None)));
+        if locked {
+            return self.load_locked(id).await;
         }
+        let loaded = match probed {
+            Some(loaded) => loaded,
+            None => self.inner.store.load(&id.storage_id()).await?,
+        };
+        Ok(Session::new(self.state_from(Some(id), loaded, None)))
+    }
+
+    /// Of several cookies, the first with a live record; else the first whose id was ended
+    /// (so the request is treated as racing a logout), else the first.
+    async fn pick(&self, ids: &[SessionId]) -> Result<(SessionId, Loaded), SessionError> {
+        let mut fallback: Option<(SessionId, Loaded)> = None;
+        for id in ids {
+            let loaded = self.inner.store.load(&id.storage_id()).await?;
+            match loaded {
+                Loaded::Found(_) => return Ok((id.clone(), loaded)),
+                Loaded::Ended if !matches!(fallback, Some((_, Loaded::Ended))) => {
+                    fallback = Some((id.clone(), loaded));
+                }
+                _ if fallback.is_none() => fallback = Some((id.clone(), loaded)),
+                _ => {}
+            }
+        }
+        Ok(fallback.unwrap_or((ids[0].clone(), Loaded::Missing)))
+    }
+
+    /// Loads `id` holding its lock, waiting for a busy lock with backoff up to `lock_wait`.
+    async fn load_locked(&self, id: SessionId) -> Result<Session, SessionError> {
+        let storage = id.storage_id();
         let token = LockToken(SessionId::generate().expose());
         let started = Instant::now();
         let wait = self.inner.config.lock_wait;
@@ -135,9 +199,12 @@ impl SessionManager {
                 .load_locked(&storage, &token, self.inner.config.lock_ttl)
                 .await?
             {
-                LockedLoad::Acquired(record) => {
-                    let lock = Some((id.clone(), attempt.with_local(local.take())));
-                    return Ok(Session::new(self.state_from(Some(id), record, lock)));
+                LockedLoad::Acquired(loaded) => {
+                    let lock = Some((
+                        id.clone(),
+                        attempt.with_local(local.take().map(|turn| Box::new(turn) as _)),
+                    ));
+                    return Ok(Session::new(self.state_from(Some(id), loaded, lock)));
                 }
                 LockedLoad::Busy => attempt.disarm(),
             }
@@ -151,5 +218,40 @@ impl SessionManager {
             tokio::time::sleep(pause / 2 + jitter / 2).await;
             pause = (pause * 2).min(Duration::from_millis(50));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_local_queue_map_holds_only_sessions_in_flight() {
+        let locks = Arc::new(LocalLocks::default());
+        let ids: Vec<StorageId> = (0..3000)
+            .map(|_| SessionId::generate().storage_id())
+            .collect();
+        for id in &ids {
+            let turn = locks.acquire(id).await;
+            assert_eq!(locks.len(), 1);
+            drop(turn);
+        }
+        assert_eq!(locks.len(), 0, "every finished session's entry is gone");
+        let first = locks.acquire(&ids[0]).await;
+        let waiter = {
+            let locks = Arc::clone(&locks);
+            let id = ids[0].clone();
+            tokio::spawn(async move { locks.acquire(&id).await })
+        };
+        tokio::task::yield_now().await;
+        drop(first);
+        let second = waiter.await.ok();
+        assert_eq!(
+            locks.len(),
+            1,
+            "the waiter's entry stays while it holds its turn"
+        );
+        drop(second);
+        assert_eq!(locks.len(), 0);
     }
 }

@@ -3,8 +3,8 @@
 //! One manager is built at start-up and cloned into every request (it is one `Arc`). `start`
 //! finds the request's session slot (put there by the layer, or created on first use), and on
 //! the first call only reads the cookie and loads the record: one `HGETALL`, or nothing at all
-//! when there is no well-formed cookie. Later calls in the same request return the same
-//! [`Session`].
+//! when there is no well-formed cookie (one per candidate when a request carries our cookie
+//! several times). Later calls in the same request return the same [`Session`].
 //!
 //! Persisting is split in two: planning decides, in memory and under the session's lock,
 //! what must be written and which cookie the response carries; executing the plan does the I/O.
@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 mod load;
 mod persist;
+mod rotate;
 
 use http::{Extensions, Request};
 use tokio::sync::OnceCell;
@@ -80,7 +81,7 @@ pub struct SessionManager {
 struct ManagerInner {
     config: SessionConfig,
     store: Arc<dyn SessionStore>,
-    local_locks: LocalLocks,
+    local_locks: Arc<LocalLocks>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -99,6 +100,11 @@ impl SessionManager {
     ///
     /// [`ConfigError`] when the configuration is invalid or names an unknown pool.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
+        Ok(Self::with_redis(config)?.0)
+    }
+
+    /// The manager and its Redis store (the same pool).
+    fn with_redis(config: Config) -> Result<(Self, RedisStore), ConfigError> {
         config.validate()?;
         let pool = config.pool()?;
         let store = RedisStore::new(pool).map_err(|e| ConfigError::Invalid {
@@ -107,21 +113,28 @@ impl SessionManager {
             value: format!("{}:{}", pool.host, pool.port),
             reason: e.to_string(),
         })?;
-        Ok(Self::with_store(config, store))
+        Ok((Self::with_store(config, store.clone())?, store))
     }
 
-    /// Like [`SessionManager::new`], and opens the pool's connections now when `pool_prefill` is
-    /// set, so a wrong address fails at start-up.
+    /// Like [`SessionManager::new`], for start-up: opens the pool's own connections now when
+    /// `pool_prefill` is set (so a wrong address fails here), and asks Redis once whether it
+    /// may evict keys, logging a warning when it may (see
+    /// [`RedisStore::eviction_risk`]; an unreachable Redis is only a warning here unless
+    /// `pool_prefill` is set).
     ///
     /// # Errors
     ///
     /// [`ConfigError`] for an invalid configuration, [`SessionError::Store`] when prefilling fails.
     pub async fn connect(config: Config) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let prefill = config.pool()?.pool_prefill;
-        let pool = config.pool()?.clone();
-        let manager = Self::new(config)?;
+        let (manager, store) = Self::with_redis(config)?;
         if prefill {
-            RedisStore::new(&pool)?.prefill().await?;
+            store.prefill().await?;
+        }
+        match store.eviction_risk().await {
+            Ok(None) => {}
+            Ok(Some(risk)) => tracing::warn!("{risk}"),
+            Err(error) => tracing::warn!(%error, "could not check Redis's maxmemory-policy"),
         }
         Ok(manager)
     }
@@ -136,14 +149,30 @@ impl SessionManager {
     }
 
     /// A manager over any [`SessionStore`] (e.g. [`MemoryStore`](crate::store::memory::MemoryStore)).
-    pub fn with_store(config: Config, store: impl SessionStore) -> Self {
-        Self {
+    /// The configuration is checked as for [`SessionManager::new`] (its pools are not used).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when the configuration is invalid.
+    pub fn with_store(config: Config, store: impl SessionStore) -> Result<Self, ConfigError> {
+        // The store stands in for the pools: only the session settings need to hold.
+        let mut check = Config {
+            session: config.session,
+            pools: std::collections::BTreeMap::new(),
+        };
+        check.pools.insert(
+            check.session.redis_connection_pool.clone(),
+            crate::RedisPoolConfig::default(),
+        );
+        check.validate()?;
+        let config = check;
+        Ok(Self {
             inner: Arc::new(ManagerInner {
                 config: config.session,
                 store: Arc::new(store),
-                local_locks: LocalLocks::default(),
+                local_locks: Arc::default(),
             }),
-        }
+        })
     }
 
     /// The session settings.
@@ -165,21 +194,28 @@ impl SessionManager {
     ///
     /// [`SessionError::Store`] when the store cannot be read.
     pub async fn start<B>(&self, request: &mut Request<B>) -> Result<Session, SessionError> {
-        let id = cookie::session_id_from_headers(request.headers(), &self.inner.config.cookie_name);
-        self.slot(request.extensions_mut()).start(id, false).await
+        let ids =
+            cookie::session_ids_from_headers(request.headers(), &self.inner.config.cookie_name);
+        self.slot(request.extensions_mut()).start(&ids, false).await
     }
 
     /// Like [`SessionManager::start`], holding the session's exclusive lock until persist, so
     /// concurrent requests of the same session that also lock run one after another. Waits up to
     /// `lock_wait`.
     ///
+    /// The lock belongs to an id, so a request without a session cookie locks nothing: two first
+    /// locked writes sent at once by a browser that has no cookie yet create two sessions, and
+    /// the browser keeps whichever cookie arrives last. Start the session (any write) on an
+    /// earlier request, e.g. the page load, if that matters.
+    ///
     /// # Errors
     ///
     /// [`SessionError::LockTimeout`], [`SessionError::Store`], or
     /// [`SessionError::AlreadyStartedUnlocked`].
     pub async fn start_locked<B>(&self, request: &mut Request<B>) -> Result<Session, SessionError> {
-        let id = cookie::session_id_from_headers(request.headers(), &self.inner.config.cookie_name);
-        self.slot(request.extensions_mut()).start(id, true).await
+        let ids =
+            cookie::session_ids_from_headers(request.headers(), &self.inner.config.cookie_name);
+        self.slot(request.extensions_mut()).start(&ids, true).await
     }
 
     /// [`SessionManager::start`] or [`SessionManager::start_locked`] for request parts (axum
@@ -193,8 +229,8 @@ impl SessionManager {
         parts: &mut http::request::Parts,
         locked: bool,
     ) -> Result<Session, SessionError> {
-        let id = cookie::session_id_from_headers(&parts.headers, &self.inner.config.cookie_name);
-        self.slot(&mut parts.extensions).start(id, locked).await
+        let ids = cookie::session_ids_from_headers(&parts.headers, &self.inner.config.cookie_name);
+        self.slot(&mut parts.extensions).start(&ids, locked).await
     }
 
     fn slot(&self, extensions: &mut Extensions) -> Slot {
@@ -252,14 +288,14 @@ impl SessionManager {
 impl Slot {
     pub(crate) async fn start(
         &self,
-        id: Option<SessionId>,
+        ids: &[SessionId],
         locked: bool,
     ) -> Result<Session, SessionError> {
         let (session, was_locked) = self
             .0
             .session
             .get_or_try_init(|| async {
-                let session = self.0.manager.load(id, locked).await?;
+                let session = self.0.manager.load(ids, locked).await?;
                 Ok::<_, SessionError>((session, locked))
             })
             .await?;

@@ -1,5 +1,11 @@
 //! Persisting: the plan (what to write and which cookie to send, decided in memory) and its
 //! execution (the store calls), plus the TTL arithmetic both need.
+//!
+//! A plan takes the session's pending work out of it (changes, destroys, rotation, lock); when
+//! executing fails because the store is unreachable, all of it goes back, so a retry does exactly
+//! what the first try meant to. When the store answers that the session ended or that the lock
+//! was lost, the session is dead for the rest of the request: nothing of it is written again.
+//! Rotations are in `rotate.rs`.
 
 use std::time::Duration;
 
@@ -10,15 +16,35 @@ use crate::cookie;
 use crate::data::{DataChanges, SessionData};
 use crate::error::SessionError;
 use crate::id::SessionId;
-use crate::session::Session;
-use crate::store::{ChangeSet, HeldLock, Meta, Record, SaveOutcome, millis, now_ms};
+use crate::session::{Ended, Session, SessionState};
+use crate::store::{
+    ChangeSet, EndOutcome, EndRequest, HeldLock, LockToken, Meta, Record, SaveOutcome, millis,
+    now_ms,
+};
+
+/// How long after its load a session may still be saved with plain commands, trusting the
+/// tombstone of a concurrent destroy or rotation to stop the write; later saves run the atomic
+/// script. Tombstones last this long plus the clock margin.
+const PLAIN_SAVE_WINDOW: Duration = Duration::from_secs(60);
 
 /// What persisting produced for the response.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 #[must_use]
 pub struct Persisted {
-    /// The `Set-Cookie` header the response must carry, if any.
+    /// The `Set-Cookie` header the response must carry, if any (marked sensitive).
     pub set_cookie: Option<HeaderValue>,
+}
+
+impl std::fmt::Debug for Persisted {
+    /// Says whether a cookie is set, never its value (the session id).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persisted")
+            .field(
+                "set_cookie",
+                &self.set_cookie.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl Persisted {
@@ -43,33 +69,41 @@ enum CookieAction {
 /// The writes that persisting a session takes, decided in memory.
 #[derive(Debug)]
 pub(crate) struct Plan {
+    /// The error to answer without writing anything (a dead session with changes).
+    refused: Option<SessionError>,
     delete: Vec<SessionId>,
     write: Write,
     /// The lock this request holds, and whether the writes release it (folded into the save, or
-    /// deleted with its record); it is let go only after the writes, so in-process waiters
+    /// ended with its record); it is let go only after the writes, so in-process waiters
     /// start after the store has seen the release.
     lock: Option<(SessionId, HeldLock)>,
     lock_goes_with_write: bool,
     cookie: CookieAction,
     /// Data changes taken out of the session, put back if the writes fail.
     taken: DataChanges,
+    /// The session's id, rotation request, metadata and touch as they were before the plan.
+    before: Before,
 }
 
 #[derive(Debug)]
-enum Write {
+struct Before {
+    id: Option<SessionId>,
+    rotate: bool,
+    meta: Meta,
+    touch_due: bool,
+}
+
+#[derive(Debug)]
+pub(super) enum Write {
     None,
     Create(SessionId, Record),
     Save(SessionId, ChangeSet),
-    Rotate {
-        old: SessionId,
-        new: SessionId,
-        record: Record,
-    },
+    Rotate(super::rotate::Rotation),
 }
 
 impl SessionManager {
     /// The TTL a record gets now: the idle lifespan, cut short by the absolute lifetime.
-    fn ttl(&self, created_ms: u64, now: u64) -> Duration {
+    pub(super) fn ttl(&self, created_ms: u64, now: u64) -> Duration {
         let idle = self.inner.config.cookie_lifespan;
         match self.lifetime_end(created_ms) {
             Some(end) => idle.min(Duration::from_millis(end.saturating_sub(now).max(1))),
@@ -83,28 +117,40 @@ impl SessionManager {
         (self.inner.config.cookie_lifespan / 2).min(Duration::from_secs(5))
     }
 
-    /// Whether a record last touched as `meta` says is certainly still within its TTL, so that only
-    /// a destroy (which leaves a tombstone) can have removed it.
-    fn within_lifetime(&self, meta: &Meta, now: u64) -> bool {
+    /// Whether a plain save may trust tombstones: the record, last touched as `meta` says, is
+    /// certainly still within its TTL (so only an `end` can have removed it), and it was loaded
+    /// recently enough that the tombstone of any `end` since is certainly still there.
+    fn within_lifetime(&self, meta: &Meta, loaded_ms: u64, now: u64) -> bool {
         let expires = meta
             .touched_ms
             .saturating_add(millis(self.ttl(meta.created_ms, meta.touched_ms)));
         now.saturating_add(millis(self.clock_margin())) < expires
+            && now.saturating_sub(loaded_ms) < millis(PLAIN_SAVE_WINDOW)
     }
 
-    /// How long a destroyed record must stay recognisably dead: longer than any load of it can
-    /// still believe it within its lifetime.
-    fn tombstone(&self) -> Duration {
-        self.inner.config.cookie_lifespan + self.clock_margin()
+    /// How long an ended record stays recognisably dead: longer than any request that loaded it
+    /// may still save it with plain commands. About a minute, whatever `cookie_lifespan` is.
+    pub(super) fn tombstone(&self) -> Duration {
+        PLAIN_SAVE_WINDOW + self.clock_margin()
     }
 
-    /// Decides what persisting `session` writes, taking its pending changes out of it.
+    /// Decides what persisting `session` writes, taking its pending work out of it.
     pub(crate) fn plan(&self, session: &Session) -> Plan {
         let mut state = session.state();
+        let before = Before {
+            id: state.id.clone(),
+            rotate: state.rotate,
+            meta: state.meta,
+            touch_due: state.touch_due,
+        };
+        let lock = state.lock.take();
+        if let Some(ended) = state.ended {
+            return self.plan_dead(&mut state, ended, lock, before);
+        }
         let now = now_ms();
         let delete = std::mem::take(&mut state.destroyed);
-        let lock = state.lock.take();
         let locked_id = lock.as_ref().map(|(id, _)| id.clone());
+        let token = lock.as_ref().and_then(|(_, held)| held.token().cloned());
         let mut lock_goes_with_write = false;
         let mut taken = state.data.take_changes();
         let mut cookie = if delete.is_empty() {
@@ -125,28 +171,31 @@ impl SessionManager {
                 Write::Create(id, record_of(&state.data, state.meta))
             }
             Some(old) if state.rotate => {
-                let new = SessionId::generate();
+                let new = state.successor.take().unwrap_or_else(SessionId::generate);
                 state.meta.touched_ms = now;
                 cookie = CookieAction::Set(new.clone());
                 state.id = Some(new.clone());
-                // The old record and its lock go together.
-                lock_goes_with_write = locked_id.as_ref() == Some(&old);
-                Write::Rotate {
+                // The old record and its lock end together.
+                let token = token.filter(|_| locked_id.as_ref() == Some(&old));
+                lock_goes_with_write = token.is_some();
+                Write::Rotate(super::rotate::Rotation {
                     old,
                     new,
                     record: record_of(&state.data, state.meta),
-                }
+                    ours: taken.keys().map(str::to_owned).collect(),
+                    lock: token,
+                })
             }
             Some(id) if !taken.is_empty() || state.touch_due => {
                 let loaded_meta = state.meta;
+                // The TTL moves on with every save; the cookie's Max-Age is renewed with it at
+                // least once per touch interval, so the browser's cookie never runs out while the
+                // server keeps the session alive (an active writer stays logged in).
                 if state.touch_due {
                     cookie = CookieAction::Set(id.clone());
+                    state.meta.touched_ms = now;
                 }
-                state.meta.touched_ms = now;
-                let unlock = lock
-                    .as_ref()
-                    .filter(|(locked, _)| *locked == id)
-                    .and_then(|(_, held)| held.token().cloned());
+                let unlock = token.filter(|_| locked_id.as_ref() == Some(&id));
                 lock_goes_with_write = unlock.is_some();
                 // The changes move into the save; `execute` takes them back if it fails.
                 let DataChanges { set, removed } = std::mem::take(&mut taken);
@@ -158,7 +207,7 @@ impl SessionManager {
                         meta: state.meta,
                         ttl: self.ttl(state.meta.created_ms, now),
                         unlock,
-                        within_lifetime: self.within_lifetime(&loaded_meta, now),
+                        within_lifetime: self.within_lifetime(&loaded_meta, state.loaded_ms, now),
                     },
                 )
             }
@@ -166,15 +215,43 @@ impl SessionManager {
         };
         state.rotate = false;
         state.touch_due = false;
-        // A lock on a destroyed id goes with its record.
+        // A lock on a destroyed id ends with its record.
         lock_goes_with_write |= locked_id.is_some_and(|locked| delete.contains(&locked));
         Plan {
+            refused: None,
             delete,
             write,
             lock,
             lock_goes_with_write,
             cookie,
             taken,
+            before,
+        }
+    }
+
+    /// The plan of a dead session: nothing to write, no cookie; changes are refused.
+    fn plan_dead(
+        &self,
+        state: &mut SessionState,
+        ended: Ended,
+        lock: Option<(SessionId, HeldLock)>,
+        before: Before,
+    ) -> Plan {
+        let changed = state.data.is_modified() || state.rotate;
+        state.data.mark_persisted();
+        state.rotate = false;
+        state.touch_due = false;
+        // Destroying an ended session has nothing left to do.
+        state.destroyed.clear();
+        Plan {
+            refused: changed.then(|| ended.error()),
+            delete: Vec::new(),
+            write: Write::None,
+            lock,
+            lock_goes_with_write: false,
+            cookie: CookieAction::Keep,
+            taken: DataChanges::default(),
+            before,
         }
     }
 
@@ -189,62 +266,94 @@ impl SessionManager {
         }
     }
 
-    /// Carries out a plan; on a store failure, puts the data changes back into the session.
+    /// Carries out a plan. If the store could not be reached, everything the plan took out of
+    /// the session goes back into it; if the session ended or the lock was lost, it is dead.
     pub(crate) async fn execute(&self, session: &Session, plan: Plan) -> Result<(), SessionError> {
         let Plan {
+            refused,
             delete,
             write,
             lock,
             lock_goes_with_write,
             taken,
+            before,
             ..
         } = plan;
-        // What the session looked like before the plan moved it on, should the write fail.
-        let rollback = match &write {
-            Write::Create(..) => Some((None, false)),
-            Write::Rotate { old, .. } => Some((Some(old.clone()), true)),
-            Write::None | Write::Save(..) => None,
+        let token = lock.as_ref().and_then(|(_, held)| held.token().cloned());
+        let mut result = match refused {
+            Some(error) => Err(error),
+            None => self.write(&delete, &write, token.as_ref()).await,
         };
-        let mut result = self.write(delete, &write).await;
-        if let (Ok(()), Some((id, held))) = (&result, lock) {
-            if let Some(token) = held.token().filter(|_| !lock_goes_with_write) {
-                result = self
-                    .inner
-                    .store
-                    .unlock(&id.storage_id(), token)
-                    .await
-                    .map_err(SessionError::from);
+        // Unless the store was unreachable (then the lock goes back into the session for a
+        // retry), the request is done with its lock: release it unless the write did.
+        let lock = match lock {
+            Some((id, held)) if !matches!(result, Err(SessionError::Store(_))) => {
+                let released = match held.token().filter(|_| !lock_goes_with_write) {
+                    Some(token) => self.inner.store.unlock(&id.storage_id(), token).await,
+                    None => Ok(()),
+                };
+                match released {
+                    Ok(()) => held.disarm(),
+                    // Dropping `held` retries the release in the background.
+                    Err(error) if result.is_ok() => result = Err(error.into()),
+                    Err(_) => {}
+                }
+                None
             }
-            if result.is_ok() {
-                held.disarm();
+            lock => lock,
+        };
+        let mut state = session.state();
+        match &result {
+            Ok(()) => {}
+            Err(SessionError::Store(_)) => {
+                let taken = match write {
+                    Write::Save(_, ChangeSet { set, removed, .. }) => DataChanges { set, removed },
+                    Write::Rotate(rotation) => {
+                        state.successor = Some(rotation.new);
+                        taken
+                    }
+                    Write::None | Write::Create(..) => taken,
+                };
+                state.data.restore_changes(&taken);
+                let mut destroyed = delete;
+                destroyed.append(&mut state.destroyed);
+                state.destroyed = destroyed;
+                state.lock = state.lock.take().or(lock);
+                state.id = before.id;
+                state.rotate = before.rotate;
+                state.meta = before.meta;
+                state.touch_due = before.touch_due;
             }
-            // Otherwise dropping `held` retries the release in the background.
-        }
-        if matches!(result, Err(SessionError::Store(_))) {
-            let taken = match write {
-                Write::Save(_, ChangeSet { set, removed, .. }) => DataChanges { set, removed },
-                _ => taken,
-            };
-            let mut state = session.state();
-            state.data.restore_changes(&taken);
-            if let Some((id, rotate)) = rollback {
-                state.id = id;
-                state.rotate = rotate;
+            Err(SessionError::Gone) => {
+                state.ended = Some(Ended::Gone);
+                state.id = None;
             }
-        }
-        if matches!(result, Err(SessionError::Gone)) {
-            let mut state = session.state();
-            state.id = None;
+            Err(SessionError::LockLost) => {
+                state.ended = Some(Ended::LockLost);
+            }
+            Err(_) => {}
         }
         result
     }
 
-    async fn write(&self, delete: Vec<SessionId>, write: &Write) -> Result<(), SessionError> {
-        for id in &delete {
-            self.inner
-                .store
-                .delete(&id.storage_id(), self.tombstone())
-                .await?;
+    /// Runs the store calls of a plan: the destroys first, then the write.
+    async fn write(
+        &self,
+        delete: &[SessionId],
+        write: &Write,
+        token: Option<&LockToken>,
+    ) -> Result<(), SessionError> {
+        for id in delete {
+            let end = EndRequest {
+                tombstone: self.tombstone(),
+                lock: token,
+                require_lock: false,
+                successor: "",
+            };
+            match self.inner.store.end(&id.storage_id(), end).await? {
+                EndOutcome::Ended(_) | EndOutcome::NotLive | EndOutcome::AlreadyRotated => {}
+                EndOutcome::LockLost => return Err(SessionError::LockLost),
+            }
         }
         match write {
             Write::None => {}
@@ -262,32 +371,13 @@ impl SessionManager {
                     SaveOutcome::LockLost => return Err(SessionError::LockLost),
                 }
             }
-            Write::Rotate { old, new, record } => {
-                let ttl = self.ttl(record.meta.created_ms, now_ms());
-                let new_storage = new.storage_id();
-                self.inner.store.create(&new_storage, record, ttl).await?;
-                // Delete the old record only after the new one exists, so a failure loses
-                // nothing; if the old one was already gone, the session ended meanwhile and the
-                // copy must not outlive it.
-                if !self
-                    .inner
-                    .store
-                    .delete(&old.storage_id(), self.tombstone())
-                    .await?
-                {
-                    self.inner
-                        .store
-                        .delete(&new_storage, self.tombstone())
-                        .await?;
-                    return Err(SessionError::Gone);
-                }
-            }
+            Write::Rotate(rotation) => self.rotate_now(rotation).await?,
         }
         Ok(())
     }
 }
 
-fn record_of(data: &SessionData, meta: Meta) -> Record {
+pub(super) fn record_of(data: &SessionData, meta: Meta) -> Record {
     Record {
         meta,
         fields: data

@@ -1,7 +1,8 @@
 //! `MemoryStore`: sessions in this process's memory, for single-process servers and tests.
 //!
-//! It keeps the exact semantics of the Redis store (TTL, no resurrection, per-field saves, lock
-//! ownership) so code tested against it behaves the same in production. Expired entries are
+//! It keeps the exact semantics of the Redis store (TTL, no resurrection, tombstones that tell an
+//! ended id from an unknown one, per-field saves, lock ownership) so code tested against it
+//! behaves the same in production. Expired entries are
 //! dropped when touched and swept every so often on writes; memory is not bounded otherwise.
 
 use std::collections::HashMap;
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{
-    ChangeSet, LockToken, LockedLoad, Meta, Record, SaveOutcome, SessionStore, StoreError,
-    StoreFuture,
+    ChangeSet, EndOutcome, EndRequest, Loaded, LockToken, LockedLoad, Meta, Record, SaveOutcome,
+    SessionStore, StoreError, StoreFuture,
 };
 use crate::id::StorageId;
 
@@ -29,14 +30,40 @@ struct Lock {
     expires: Instant,
 }
 
+/// What is left of an ended record: the successor's storage id (empty for a destroy).
+#[derive(Debug)]
+struct Tombstone {
+    successor: String,
+    expires: Instant,
+}
+
 #[derive(Debug, Default)]
 struct State {
     sessions: HashMap<String, Entry>,
     locks: HashMap<String, Lock>,
+    tombstones: HashMap<String, Tombstone>,
     writes_since_sweep: usize,
 }
 
 impl State {
+    fn tombstone(&mut self, id: &str, now: Instant) -> Option<&Tombstone> {
+        if self.tombstones.get(id).is_some_and(|t| t.expires <= now) {
+            self.tombstones.remove(id);
+        }
+        self.tombstones.get(id)
+    }
+
+    fn loaded(&mut self, id: &str, now: Instant) -> Loaded {
+        if let Some(entry) = self.live(id, now) {
+            return Loaded::Found(record_of(entry));
+        }
+        if self.tombstone(id, now).is_some() {
+            Loaded::Ended
+        } else {
+            Loaded::Missing
+        }
+    }
+
     fn live(&mut self, id: &str, now: Instant) -> Option<&mut Entry> {
         if self.sessions.get(id).is_some_and(|e| e.expires <= now) {
             self.sessions.remove(id);
@@ -57,6 +84,7 @@ impl State {
             self.writes_since_sweep = 0;
             self.sessions.retain(|_, e| e.expires > now);
             self.locks.retain(|_, l| l.expires > now);
+            self.tombstones.retain(|_, t| t.expires > now);
         }
     }
 }
@@ -66,8 +94,9 @@ impl State {
 /// ```
 /// use redis_sessions::{Config, SessionManager, store::memory::MemoryStore};
 ///
-/// let manager = SessionManager::with_store(Config::default(), MemoryStore::default());
+/// let manager = SessionManager::with_store(Config::default(), MemoryStore::default())?;
 /// # let _ = manager;
+/// # Ok::<(), redis_sessions::ConfigError>(())
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -109,10 +138,8 @@ fn record_of(entry: &Entry) -> Record {
 }
 
 impl SessionStore for MemoryStore {
-    fn load<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, Option<Record>> {
-        Box::pin(
-            async move { self.with_state(|s, now| s.live(id.as_str(), now).map(|e| record_of(e))) },
-        )
+    fn load<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, Loaded> {
+        Box::pin(async move { self.with_state(|s, now| s.loaded(id.as_str(), now)) })
     }
 
     fn load_locked<'a>(
@@ -133,7 +160,7 @@ impl SessionStore for MemoryStore {
                         expires: now + lock_ttl,
                     },
                 );
-                LockedLoad::Acquired(s.live(id.as_str(), now).map(|e| record_of(e)))
+                LockedLoad::Acquired(s.loaded(id.as_str(), now))
             })
         })
     }
@@ -199,14 +226,42 @@ impl SessionStore for MemoryStore {
         })
     }
 
-    /// The memory store checks existence atomically on every save, so it needs no tombstone.
-    fn delete<'a>(&'a self, id: &'a StorageId, _tombstone: Duration) -> StoreFuture<'a, bool> {
+    fn end<'a>(
+        &'a self,
+        id: &'a StorageId,
+        request: EndRequest<'a>,
+    ) -> StoreFuture<'a, EndOutcome> {
         Box::pin(async move {
             self.with_state(|s, now| {
-                s.locks.remove(id.as_str());
-                let existed = s.live(id.as_str(), now).is_some();
-                s.sessions.remove(id.as_str());
-                existed
+                let id = id.as_str();
+                if !request.successor.is_empty()
+                    && s.tombstone(id, now)
+                        .is_some_and(|t| t.successor == request.successor)
+                {
+                    return EndOutcome::AlreadyRotated;
+                }
+                let owned = request
+                    .lock
+                    .is_some_and(|token| s.lock_holder(id, now) == Some(token.0.as_str()));
+                if request.require_lock && !owned {
+                    return EndOutcome::LockLost;
+                }
+                let outcome = match s.live(id, now) {
+                    Some(entry) => EndOutcome::Ended(record_of(entry)),
+                    None => EndOutcome::NotLive,
+                };
+                s.sessions.remove(id);
+                s.tombstones.insert(
+                    id.to_owned(),
+                    Tombstone {
+                        successor: request.successor.to_owned(),
+                        expires: now + request.tombstone,
+                    },
+                );
+                if owned {
+                    s.locks.remove(id);
+                }
+                outcome
             })
         })
     }

@@ -5,12 +5,16 @@
 //! decides *how* to write it atomically. Every backend runs the same conformance suite
 //! (`tests/store_conformance.rs`), which is the real specification of this trait:
 //!
-//! - `load` of an unknown or expired id is `None`; a record always carries its [`Meta`].
+//! - `load` of an unknown or expired id is [`Loaded::Missing`]; of an id that [`SessionStore::end`]
+//!   ended (destroyed or rotated away) less than its tombstone time ago, [`Loaded::Ended`]; a
+//!   record always carries its [`Meta`].
 //! - `save` never recreates a record that is gone (destroyed, rotated away, or expired): it
 //!   answers [`SaveOutcome::Gone`]. This is what stops a slow request from resurrecting a
-//!   session after logout. A store may rely on what `delete` left behind (a tombstone) for that
+//!   session after logout. A store may rely on what `end` left behind (a tombstone) for that
 //!   when the manager says the record cannot have expired yet ([`ChangeSet::within_lifetime`]),
 //!   and must check atomically otherwise.
+//! - `end` is atomic: it returns the record exactly as it stood when it ended, so a rotation can
+//!   carry over every write that landed before it, and every later save finds it gone.
 //! - `save` writes only the fields it is given, so concurrent saves of different keys of one
 //!   session both survive.
 //! - a save that holds the session lock releases it, and refuses to write if the lock is no
@@ -118,7 +122,7 @@ pub struct HeldLock {
     store: Arc<dyn SessionStore>,
     id: StorageId,
     token: Option<LockToken>,
-    _local: Option<tokio::sync::OwnedMutexGuard<()>>,
+    _local: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for HeldLock {
@@ -142,9 +146,9 @@ impl HeldLock {
         }
     }
 
-    /// Keeps `local` (an in-process queue guard) until the lock is let go.
+    /// Keeps `local` (the caller's in-process queue turn) until the lock is let go.
     #[must_use]
-    pub fn with_local(mut self, local: Option<tokio::sync::OwnedMutexGuard<()>>) -> Self {
+    pub fn with_local(mut self, local: Option<Box<dyn std::any::Any + Send + Sync>>) -> Self {
         self._local = local;
         self
     }
@@ -209,19 +213,72 @@ pub enum SaveOutcome {
     LockLost,
 }
 
+/// What a load found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loaded {
+    /// A live record.
+    Found(Record),
+    /// No record: never stored, expired, or ended longer ago than its tombstone lasts.
+    Missing,
+    /// The id was ended by [`SessionStore::end`] (destroyed or rotated away) recently: a request
+    /// carrying it raced a logout or a login, and must neither write nor get a new session.
+    Ended,
+}
+
+impl Loaded {
+    /// The record, if one was found.
+    #[must_use]
+    pub fn record(self) -> Option<Record> {
+        match self {
+            Self::Found(record) => Some(record),
+            Self::Missing | Self::Ended => None,
+        }
+    }
+}
+
+/// How [`SessionStore::end`] should end a record.
+#[derive(Debug, Clone, Copy)]
+pub struct EndRequest<'a> {
+    /// How long the tombstone lasts (saves and loads within it see the id as ended).
+    pub tombstone: Duration,
+    /// The lock this request holds on the record, released with it (a lock held by anyone else
+    /// is left alone).
+    pub lock: Option<&'a LockToken>,
+    /// End the record only if `lock` still holds the session lock (a locked rotation); a
+    /// destroy passes `false`: a logout proceeds even when the lock was lost.
+    pub require_lock: bool,
+    /// For a rotation, the storage id of the successor, kept in the tombstone so that a retried
+    /// rotation recognises its own earlier success; empty for a destroy.
+    pub successor: &'a str,
+}
+
+/// How [`SessionStore::end`] went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndOutcome {
+    /// The record was live and is ended now; this is how it stood at that moment.
+    Ended(Record),
+    /// There was no live record (never stored, expired, or ended by another request); a
+    /// tombstone was written all the same.
+    NotLive,
+    /// The record was already ended by a rotation to the same successor (a retry of it).
+    AlreadyRotated,
+    /// `require_lock` was set and the lock is not `lock`'s any more: nothing changed.
+    LockLost,
+}
+
 /// How a locked load ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockedLoad {
-    /// The lock is ours; the record as loaded under it (`None` when there is no record).
-    Acquired(Option<Record>),
+    /// The lock is ours; what the load under it found.
+    Acquired(Loaded),
     /// Someone else holds the lock; nothing was loaded.
     Busy,
 }
 
 /// A session storage backend. See the module docs for the contract.
 pub trait SessionStore: Send + Sync + 'static {
-    /// Loads the record, or `None` when there is none (never stored, destroyed or expired).
-    fn load<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, Option<Record>>;
+    /// Loads the record, telling a recently ended id from one that was never stored or expired.
+    fn load<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, Loaded>;
 
     /// Takes the session lock (unless held by someone else) and loads the record in one step.
     fn load_locked<'a>(
@@ -249,8 +306,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Releases the lock if `token` still owns it.
     fn unlock<'a>(&'a self, id: &'a StorageId, token: &'a LockToken) -> StoreFuture<'a, ()>;
 
-    /// Deletes the record and its lock; `true` when a record existed. A save arriving within
-    /// `tombstone` afterwards must still find the record gone, even with
-    /// [`ChangeSet::within_lifetime`] set.
-    fn delete<'a>(&'a self, id: &'a StorageId, tombstone: Duration) -> StoreFuture<'a, bool>;
+    /// Ends the record atomically (destroy, or the old id of a rotation): replaces it with a
+    /// tombstone for [`EndRequest::tombstone`], releases this request's lock, and returns the
+    /// record as it stood. A save or load arriving within the tombstone time must find the id
+    /// ended, even with [`ChangeSet::within_lifetime`] set.
+    fn end<'a>(&'a self, id: &'a StorageId, request: EndRequest<'a>)
+    -> StoreFuture<'a, EndOutcome>;
 }

@@ -13,9 +13,10 @@
 //! - new session: pipelined `HSET` + `PEXPIRE` (ids are 256 random bits: the key cannot exist);
 //! - save (and touch): pipelined `HSET` (changed fields and metadata) [+ `HDEL`] + `PEXPIRE`.
 //!
-//! The save must never bring back a destroyed session. `delete` therefore replaces the hash with
-//! a string *tombstone* that lives as long as the session could have, so a late `HSET` fails
-//! with `WRONGTYPE` (reported as [`SaveOutcome::Gone`]) instead of recreating it. A session that
+//! The save must never bring back a destroyed session. `end` therefore replaces the hash with
+//! a string *tombstone*, so a late `HSET` fails with `WRONGTYPE` (reported as
+//! [`SaveOutcome::Gone`]) instead of recreating it, and a late `HGETALL` reads "ended"
+//! ([`Loaded::Ended`]) rather than "never existed". A session that
 //! may have *expired* meanwhile leaves no tombstone, so when the manager cannot rule that out
 //! ([`ChangeSet::within_lifetime`] false: the save comes near the end of the TTL), and for
 //! locked saves, the save runs `save.lua`, which checks the key's type and the lock atomically.
@@ -23,76 +24,44 @@
 //! restart without persistence) between load and save: the save then recreates the changed
 //! fields with a fresh TTL. That is data Redis had already lost, not a logout undone.
 //!
-//! A pool of size N is N multiplexed connections used round robin. Each reconnects by itself after
-//! Redis comes back; every command is bounded by the pool's `timeout`. On a standalone server the
-//! commands of concurrent requests are batched into one write (`batch.rs`), which is what keeps
-//! Redis's CPU per request low.
+//! `destroy` and the old id of a rotation go through `end.lua`, which reads the record and writes
+//! the tombstone in one atomic step (so a rotation carries over every write that landed before
+//! it) and releases only a lock this request owns. Tombstones live for the manager's tombstone
+//! time (about a minute), not a session lifetime: saves of sessions loaded longer ago than that
+//! take `save.lua`.
+//!
+//! Connections are in `pool.rs` (one connection per session, for ordering); on a standalone
+//! server the commands of concurrent requests are batched into one write (`batch.rs`), which is
+//! what keeps Redis's CPU per request low. Commands and replies are in `reply.rs`.
 
 mod batch;
+mod pool;
+mod reply;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
-use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, ConnectionAddr, IntoConnectionInfo, RedisError, RedisResult, Value};
+use redis::{ConnectionAddr, IntoConnectionInfo, Value};
 use tokio::sync::OnceCell;
 
 use super::{
-    ChangeSet, LockToken, LockedLoad, Meta, Record, SaveOutcome, SessionStore, StoreError,
-    StoreFuture, millis,
+    ChangeSet, EndOutcome, EndRequest, Loaded, LockToken, LockedLoad, Record, SaveOutcome,
+    SessionStore, StoreError, StoreFuture,
 };
 use crate::config::RedisPoolConfig;
 use crate::id::StorageId;
-
-/// The field that holds [`Meta`]; data keys are never empty, so it cannot clash.
-const META_FIELD: &str = "";
-
-enum Pool {
-    /// Lazily connecting managers, each behind a batching queue; creating them does no I/O.
-    Single(Vec<Arc<batch::Batcher>>),
-    /// Cluster connections are created on first use (creating one talks to the nodes).
-    Cluster {
-        client: Box<redis::cluster::ClusterClient>,
-        conns: Vec<OnceCell<ClusterConnection>>,
-    },
-}
-
-/// A Lua script: its source (for `EVAL` when Redis does not know it yet) and its SHA1.
-struct Script {
-    source: &'static str,
-    sha: String,
-}
-
-impl Script {
-    fn new(source: &'static str) -> Self {
-        let sha = redis::Script::new(source).get_hash().to_owned();
-        Self { source, sha }
-    }
-
-    /// `EVALSHA sha numkeys keys...` or, after a `NOSCRIPT`, `EVAL source numkeys keys...`
-    /// (which also caches the script in Redis).
-    fn call(&self, by_source: bool, keys: &[&str]) -> Cmd {
-        let mut cmd = if by_source {
-            redis::cmd("EVAL").arg(self.source).to_owned()
-        } else {
-            redis::cmd("EVALSHA").arg(&self.sha).to_owned()
-        };
-        cmd.arg(keys.len()).arg(keys);
-        cmd
-    }
-}
+use pool::{Connections, Pool, Route, Script, store_error};
+use reply::{META_FIELD, hset, pexpire, ttl_ms};
 
 struct Inner {
     pool: Pool,
-    next: AtomicUsize,
     prefix: String,
-    timeout: Duration,
     save: Script,
     unlock: Script,
+    end: Script,
 }
 
 /// A [`SessionStore`] backed by one named Redis pool. Cheap to clone.
@@ -105,16 +74,28 @@ impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
             .field("prefix", &self.inner.prefix)
-            .field("timeout", &self.inner.timeout)
+            .field("timeout", &self.inner.pool.timeout)
             .finish_non_exhaustive()
     }
 }
 
-fn unavailable(e: &RedisError) -> StoreError {
-    if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() || e.is_connection_dropped() {
-        StoreError::Unavailable(e.to_string())
-    } else {
-        StoreError::Backend(e.to_string())
+/// What a Redis server's eviction settings mean for sessions (see
+/// [`RedisStore::eviction_risk`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvictionRisk {
+    /// The server's `maxmemory-policy`.
+    pub policy: String,
+}
+
+impl std::fmt::Display for EvictionRisk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Redis has maxmemory set with maxmemory-policy {}: under memory pressure it may evict \
+             session tombstones, and a slow request could then bring back part of a session \
+             that was logged out; use maxmemory-policy noeviction for the sessions' Redis",
+            self.policy
+        )
     }
 }
 
@@ -149,7 +130,7 @@ impl RedisStore {
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
-            Pool::Single(conns)
+            Connections::Single(conns)
         } else {
             let mut builder = ClusterClientBuilder::new(
                 config.cluster_nodes.iter().map(|n| format!("redis://{n}")),
@@ -163,19 +144,22 @@ impl RedisStore {
             let client = builder
                 .build()
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
-            Pool::Cluster {
+            Connections::Cluster {
                 client: Box::new(client),
                 conns: (0..config.pool_size).map(|_| OnceCell::new()).collect(),
             }
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                pool,
-                next: AtomicUsize::new(0),
+                pool: Pool {
+                    conns: pool,
+                    next: AtomicUsize::new(0),
+                    timeout: config.timeout,
+                },
                 prefix: config.prefix.clone(),
-                timeout: config.timeout,
                 save: Script::new(include_str!("save.lua")),
                 unlock: Script::new(include_str!("unlock.lua")),
+                end: Script::new(include_str!("end.lua")),
             }),
         })
     }
@@ -186,14 +170,48 @@ impl RedisStore {
     ///
     /// [`StoreError::Unavailable`] when Redis cannot be reached.
     pub async fn prefill(&self) -> Result<(), StoreError> {
-        let size = match &self.inner.pool {
-            Pool::Single(c) => c.len(),
-            Pool::Cluster { conns, .. } => conns.len(),
-        };
-        for _ in 0..size {
-            self.exec(vec![redis::cmd("PING")]).await?;
+        for _ in 0..self.inner.pool.size() {
+            self.inner
+                .pool
+                .exec_ok(Route::Any, vec![redis::cmd("PING")])
+                .await?;
         }
         Ok(())
+    }
+
+    /// Asks one server (`INFO memory`) whether it may evict keys: with `maxmemory` set and any
+    /// `maxmemory-policy` but `noeviction`, Redis may evict a tombstone (they have TTLs, so the
+    /// `volatile-*` policies pick them too), after which a slow request's save could bring back
+    /// part of a logged-out session. `None` when eviction cannot happen.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when Redis cannot be asked.
+    pub async fn eviction_risk(&self) -> Result<Option<EvictionRisk>, StoreError> {
+        let reply = self
+            .inner
+            .pool
+            .exec_ok(
+                Route::Any,
+                vec![redis::cmd("INFO").arg("memory").to_owned()],
+            )
+            .await?;
+        let mut text = String::new();
+        collect_text(reply.into_iter().next().unwrap_or(Value::Nil), &mut text);
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        let maxmemory = field("maxmemory")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let policy = field("maxmemory_policy").unwrap_or("noeviction");
+        Ok(
+            (maxmemory > 0 && policy != "noeviction").then(|| EvictionRisk {
+                policy: policy.to_owned(),
+            }),
+        )
     }
 
     /// The Redis key of a session's hash.
@@ -204,67 +222,6 @@ impl RedisStore {
 
     fn lock_key(&self, id: &StorageId) -> String {
         format!("{}{{{}}}:l", self.inner.prefix, id.as_str())
-    }
-
-    /// Sends `commands` as one pipeline on the next pooled connection, bounded by the pool's
-    /// timeout, and returns one reply per command (a command's server error stays in its slot).
-    async fn exec(&self, commands: Vec<Cmd>) -> Result<Vec<RedisResult<Value>>, StoreError> {
-        let n = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        let work = async {
-            match &self.inner.pool {
-                Pool::Single(batchers) => batchers[n % batchers.len()].send(commands).await,
-                Pool::Cluster { client, conns } => {
-                    let cell = &conns[n % conns.len()];
-                    let mut conn = cell
-                        .get_or_try_init(|| client.get_async_connection())
-                        .await?
-                        .clone();
-                    let mut pipe = redis::pipe();
-                    pipe.ignore_errors();
-                    for command in commands {
-                        pipe.add_command(command);
-                    }
-                    pipe.query_async(&mut conn).await
-                }
-            }
-        };
-        match tokio::time::timeout(self.inner.timeout, work).await {
-            Ok(replies) => replies.map_err(|e| unavailable(&e)),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "Redis did not answer within {:?}",
-                self.inner.timeout
-            ))),
-        }
-    }
-
-    /// [`RedisStore::exec`] for commands whose replies must all be successes.
-    async fn exec_ok(&self, commands: Vec<Cmd>) -> Result<Vec<Value>, StoreError> {
-        self.exec(commands)
-            .await?
-            .into_iter()
-            .map(|reply| reply.map_err(|e| unavailable(&e)))
-            .collect()
-    }
-
-    /// Runs a script with `keys` and the arguments `args` adds, loading it on a `NOSCRIPT`.
-    async fn eval(
-        &self,
-        script: &Script,
-        keys: &[&str],
-        args: impl Fn(&mut Cmd),
-    ) -> Result<Value, StoreError> {
-        let mut by_source = false;
-        loop {
-            let mut call = script.call(by_source, keys);
-            args(&mut call);
-            let reply = self.exec(vec![call]).await?.pop();
-            match reply {
-                Some(Ok(value)) => return Ok(value),
-                Some(Err(e)) if !by_source && e.code() == Some("NOSCRIPT") => by_source = true,
-                Some(Err(e)) => return Err(unavailable(&e)),
-                None => return Err(StoreError::Backend("no reply to a script call".into())),
-            }
-        }
     }
 
     /// The save with plain commands (see the module docs for when it is used and why it is safe).
@@ -284,100 +241,34 @@ impl RedisStore {
             );
         }
         commands.push(pexpire(&key, changes.ttl));
-        match self.exec(commands).await?.into_iter().next() {
+        let replies = self.inner.pool.exec(Route::Session(id), commands).await?;
+        match replies.into_iter().next() {
             Some(Ok(_)) => Ok(SaveOutcome::Saved),
             Some(Err(e)) if e.code() == Some("WRONGTYPE") => Ok(SaveOutcome::Gone),
-            Some(Err(e)) => Err(unavailable(&e)),
+            Some(Err(e)) => Err(store_error(&e)),
             None => Err(StoreError::Backend("no reply to HSET".into())),
         }
     }
 }
 
-/// `HSET key "" meta field value...`: the metadata and the given fields.
-fn hset(key: &str, meta: Meta, fields: &[(String, Bytes)]) -> Cmd {
-    let mut hset = redis::cmd("HSET");
-    hset.arg(key).arg(META_FIELD).arg(&meta.encode()[..]);
-    for (field, value) in fields {
-        hset.arg(field).arg(&value[..]);
+/// Gathers the text of an `INFO` reply (one string, or one per node on a Cluster).
+fn collect_text(value: Value, out: &mut String) {
+    match value {
+        Value::BulkString(bytes) => out.push_str(&String::from_utf8_lossy(&bytes)),
+        Value::VerbatimString { text, .. } | Value::SimpleString(text) => out.push_str(&text),
+        Value::Array(items) => items.into_iter().for_each(|v| collect_text(v, out)),
+        Value::Map(pairs) => pairs.into_iter().for_each(|(_, v)| collect_text(v, out)),
+        _ => {}
     }
-    hset
-}
-
-fn pexpire(key: &str, ttl: Duration) -> Cmd {
-    redis::cmd("PEXPIRE").arg(key).arg(ttl_ms(ttl)).to_owned()
-}
-
-fn ttl_ms(ttl: Duration) -> u64 {
-    millis(ttl).max(1)
-}
-
-/// Turns an `HGETALL` reply into a record; `None` for an empty reply (no such key).
-fn parse_record(value: Value) -> Result<Option<Record>, StoreError> {
-    let pairs: Vec<(Value, Value)> = match value {
-        Value::Array(items) => {
-            let mut it = items.into_iter();
-            let mut pairs = Vec::new();
-            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                pairs.push((k, v));
-            }
-            pairs
-        }
-        Value::Map(pairs) => pairs,
-        Value::Nil => Vec::new(),
-        other => {
-            return Err(StoreError::Backend(format!(
-                "unexpected HGETALL reply: {other:?}"
-            )));
-        }
-    };
-    if pairs.is_empty() {
-        return Ok(None);
-    }
-    let mut meta = None;
-    let mut fields = Vec::with_capacity(pairs.len());
-    for (k, v) in pairs {
-        let (Value::BulkString(k), Value::BulkString(v)) = (k, v) else {
-            return Err(StoreError::Backend(
-                "HGETALL reply holds a non-string".into(),
-            ));
-        };
-        if k.is_empty() {
-            meta = Meta::decode(&v);
-        } else {
-            let key = String::from_utf8(k)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            fields.push((key, Bytes::from(v)));
-        }
-    }
-    let meta = meta.unwrap_or_else(|| {
-        // Written by something else, or damaged: keep the data, and let the next save or touch
-        // write fresh metadata.
-        tracing::warn!("session record without valid metadata; treating it as new");
-        let now = super::now_ms();
-        Meta {
-            created_ms: now,
-            touched_ms: 0,
-        }
-    });
-    Ok(Some(Record { meta, fields }))
-}
-
-/// An `HGETALL` reply; a tombstone (`WRONGTYPE`) reads as no record.
-fn record_reply(reply: Option<RedisResult<Value>>) -> Result<Value, StoreError> {
-    match reply {
-        Some(Ok(value)) => Ok(value),
-        Some(Err(e)) if e.code() == Some("WRONGTYPE") => Ok(Value::Nil),
-        Some(Err(e)) => Err(unavailable(&e)),
-        None => Err(StoreError::Backend("no reply to HGETALL".into())),
-    }
+    out.push('\n');
 }
 
 impl SessionStore for RedisStore {
-    fn load<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, Option<Record>> {
+    fn load<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, Loaded> {
         Box::pin(async move {
             let hgetall = redis::cmd("HGETALL").arg(self.session_key(id)).to_owned();
-            let reply = self.exec(vec![hgetall]).await?.pop();
-            parse_record(record_reply(reply)?)
+            let replies = self.inner.pool.exec(Route::Session(id), vec![hgetall]);
+            reply::loaded(replies.await?.pop())
         })
     }
 
@@ -396,15 +287,17 @@ impl SessionStore for RedisStore {
                 .arg(ttl_ms(lock_ttl))
                 .to_owned();
             let hgetall = redis::cmd("HGETALL").arg(self.session_key(id)).to_owned();
-            let mut replies = self.exec(vec![lock, hgetall]).await?.into_iter();
+            let replies = self
+                .inner
+                .pool
+                .exec(Route::Session(id), vec![lock, hgetall]);
+            let mut replies = replies.await?.into_iter();
             match replies.next() {
                 Some(Ok(Value::Nil)) => return Ok(LockedLoad::Busy),
-                Some(Err(e)) => return Err(unavailable(&e)),
+                Some(Err(e)) => return Err(store_error(&e)),
                 _ => {}
             }
-            Ok(LockedLoad::Acquired(parse_record(record_reply(
-                replies.next(),
-            )?)?))
+            Ok(LockedLoad::Acquired(reply::loaded(replies.next())?))
         })
     }
 
@@ -417,7 +310,8 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             let key = self.session_key(id);
             let commands = vec![hset(&key, record.meta, &record.fields), pexpire(&key, ttl)];
-            self.exec_ok(commands).await.map(drop)
+            let replies = self.inner.pool.exec_ok(Route::Session(id), commands);
+            replies.await.map(drop)
         })
     }
 
@@ -431,8 +325,11 @@ impl SessionStore for RedisStore {
                 return self.save_plain(id, changes).await;
             }
             let (key, lock) = (self.session_key(id), self.lock_key(id));
+            let route = Route::Session(id);
             let reply = self
-                .eval(&self.inner.save, &[&key, &lock], |call| {
+                .inner
+                .pool
+                .eval(route, &self.inner.save, &[&key, &lock], |call| {
                     call.arg(ttl_ms(changes.ttl))
                         .arg(changes.unlock.as_ref().map_or("", |t| t.0.as_str()))
                         .arg(changes.removed.len())
@@ -459,31 +356,36 @@ impl SessionStore for RedisStore {
     fn unlock<'a>(&'a self, id: &'a StorageId, token: &'a LockToken) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let lock = self.lock_key(id);
-            self.eval(&self.inner.unlock, &[&lock], |call| {
-                call.arg(&token.0);
-            })
-            .await
-            .map(drop)
+            let route = Route::Session(id);
+            self.inner
+                .pool
+                .eval(route, &self.inner.unlock, &[&lock], |call| {
+                    call.arg(&token.0);
+                })
+                .await
+                .map(drop)
         })
     }
 
-    fn delete<'a>(&'a self, id: &'a StorageId, tombstone: Duration) -> StoreFuture<'a, bool> {
+    fn end<'a>(
+        &'a self,
+        id: &'a StorageId,
+        request: EndRequest<'a>,
+    ) -> StoreFuture<'a, EndOutcome> {
         Box::pin(async move {
-            let key = self.session_key(id);
-            let replies = self
-                .exec_ok(vec![
-                    redis::cmd("TYPE").arg(&key).to_owned(),
-                    // SET replaces a value of any type in one step: no save can slip between.
-                    redis::cmd("SET")
-                        .arg(&key)
-                        .arg("")
-                        .arg("PX")
-                        .arg(ttl_ms(tombstone))
-                        .to_owned(),
-                    redis::cmd("DEL").arg(self.lock_key(id)).to_owned(),
-                ])
+            let (key, lock) = (self.session_key(id), self.lock_key(id));
+            let route = Route::Session(id);
+            let reply = self
+                .inner
+                .pool
+                .eval(route, &self.inner.end, &[&key, &lock], |call| {
+                    call.arg(ttl_ms(request.tombstone))
+                        .arg(request.lock.map_or("", |t| t.0.as_str()))
+                        .arg(if request.require_lock { "1" } else { "0" })
+                        .arg(request.successor);
+                })
                 .await?;
-            Ok(matches!(replies.first(), Some(Value::SimpleString(t)) if t == "hash"))
+            reply::ended(reply)
         })
     }
 }

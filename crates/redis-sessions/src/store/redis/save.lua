@@ -15,7 +15,8 @@
 -- checked (see mod.rs for the plain-command path). A destroyed or rotated session is a string
 -- tombstone, an expired one does not exist: either way the key is not a hash, and a save must
 -- never bring it back. HSET runs before HDEL so that the hash never becomes empty in between (an
--- emptied hash would vanish with its TTL).
+-- emptied hash would vanish with its TTL). Arguments go to HSET and HDEL in chunks, because
+-- Lua's unpack() fails beyond a few thousand values.
 if ARGV[2] ~= '' then
   if redis.call('GET', KEYS[2]) ~= ARGV[2] then
     return -1
@@ -27,10 +28,17 @@ if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 local n = tonumber(ARGV[3])
-if #ARGV >= 5 + n then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 4 + n))
+local chunk = 1000
+local first = 4 + n
+while first < #ARGV do
+  local last = math.min(first + 2 * chunk - 1, #ARGV)
+  redis.call('HSET', KEYS[1], unpack(ARGV, first, last))
+  first = last + 1
 end
-if n > 0 then
-  redis.call('HDEL', KEYS[1], unpack(ARGV, 4, 3 + n))
+first = 4
+while first <= 3 + n do
+  local last = math.min(first + chunk - 1, 3 + n)
+  redis.call('HDEL', KEYS[1], unpack(ARGV, first, last))
+  first = last + 1
 end
 return 1

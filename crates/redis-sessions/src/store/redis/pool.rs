@@ -1,0 +1,170 @@
+//! The connections of one Redis pool and how commands reach them.
+//!
+//! A pool of size N is N multiplexed connections. Each reconnects by itself after Redis comes
+//! back; every call is bounded by the pool's `timeout`. All commands about one session go over
+//! the same connection (chosen from its storage id), so Redis runs them in the order they were
+//! sent: a lock release sent after a lock request that timed out on our side can never overtake
+//! it, even while Redis is paused, which would leave the session locked for `lock_ttl`.
+//! Commands that concern no session (start-up checks) go round robin.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, RedisError, RedisResult, Value};
+use tokio::sync::OnceCell;
+
+use super::batch;
+use crate::id::StorageId;
+use crate::store::StoreError;
+
+pub(super) enum Connections {
+    /// Lazily connecting managers, each behind a batching queue; creating them does no I/O.
+    Single(Vec<std::sync::Arc<batch::Batcher>>),
+    /// Cluster connections are created on first use (creating one talks to the nodes).
+    Cluster {
+        client: Box<redis::cluster::ClusterClient>,
+        conns: Vec<OnceCell<ClusterConnection>>,
+    },
+}
+
+/// A pool's connections with its timeout.
+pub(super) struct Pool {
+    pub(super) conns: Connections,
+    pub(super) next: AtomicUsize,
+    pub(super) timeout: Duration,
+}
+
+/// Which connection carries a call.
+#[derive(Clone, Copy)]
+pub(super) enum Route<'a> {
+    /// The connection of this session, always the same one.
+    Session(&'a StorageId),
+    /// The next connection, round robin.
+    Any,
+}
+
+/// A Lua script: its source (for `EVAL` when Redis does not know it yet) and its SHA1.
+pub(super) struct Script {
+    source: &'static str,
+    sha: String,
+}
+
+impl Script {
+    pub(super) fn new(source: &'static str) -> Self {
+        let sha = redis::Script::new(source).get_hash().to_owned();
+        Self { source, sha }
+    }
+
+    /// `EVALSHA sha numkeys keys...` or, after a `NOSCRIPT`, `EVAL source numkeys keys...`
+    /// (which also caches the script in Redis).
+    fn call(&self, by_source: bool, keys: &[&str]) -> Cmd {
+        let mut cmd = if by_source {
+            redis::cmd("EVAL").arg(self.source).to_owned()
+        } else {
+            redis::cmd("EVALSHA").arg(&self.sha).to_owned()
+        };
+        cmd.arg(keys.len()).arg(keys);
+        cmd
+    }
+}
+
+/// A Redis error as a store error: unreachable or slow is `Unavailable`, the rest `Backend`.
+pub(super) fn store_error(e: &RedisError) -> StoreError {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() || e.is_connection_dropped() {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl Pool {
+    pub(super) fn size(&self) -> usize {
+        match &self.conns {
+            Connections::Single(c) => c.len(),
+            Connections::Cluster { conns, .. } => conns.len(),
+        }
+    }
+
+    fn index(&self, route: Route<'_>) -> usize {
+        match route {
+            // Storage ids are base64 of a hash: their first bytes are uniformly spread.
+            Route::Session(id) => id
+                .as_str()
+                .bytes()
+                .take(3)
+                .fold(0usize, |acc, b| acc * 64 + usize::from(b)),
+            Route::Any => self.next.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Sends `commands` as one pipeline on the route's connection, bounded by the pool's timeout,
+    /// and returns one reply per command (a command's server error stays in its slot).
+    pub(super) async fn exec(
+        &self,
+        route: Route<'_>,
+        commands: Vec<Cmd>,
+    ) -> Result<Vec<RedisResult<Value>>, StoreError> {
+        let n = self.index(route);
+        let work = async {
+            match &self.conns {
+                Connections::Single(batchers) => batchers[n % batchers.len()].send(commands).await,
+                Connections::Cluster { client, conns } => {
+                    let cell = &conns[n % conns.len()];
+                    let mut conn = cell
+                        .get_or_try_init(|| client.get_async_connection())
+                        .await?
+                        .clone();
+                    let mut pipe = redis::pipe();
+                    pipe.ignore_errors();
+                    for command in commands {
+                        pipe.add_command(command);
+                    }
+                    pipe.query_async(&mut conn).await
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(replies) => replies.map_err(|e| store_error(&e)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "Redis did not answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    /// [`Pool::exec`] for commands whose replies must all be successes.
+    pub(super) async fn exec_ok(
+        &self,
+        route: Route<'_>,
+        commands: Vec<Cmd>,
+    ) -> Result<Vec<Value>, StoreError> {
+        self.exec(route, commands)
+            .await?
+            .into_iter()
+            .map(|reply| reply.map_err(|e| store_error(&e)))
+            .collect()
+    }
+
+    /// Runs a script with `keys` and the arguments `args` adds, loading it on a `NOSCRIPT`.
+    pub(super) async fn eval(
+        &self,
+        route: Route<'_>,
+        script: &Script,
+        keys: &[&str],
+        args: impl Fn(&mut Cmd),
+    ) -> Result<Value, StoreError> {
+        let mut by_source = false;
+        loop {
+            let mut call = script.call(by_source, keys);
+            args(&mut call);
+            let reply = self.exec(route, vec![call]).await?.pop();
+            match reply {
+                Some(Ok(value)) => return Ok(value),
+                Some(Err(e)) if !by_source && e.code() == Some("NOSCRIPT") => by_source = true,
+                Some(Err(e)) => return Err(store_error(&e)),
+                None => return Err(StoreError::Backend("no reply to a script call".into())),
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The commands the Redis store builds and the replies it reads back: records as hashes, the
+//! metadata field, and what an `HGETALL` or `end.lua` reply means.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::{Cmd, RedisResult, Value};
+
+use super::pool::store_error;
+use crate::store::{EndOutcome, Loaded, Meta, Record, StoreError, millis, now_ms};
+
+/// The field that holds [`Meta`]; data keys are never empty, so it cannot clash.
+pub(super) const META_FIELD: &str = "";
+
+/// `HSET key "" meta field value...`: the metadata and the given fields.
+pub(super) fn hset(key: &str, meta: Meta, fields: &[(String, Bytes)]) -> Cmd {
+    let mut hset = redis::cmd("HSET");
+    hset.arg(key).arg(META_FIELD).arg(&meta.encode()[..]);
+    for (field, value) in fields {
+        hset.arg(field).arg(&value[..]);
+    }
+    hset
+}
+
+pub(super) fn pexpire(key: &str, ttl: Duration) -> Cmd {
+    redis::cmd("PEXPIRE").arg(key).arg(ttl_ms(ttl)).to_owned()
+}
+
+/// A TTL in whole milliseconds, at least 1 (`PX 0` is an error in Redis).
+pub(super) fn ttl_ms(ttl: Duration) -> u64 {
+    millis(ttl).max(1)
+}
+
+/// Builds a record from the flat `field, value, field, value...` list of a hash.
+fn record_of_pairs(items: impl Iterator<Item = Value>) -> Result<Option<Record>, StoreError> {
+    let mut items = items.peekable();
+    if items.peek().is_none() {
+        return Ok(None);
+    }
+    let mut meta = None;
+    let mut fields = Vec::new();
+    while let (Some(k), Some(v)) = (items.next(), items.next()) {
+        let (Value::BulkString(k), Value::BulkString(v)) = (k, v) else {
+            return Err(StoreError::Backend(
+                "a session hash holds a non-string".into(),
+            ));
+        };
+        if k.is_empty() {
+            meta = Meta::decode(&v);
+        } else {
+            let key = String::from_utf8(k)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            fields.push((key, Bytes::from(v)));
+        }
+    }
+    let meta = meta.unwrap_or_else(|| {
+        // Written by something else, or damaged: keep the data, and let the next save or touch
+        // write fresh metadata.
+        tracing::warn!("session record without valid metadata; treating it as new");
+        Meta {
+            created_ms: now_ms(),
+            touched_ms: 0,
+        }
+    });
+    Ok(Some(Record { meta, fields }))
+}
+
+/// What an `HGETALL` reply says: a record, nothing, or a tombstone (`WRONGTYPE`).
+pub(super) fn loaded(reply: Option<RedisResult<Value>>) -> Result<Loaded, StoreError> {
+    let value = match reply {
+        Some(Ok(value)) => value,
+        Some(Err(e)) if e.code() == Some("WRONGTYPE") => return Ok(Loaded::Ended),
+        Some(Err(e)) => return Err(store_error(&e)),
+        None => return Err(StoreError::Backend("no reply to HGETALL".into())),
+    };
+    let record = match value {
+        Value::Array(items) => record_of_pairs(items.into_iter())?,
+        Value::Map(pairs) => record_of_pairs(pairs.into_iter().flat_map(|(k, v)| [k, v]))?,
+        Value::Nil => None,
+        other => {
+            return Err(StoreError::Backend(format!(
+                "unexpected HGETALL reply: {other:?}"
+            )));
+        }
+    };
+    Ok(record.map_or(Loaded::Missing, Loaded::Found))
+}
+
+/// What an `end.lua` reply says (see the script's header).
+pub(super) fn ended(value: Value) -> Result<EndOutcome, StoreError> {
+    let Value::Array(items) = value else {
+        return Err(StoreError::Backend(format!(
+            "unexpected end reply: {value:?}"
+        )));
+    };
+    let mut items = items.into_iter();
+    match items.next() {
+        Some(Value::Int(1)) => {
+            Ok(record_of_pairs(items)?.map_or(EndOutcome::NotLive, EndOutcome::Ended))
+        }
+        Some(Value::Int(0)) => Ok(EndOutcome::NotLive),
+        Some(Value::Int(2)) => Ok(EndOutcome::AlreadyRotated),
+        Some(Value::Int(-1)) => Ok(EndOutcome::LockLost),
+        other => Err(StoreError::Backend(format!(
+            "unexpected end reply: {other:?}"
+        ))),
+    }
+}
