@@ -8,7 +8,8 @@
 //! a router without the session layer (the benchmark's baseline); `GET /read?key=K` returns the
 //! integer under K (default `n`) or 0; `GET /incr?key=K&delay_ms=D` reads K, waits D ms, stores
 //! K+1 and returns it; `GET /incr-locked?key=K&delay_ms=D` the same under the session lock;
-//! `GET /rotate` gives the session a new id; `GET /logout` destroys it.
+//! `GET /rotate?delay_ms=D` waits D ms, then gives the session a new id; `GET /login?delay_ms=D`
+//! the same under the session lock (and stores `user`); `GET /logout` destroys it.
 
 use std::time::Duration;
 
@@ -61,9 +62,20 @@ async fn incr_locked(
     increment(&session, &p).await
 }
 
-async fn rotate(session: Session) -> &'static str {
+async fn rotate(session: Session, Query(p): Query<Params>) -> &'static str {
+    p.delay().await;
     session.rotate();
     "rotated"
+}
+
+async fn login(
+    session: LockedSession,
+    Query(p): Query<Params>,
+) -> Result<&'static str, SessionError> {
+    p.delay().await;
+    session.put("user", "alice")?;
+    session.rotate();
+    Ok("logged in")
 }
 
 async fn logout(session: Session) -> &'static str {
@@ -79,6 +91,7 @@ fn app(manager: &SessionManager) -> Router {
         .route("/incr", get(incr))
         .route("/incr-locked", get(incr_locked))
         .route("/rotate", get(rotate))
+        .route("/login", get(login))
         .route("/logout", get(logout))
         .layer(manager.layer());
     Router::new()

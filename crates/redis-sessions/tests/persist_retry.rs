@@ -1,0 +1,261 @@
+//! What a persist leaves behind when it fails: after a store error everything it meant to do is
+//! still pending (a retry does all of it); after `Gone` the session is dead (a retry writes
+//! nothing and sends no cookie). Driven through the manager over a memory store wrapped in a
+//! store that fails chosen calls on purpose.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use http::Request;
+use redis_sessions::id::StorageId;
+use redis_sessions::store::memory::MemoryStore;
+use redis_sessions::store::{
+    ChangeSet, EndOutcome, EndRequest, Loaded, LockToken, LockedLoad, Record, SaveOutcome,
+    SessionStore, StoreError, StoreFuture,
+};
+use redis_sessions::{Config, SessionError, SessionManager};
+
+/// A memory store whose calls named in `fail` answer `Unavailable` (each name once). Clones
+/// share one store.
+#[derive(Default, Clone)]
+struct FlakyStore(std::sync::Arc<Shared>);
+
+#[derive(Default)]
+struct Shared {
+    inner: MemoryStore,
+    fail: Mutex<Vec<&'static str>>,
+}
+
+impl std::ops::Deref for FlakyStore {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl Shared {
+    fn fail_next(&self, call: &'static str) {
+        self.fail.lock().expect("lock").push(call);
+    }
+
+    fn check(&self, call: &'static str) -> Result<(), StoreError> {
+        let mut fail = self.fail.lock().expect("lock");
+        match fail.iter().position(|c| *c == call) {
+            Some(at) => {
+                fail.remove(at);
+                Err(StoreError::Unavailable(format!("{call} failed on purpose")))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl SessionStore for FlakyStore {
+    fn load<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, Loaded> {
+        Box::pin(async move {
+            self.check("load")?;
+            self.inner.load(id).await
+        })
+    }
+    fn load_locked<'a>(
+        &'a self,
+        id: &'a StorageId,
+        token: &'a LockToken,
+        ttl: Duration,
+    ) -> StoreFuture<'a, LockedLoad> {
+        Box::pin(async move {
+            self.check("load_locked")?;
+            self.inner.load_locked(id, token, ttl).await
+        })
+    }
+    fn create<'a>(
+        &'a self,
+        id: &'a StorageId,
+        record: &'a Record,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.check("create")?;
+            self.inner.create(id, record, ttl).await
+        })
+    }
+    fn save<'a>(
+        &'a self,
+        id: &'a StorageId,
+        changes: &'a ChangeSet,
+    ) -> StoreFuture<'a, SaveOutcome> {
+        Box::pin(async move {
+            self.check("save")?;
+            self.inner.save(id, changes).await
+        })
+    }
+    fn unlock<'a>(&'a self, id: &'a StorageId, token: &'a LockToken) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.check("unlock")?;
+            self.inner.unlock(id, token).await
+        })
+    }
+    fn end<'a>(
+        &'a self,
+        id: &'a StorageId,
+        request: EndRequest<'a>,
+    ) -> StoreFuture<'a, EndOutcome> {
+        Box::pin(async move {
+            self.check("end")?;
+            self.inner.end(id, request).await
+        })
+    }
+}
+
+fn setup() -> (SessionManager, FlakyStore) {
+    let store = FlakyStore::default();
+    let manager = SessionManager::with_store(Config::default(), store.clone()).expect("manager");
+    (manager, store)
+}
+
+fn request(cookie: Option<&str>) -> Request<()> {
+    let mut builder = Request::builder().uri("/");
+    if let Some(cookie) = cookie {
+        builder = builder.header("cookie", cookie);
+    }
+    builder.body(()).expect("request")
+}
+
+/// A stored session holding `n = 1`; its `dmsession=...` cookie.
+async fn stored(manager: &SessionManager) -> String {
+    let mut req = request(None);
+    let session = manager.start(&mut req).await.expect("start");
+    session.put("n", &1).expect("put");
+    let persisted = manager.persist_session(&req).await.expect("persist");
+    let header = persisted.set_cookie.expect("cookie");
+    let text = header.to_str().expect("ascii");
+    text.split(';').next().unwrap_or_default().to_owned()
+}
+
+async fn read_n(manager: &SessionManager, cookie: &str) -> Option<i64> {
+    let session = manager
+        .start(&mut request(Some(cookie)))
+        .await
+        .expect("start");
+    session.get::<i64>("n").expect("get")
+}
+
+#[tokio::test]
+async fn a_destroy_whose_persist_failed_is_retried_by_the_next_persist() {
+    let (manager, store) = setup();
+    let cookie = stored(&manager).await;
+    let mut req = request(Some(&cookie));
+    manager.start(&mut req).await.expect("start").destroy();
+    store.fail_next("end");
+    let err = manager
+        .persist_session(&req)
+        .await
+        .expect_err("the store failed");
+    assert!(matches!(err, SessionError::Store(_)), "{err}");
+    assert_eq!(
+        read_n(&manager, &cookie).await,
+        Some(1),
+        "not destroyed yet"
+    );
+    let retried = manager.persist_session(&req).await.expect("retry");
+    assert!(
+        retried
+            .set_cookie
+            .as_ref()
+            .is_some_and(|c| c.to_str().is_ok_and(|c| c.contains("Max-Age=0"))),
+        "the retry removes the cookie: {retried:?}"
+    );
+    assert_eq!(
+        read_n(&manager, &cookie).await,
+        None,
+        "the retry destroyed it"
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_whose_persist_failed_is_retried_by_the_next_persist() {
+    let (manager, store) = setup();
+    let old = stored(&manager).await;
+    let mut req = request(Some(&old));
+    let session = manager.start(&mut req).await.expect("start");
+    session.rotate();
+    store.fail_next("end");
+    let err = manager
+        .persist_session(&req)
+        .await
+        .expect_err("the store failed");
+    assert!(matches!(err, SessionError::Store(_)), "{err}");
+    let retried = manager.persist_session(&req).await.expect("retry");
+    let header = retried.set_cookie.expect("the retry sends the new cookie");
+    let new = header
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert_ne!(new, old);
+    assert_eq!(read_n(&manager, &old).await, None, "the old id is dead");
+    assert_eq!(
+        read_n(&manager, &new).await,
+        Some(1),
+        "the new id holds the data"
+    );
+}
+
+#[tokio::test]
+async fn a_locked_save_whose_persist_failed_keeps_the_lock_for_the_retry() {
+    let (manager, store) = setup();
+    let cookie = stored(&manager).await;
+    let mut req = request(Some(&cookie));
+    let session = manager.start_locked(&mut req).await.expect("start locked");
+    session.put("n", &2).expect("put");
+    store.fail_next("save");
+    let err = manager
+        .persist_session(&req)
+        .await
+        .expect_err("the store failed");
+    assert!(matches!(err, SessionError::Store(_)), "{err}");
+    manager
+        .persist_session(&req)
+        .await
+        .expect("the retry saves under the lock it still holds");
+    assert_eq!(read_n(&manager, &cookie).await, Some(2));
+    let next = manager
+        .start_locked(&mut request(Some(&cookie)))
+        .await
+        .expect("the retry released the lock");
+    drop(next);
+}
+
+#[tokio::test]
+async fn a_session_found_gone_stays_dead_for_the_rest_of_the_request() {
+    let (manager, _store) = setup();
+    let cookie = stored(&manager).await;
+    let mut slow = request(Some(&cookie));
+    let session = manager.start(&mut slow).await.expect("start");
+    // Another request logs out meanwhile.
+    let mut logout = request(Some(&cookie));
+    manager.start(&mut logout).await.expect("start").destroy();
+    let _ = manager.persist_session(&logout).await.expect("logout");
+
+    session.put("n", &5).expect("put");
+    let err = manager.persist_session(&slow).await.expect_err("gone");
+    assert!(matches!(err, SessionError::Gone), "{err}");
+    assert!(session.is_ended());
+    let again = manager
+        .persist_session(&slow)
+        .await
+        .expect("nothing left to write");
+    assert!(
+        again.set_cookie.is_none(),
+        "no new session under a new id: {again:?}"
+    );
+    session.put("n", &6).expect("put");
+    let err = manager
+        .persist_session(&slow)
+        .await
+        .expect_err("still dead");
+    assert!(matches!(err, SessionError::Gone), "{err}");
+    assert_eq!(read_n(&manager, &cookie).await, None);
+}
