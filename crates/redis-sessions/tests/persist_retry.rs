@@ -216,7 +216,7 @@ async fn a_locked_save_whose_persist_failed_keeps_the_lock_for_the_retry() {
         .await
         .expect_err("the store failed");
     assert!(matches!(err, SessionError::Store(_)), "{err}");
-    manager
+    let _ = manager
         .persist_session(&req)
         .await
         .expect("the retry saves under the lock it still holds");
