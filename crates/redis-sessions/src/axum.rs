@@ -121,6 +121,12 @@ impl<S: Send + Sync> FromRequestParts<S> for LazySession {
 ///
 /// Only the extractor and [`LazySession::start_locked`] make one, so holding a `LockedSession`
 /// proves the lock is held; [`LockedSession::into_inner`] gives the plain [`Session`] back.
+///
+/// ```compile_fail
+/// # fn f(session: redis_sessions::Session) {
+/// let forged = redis_sessions::LockedSession(session); // an unlocked session cannot pose as locked
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct LockedSession(Session);
 

@@ -84,7 +84,14 @@ pub struct Session {
 
 /// Exclusive access to a session's [`SessionData`], as returned by [`Session::data`].
 ///
-/// Do not hold it across an `.await` (clippy's `await_holding_lock` warns about that).
+/// Do not hold it across an `.await` (clippy's `await_holding_lock` warns about that). It offers
+/// the data's reading and writing methods only; what the manager uses to persist stays private:
+///
+/// ```compile_fail
+/// # fn f(session: &redis_sessions::Session) {
+/// let _ = session.data().take_changes(); // would make the session forget unsent writes
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct DataGuard<'a>(MutexGuard<'a, SessionState>);
 

@@ -386,3 +386,30 @@ pub(super) fn record_of(data: &SessionData, meta: Meta) -> Record {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+    use crate::store::memory::MemoryStore;
+
+    #[test]
+    fn a_session_loaded_longer_ago_than_the_window_is_saved_atomically() {
+        let manager = SessionManager::with_store(Config::default(), MemoryStore::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let now = now_ms();
+        let meta = Meta {
+            created_ms: now,
+            touched_ms: now,
+        };
+        assert!(manager.within_lifetime(&meta, now, now));
+        let window = millis(PLAIN_SAVE_WINDOW);
+        assert!(manager.within_lifetime(&meta, now - window + 1_000, now));
+        assert!(
+            !manager.within_lifetime(&meta, now - window - 1, now),
+            "its tombstone may be gone: the save must check atomically"
+        );
+        assert!(manager.tombstone() > PLAIN_SAVE_WINDOW);
+        assert!(manager.tombstone() <= Duration::from_secs(120));
+    }
+}
