@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use redis_sessions::{Config, ConfigError, PersistMode, SameSite};
+use redis_sessions::{Config, ConfigError, PersistMode, RedisPoolConfig, SameSite};
 
 fn error_of(ini: &str) -> String {
     Config::from_ini_str(ini)
@@ -167,4 +167,20 @@ fn the_builder_derives_the_touch_interval_and_checks_like_a_file() {
         .build()
         .expect_err("empty pool");
     assert!(err.to_string().contains("default[pool_size]"), "{err}");
+}
+
+#[test]
+fn the_default_config_is_valid_and_is_what_an_empty_file_gives() {
+    let default = Config::default();
+    default.validate().expect("Config::default() is valid");
+    let empty = [Config::from_ini_str(""), Config::builder().build()];
+    for other in empty.map(|c| c.expect("valid")) {
+        assert_eq!(other.pools, default.pools);
+        let (got, want) = (other.session, &default.session);
+        assert_eq!(format!("{got:?}"), format!("{want:?}"));
+    }
+    let main = Config::builder().redis_connection_pool("main");
+    let main = main.pool("main", RedisPoolConfig::default()).build();
+    let names: Vec<_> = main.expect("valid").pools.into_keys().collect();
+    assert_eq!(names, ["main"], "no stray default pool");
 }

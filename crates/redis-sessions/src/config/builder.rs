@@ -1,5 +1,6 @@
 //! `ConfigBuilder`: the same configuration as `config.ini`, built in code.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, default_touch_interval};
@@ -19,11 +20,25 @@ use super::{Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, default
 /// assert_eq!(config.session.touch_interval, Duration::from_secs(60));
 /// # Ok::<(), redis_sessions::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct ConfigBuilder {
     config: Config,
     touch_interval: Option<Duration>,
+}
+
+impl Default for ConfigBuilder {
+    /// The defaults of [`Config::default()`], with the `default` pool only added by
+    /// [`ConfigBuilder::build`] if no pool was given.
+    fn default() -> Self {
+        Self {
+            config: Config {
+                pools: BTreeMap::new(),
+                ..Config::default()
+            },
+            touch_interval: None,
+        }
+    }
 }
 
 impl ConfigBuilder {

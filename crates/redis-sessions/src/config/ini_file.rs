@@ -1,5 +1,6 @@
 //! Reading `config.ini`: the `[session]` keys and the `[redis]` pools written `NAME[key] = value`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -40,7 +41,10 @@ impl Config {
         };
         let ini = Ini::load_from_str_opt(text, options)
             .map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        let mut config = Self::default();
+        let mut config = Self {
+            pools: BTreeMap::new(),
+            ..Self::default()
+        };
         let mut touch_interval = None;
         if let Some(section) = ini.section(Some("session")) {
             for (key, value) in section.iter() {

@@ -193,6 +193,9 @@ impl Default for RedisPoolConfig {
 
 /// The whole configuration: the session settings and the named Redis pools.
 ///
+/// [`Config::default()`] is what an empty `config.ini` gives: the default session settings and
+/// one pool, `default`, with the default [`RedisPoolConfig`].
+///
 /// ```
 /// use redis_sessions::Config;
 ///
@@ -207,12 +210,21 @@ impl Default for RedisPoolConfig {
 /// assert!(err.to_string().contains("cookie_lifespan"));
 /// # Ok::<(), redis_sessions::ConfigError>(())
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Config {
     /// The `[session]` section.
     pub session: SessionConfig,
     /// The `[redis]` pools by name.
     pub pools: BTreeMap<String, RedisPoolConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            session: SessionConfig::default(),
+            pools: BTreeMap::from([("default".to_owned(), RedisPoolConfig::default())]),
+        }
+    }
 }
 
 impl Config {
