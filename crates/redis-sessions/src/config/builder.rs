@@ -6,7 +6,8 @@ use std::time::Duration;
 use super::{Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, default_touch_interval};
 
 /// Builds a [`Config`] without a file; [`ConfigBuilder::build`] applies the same checks as
-/// loading `config.ini`.
+/// loading `config.ini` ([`Config::validate`]), with the ranges documented on
+/// [`SessionConfig`](super::SessionConfig) and [`RedisPoolConfig`].
 ///
 /// ```
 /// use std::time::Duration;
@@ -42,7 +43,8 @@ impl Default for ConfigBuilder {
 }
 
 impl ConfigBuilder {
-    /// `cookie_name`.
+    /// `cookie_name`: an RFC 6265 token; `__Secure-` and `__Host-` names need the matching
+    /// cookie attributes (see [`SessionConfig::cookie_name`](super::SessionConfig::cookie_name)).
     pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
         self.config.session.cookie_name = name.into();
         self
@@ -72,19 +74,20 @@ impl ConfigBuilder {
         self
     }
 
-    /// `cookie_path`.
+    /// `cookie_path`: starts with `/`, visible ASCII other than `;` and `,`.
     pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
         self.config.session.cookie_path = path.into();
         self
     }
 
-    /// `cookie_domain`.
+    /// `cookie_domain`: a host name such as `example.com` (by default there is none: the cookie
+    /// is host-only).
     pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
         self.config.session.cookie_domain = Some(domain.into());
         self
     }
 
-    /// `absolute_lifetime`.
+    /// `absolute_lifetime` (zero means none, as in `config.ini`).
     pub fn absolute_lifetime(mut self, lifetime: Duration) -> Self {
         self.config.session.absolute_lifetime = Some(lifetime).filter(|d| !d.is_zero());
         self
@@ -97,7 +100,8 @@ impl ConfigBuilder {
         self
     }
 
-    /// `touch_interval` (default: derived from `cookie_lifespan`).
+    /// `touch_interval` (default: derived from `cookie_lifespan`); must be shorter than
+    /// `cookie_lifespan`.
     pub fn touch_interval(mut self, interval: Duration) -> Self {
         self.touch_interval = Some(interval);
         self
@@ -109,7 +113,8 @@ impl ConfigBuilder {
         self
     }
 
-    /// `lock_wait` and `lock_ttl`.
+    /// `lock_wait` and `lock_ttl` (see [`SessionConfig::lock_ttl`](super::SessionConfig::lock_ttl)
+    /// for the rule `lock_ttl` follows).
     pub fn lock(mut self, wait: Duration, ttl: Duration) -> Self {
         self.config.session.lock_wait = wait;
         self.config.session.lock_ttl = ttl;
