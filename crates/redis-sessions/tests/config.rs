@@ -510,3 +510,46 @@ fn builder_configs_get_the_same_checks_as_ini_files() {
     let domain = by_hand(|s| s.cookie_domain = Some("a b".into()));
     refused(domain, "cookie_domain", "a b");
 }
+
+#[test]
+fn loading_never_panics_on_any_input() {
+    let keys: Vec<_> = "cookie_name cookie_lifespan redis_connection_pool cookie_samesite \
+        cookie_secure cookie_path cookie_domain absolute_lifetime max_value_bytes \
+        max_session_bytes touch_interval persist lock_wait lock_ttl [ a[] [b] ] default[host] \
+        default[port] default[db_index] default[timeout] default[pool_size] \
+        default[cluster_nodes] x[timeout]"
+        .split(' ')
+        .collect();
+    let values: Vec<_> = "|0|-0|-1|0.0001|0.001|1|1e9|1e19|1e309|-1e309|NaN|inf|-inf|1e-320|\
+        18446744073709551616|315360000.0000001|86400.0000001|9223372036854775808|true|none|\
+        null|/|.|..|:|a:1|a:99999|__Host-x|__Secure-|\u{e9}|\u{0}|\"|'|\\|=|[x]|default"
+        .split('|')
+        .collect();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut pick = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        usize::try_from(state % n as u64).expect("small")
+    };
+    for _ in 0..3000 {
+        let mut text = String::new();
+        for _ in 0..pick(6) {
+            text += ["[session]\n", "[redis]\n", "[other]\n", "[\n", ""][pick(5)];
+            for _ in 0..pick(5) {
+                let (key, value) = (keys[pick(keys.len())], values[pick(values.len())]);
+                text += &format!("{key} = {value}\n");
+            }
+        }
+        if let Ok(config) = Config::from_ini_str(&text) {
+            config.validate().expect("what loads is valid");
+        }
+    }
+    let durations = [Duration::ZERO, secs(1e-9), secs(1.0), Duration::MAX];
+    for a in durations {
+        for b in durations {
+            let code = Config::builder().cookie_lifespan(a).touch_interval(b);
+            let _ = code.absolute_lifetime(a).lock(b, a).build();
+        }
+    }
+}
