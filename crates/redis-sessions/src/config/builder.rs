@@ -1,11 +1,13 @@
 //! `ConfigBuilder`: the same configuration as `config.ini`, built in code.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, default_touch_interval};
 
 /// Builds a [`Config`] without a file; [`ConfigBuilder::build`] applies the same checks as
-/// loading `config.ini`.
+/// loading `config.ini` ([`Config::validate`]), with the ranges documented on
+/// [`SessionConfig`](super::SessionConfig) and [`RedisPoolConfig`].
 ///
 /// ```
 /// use std::time::Duration;
@@ -19,15 +21,30 @@ use super::{Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, default
 /// assert_eq!(config.session.touch_interval, Duration::from_secs(60));
 /// # Ok::<(), redis_sessions::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct ConfigBuilder {
     config: Config,
     touch_interval: Option<Duration>,
 }
 
+impl Default for ConfigBuilder {
+    /// The defaults of [`Config::default()`], with the `default` pool only added by
+    /// [`ConfigBuilder::build`] if no pool was given.
+    fn default() -> Self {
+        Self {
+            config: Config {
+                pools: BTreeMap::new(),
+                ..Config::default()
+            },
+            touch_interval: None,
+        }
+    }
+}
+
 impl ConfigBuilder {
-    /// `cookie_name`.
+    /// `cookie_name`: an RFC 6265 token; `__Secure-` and `__Host-` names need the matching
+    /// cookie attributes (see [`SessionConfig::cookie_name`](super::SessionConfig::cookie_name)).
     pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
         self.config.session.cookie_name = name.into();
         self
@@ -57,19 +74,20 @@ impl ConfigBuilder {
         self
     }
 
-    /// `cookie_path`.
+    /// `cookie_path`: starts with `/`, visible ASCII other than `;` and `,`.
     pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
         self.config.session.cookie_path = path.into();
         self
     }
 
-    /// `cookie_domain`.
+    /// `cookie_domain`: a host name such as `example.com` (by default there is none: the cookie
+    /// is host-only).
     pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
         self.config.session.cookie_domain = Some(domain.into());
         self
     }
 
-    /// `absolute_lifetime`.
+    /// `absolute_lifetime` (zero means none, as in `config.ini`).
     pub fn absolute_lifetime(mut self, lifetime: Duration) -> Self {
         self.config.session.absolute_lifetime = Some(lifetime).filter(|d| !d.is_zero());
         self
@@ -82,7 +100,8 @@ impl ConfigBuilder {
         self
     }
 
-    /// `touch_interval` (default: derived from `cookie_lifespan`).
+    /// `touch_interval` (default: derived from `cookie_lifespan`); must be shorter than
+    /// `cookie_lifespan`.
     pub fn touch_interval(mut self, interval: Duration) -> Self {
         self.touch_interval = Some(interval);
         self
@@ -94,7 +113,8 @@ impl ConfigBuilder {
         self
     }
 
-    /// `lock_wait` and `lock_ttl`.
+    /// `lock_wait` and `lock_ttl` (see [`SessionConfig::lock_ttl`](super::SessionConfig::lock_ttl)
+    /// for the rule `lock_ttl` follows).
     pub fn lock(mut self, wait: Duration, ttl: Duration) -> Self {
         self.config.session.lock_wait = wait;
         self.config.session.lock_ttl = ttl;

@@ -1,10 +1,12 @@
 //! Reading `config.ini`: the `[session]` keys and the `[redis]` pools written `NAME[key] = value`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use ini::{Ini, ParseOption};
 
+use super::validate::{self, LIFESPAN, LOCK_TTL, LONG, MAX_POOL_SIZE, SHORT, Seconds};
 use super::{Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, default_touch_interval};
 
 const SESSION_KEYS: &str = "cookie_name, cookie_lifespan, redis_connection_pool, cookie_samesite, \
@@ -40,29 +42,30 @@ impl Config {
         };
         let ini = Ini::load_from_str_opt(text, options)
             .map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        let mut config = Self::default();
+        let mut config = Self {
+            pools: BTreeMap::new(),
+            ..Self::default()
+        };
         let mut touch_interval = None;
         if let Some(section) = ini.section(Some("session")) {
             for (key, value) in section.iter() {
                 let field = Field::new("session", key, value);
                 let s = &mut config.session;
                 match key {
-                    "cookie_name" => s.cookie_name = field.cookie_name()?,
-                    "cookie_lifespan" => s.cookie_lifespan = field.seconds(false)?,
+                    "cookie_name" => s.cookie_name = field.checked(validate::cookie_name)?,
+                    "cookie_lifespan" => s.cookie_lifespan = field.seconds(LIFESPAN)?,
                     "redis_connection_pool" => s.redis_connection_pool = field.non_empty()?,
                     "cookie_samesite" => s.cookie_samesite = field.same_site()?,
                     "cookie_secure" => s.cookie_secure = field.boolean()?,
-                    "cookie_path" => s.cookie_path = field.cookie_path()?,
-                    "cookie_domain" => s.cookie_domain = field.optional(),
-                    "absolute_lifetime" => {
-                        s.absolute_lifetime = Some(field.seconds(true)?).filter(|d| !d.is_zero());
-                    }
-                    "max_value_bytes" => s.max_value_bytes = field.positive()?,
-                    "max_session_bytes" => s.max_session_bytes = field.positive()?,
-                    "touch_interval" => touch_interval = Some(field.seconds(false)?),
+                    "cookie_path" => s.cookie_path = field.checked(validate::cookie_path)?,
+                    "cookie_domain" => s.cookie_domain = field.cookie_domain()?,
+                    "absolute_lifetime" => s.absolute_lifetime = field.seconds_or_none(LONG)?,
+                    "max_value_bytes" => s.max_value_bytes = field.bytes()?,
+                    "max_session_bytes" => s.max_session_bytes = field.bytes()?,
+                    "touch_interval" => touch_interval = Some(field.seconds(LONG)?),
                     "persist" => s.persist_mode = field.persist_mode()?,
-                    "lock_wait" => s.lock_wait = field.seconds(false)?,
-                    "lock_ttl" => s.lock_ttl = field.seconds(false)?,
+                    "lock_wait" => s.lock_wait = field.seconds(SHORT)?,
+                    "lock_ttl" => s.lock_ttl = field.seconds(LOCK_TTL)?,
                     _ => return Err(field.unknown(SESSION_KEYS)),
                 }
             }
@@ -88,8 +91,8 @@ impl Config {
                     "db_index" => p.db_index = field.number(0..=i64::MAX)?,
                     "password" => p.password = field.optional(),
                     "prefix" => p.prefix = value.to_owned(),
-                    "timeout" => p.timeout = field.seconds(false)?,
-                    "pool_size" => p.pool_size = field.number(1..=1024)?,
+                    "timeout" => p.timeout = field.seconds(SHORT)?,
+                    "pool_size" => p.pool_size = field.number(1..=MAX_POOL_SIZE)?,
                     "pool_prefill" => p.pool_prefill = field.boolean()?,
                     "cluster_nodes" => p.cluster_nodes = field.node_list()?,
                     _ => return Err(field.unknown(POOL_KEYS)),
@@ -169,25 +172,29 @@ impl<'a> Field<'a> {
         }
     }
 
-    fn positive(&self) -> Result<usize, ConfigError> {
-        self.number(1..=usize::MAX)
+    fn bytes(&self) -> Result<usize, ConfigError> {
+        match self.value.parse() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(self.invalid(validate::BYTES)),
+        }
     }
 
-    fn seconds(&self, zero_ok: bool) -> Result<Duration, ConfigError> {
-        let reason = if zero_ok {
-            "must be a number of seconds, 0 or more"
-        } else {
-            "must be a number of seconds greater than 0"
-        };
-        let secs: f64 = self.value.parse().map_err(|_| self.invalid(reason))?;
-        if !secs.is_finite() || secs < 0.0 || (!zero_ok && secs == 0.0) || secs > 1e9 {
-            return Err(self.invalid(reason));
+    /// Seconds, fractions allowed, within `range` (checked before the conversion to a
+    /// [`Duration`], which panics on values too large for it).
+    fn seconds(&self, range: Seconds) -> Result<Duration, ConfigError> {
+        match self.value.parse::<f64>() {
+            Ok(secs) if range.contains_f64(secs) => Ok(Duration::from_secs_f64(secs)),
+            _ => Err(self.invalid(range.reason())),
         }
-        let d = Duration::from_secs_f64(secs);
-        if !zero_ok && d < Duration::from_millis(1) {
-            return Err(self.invalid("must be at least 0.001 seconds"));
+    }
+
+    /// Like [`Field::seconds`], where 0 means none.
+    fn seconds_or_none(&self, range: Seconds) -> Result<Option<Duration>, ConfigError> {
+        match self.value.parse::<f64>() {
+            Ok(0.0) => Ok(None),
+            Ok(secs) if range.contains_f64(secs) => Ok(Some(Duration::from_secs_f64(secs))),
+            _ => Err(self.invalid(range.reason() + validate::NO_LIMIT)),
         }
-        Ok(d)
     }
 
     fn boolean(&self) -> Result<bool, ConfigError> {
@@ -215,27 +222,18 @@ impl<'a> Field<'a> {
         }
     }
 
-    fn cookie_name(&self) -> Result<String, ConfigError> {
-        // RFC 6265 token characters.
-        let ok = !self.value.is_empty()
-            && self
-                .value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if ok {
-            Ok(self.value.to_owned())
-        } else {
-            Err(self
-                .invalid("must be a non-empty cookie name of letters, digits and !#$%&'*+-.^_`|~"))
-        }
+    /// The value, if `check` accepts it.
+    fn checked(&self, check: fn(&str) -> Result<(), &'static str>) -> Result<String, ConfigError> {
+        check(self.value).map_err(|reason| self.invalid(reason))?;
+        Ok(self.value.to_owned())
     }
 
-    fn cookie_path(&self) -> Result<String, ConfigError> {
-        if self.value.starts_with('/') && !self.value.contains([';', ' ', ',']) {
-            Ok(self.value.to_owned())
-        } else {
-            Err(self.invalid("must start with / and contain no ; , or spaces"))
+    fn cookie_domain(&self) -> Result<Option<String>, ConfigError> {
+        let domain = self.optional();
+        if let Some(domain) = &domain {
+            validate::cookie_domain(domain).map_err(|reason| self.invalid(reason))?;
         }
+        Ok(domain)
     }
 
     fn node_list(&self) -> Result<Vec<String>, ConfigError> {
@@ -243,11 +241,9 @@ impl<'a> Field<'a> {
             .split(',')
             .map(str::trim)
             .filter(|n| !n.is_empty())
-            .map(|node| match node.rsplit_once(':') {
-                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-                    Ok(node.to_owned())
-                }
-                _ => Err(self.invalid("must be a comma-separated list of host:port")),
+            .map(|node| match validate::cluster_node(node) {
+                Ok(()) => Ok(node.to_owned()),
+                Err(reason) => Err(self.invalid(reason)),
             })
             .collect()
     }

@@ -2,15 +2,17 @@
 //!
 //! The file keeps the original system's keys (`cookie_name`, `cookie_lifespan`,
 //! `redis_connection_pool`, named pools as `NAME[key] = value`) and adds ours. Every value is
-//! validated when the configuration is loaded, and each error names the section, the key and the
-//! offending value, so a typo fails the start-up instead of a request at 3 a.m. Sections other
-//! than `[session]` and `[redis]` belong to the application and are ignored.
+//! validated ([`Config::validate`]) when the file is loaded, when a [`ConfigBuilder`] builds and
+//! when the session manager starts, and each error names the section, the key and the offending
+//! value, so a typo fails the start-up instead of a request at 3 a.m. Sections other than
+//! `[session]` and `[redis]` belong to the application and are ignored.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 mod builder;
 mod ini_file;
+mod validate;
 
 pub use builder::ConfigBuilder;
 
@@ -87,9 +89,16 @@ pub enum PersistMode {
 /// Settings of the `[session]` section.
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
-    /// Name of the session cookie (`cookie_name`, default `dmsession`).
+    /// Name of the session cookie (`cookie_name`, default `dmsession`): an RFC 6265 token,
+    /// non-empty, of letters, digits and ``!#$%&'*+-.^_`|~``.
+    ///
+    /// Browsers drop a cookie whose name starts with `__Secure-` unless it is `Secure`, and one
+    /// starting with `__Host-` unless it is `Secure`, has `Path=/` and no `Domain`; such a name is
+    /// refused unless `cookie_secure` (and for `__Host-`, `cookie_path = /` and no
+    /// `cookie_domain`) agree. The prefixes are matched ignoring letter case, as RFC 6265bis does.
     pub cookie_name: String,
-    /// Cookie `Max-Age` and server-side idle timeout (`cookie_lifespan`, seconds, default 86400).
+    /// Cookie `Max-Age` and server-side idle timeout (`cookie_lifespan`, seconds, default 86400):
+    /// from 1 second (`Max-Age` counts whole seconds) to 315360000 (10 years).
     pub cookie_lifespan: Duration,
     /// The `[redis]` pool sessions are stored in (`redis_connection_pool`, default `default`).
     pub redis_connection_pool: String,
@@ -97,28 +106,41 @@ pub struct SessionConfig {
     pub cookie_samesite: SameSite,
     /// `Secure` attribute (`cookie_secure`, default true; browsers accept it on http://localhost).
     pub cookie_secure: bool,
-    /// `Path` attribute (`cookie_path`, default `/`).
+    /// `Path` attribute (`cookie_path`, default `/`): starts with `/` and holds only visible
+    /// ASCII other than `;` and `,` (no spaces or control characters).
     pub cookie_path: String,
-    /// `Domain` attribute (`cookie_domain`, default none: host-only cookie).
+    /// `Domain` attribute (`cookie_domain`, default none: host-only cookie): a host name such as
+    /// `example.com` of letters, digits, `-` and dots between non-empty labels, with at most one
+    /// leading dot (`.example.com`); no spaces, `;`, `/`, `:` or control characters.
     pub cookie_domain: Option<String>,
     /// Longest a session may live however active it is (`absolute_lifetime`, seconds; 0 = none,
-    /// the default).
+    /// the default): from 0.001 to 315360000 (10 years). In code, `None` means none.
     pub absolute_lifetime: Option<Duration>,
-    /// Largest encoded value one key may hold (`max_value_bytes`, default 65536).
+    /// Largest encoded value one key may hold (`max_value_bytes`, default 65536): at least 1 and
+    /// at most `max_session_bytes`.
     pub max_value_bytes: usize,
     /// Largest total of keys and encoded values one session may hold (`max_session_bytes`,
-    /// default 1048576).
+    /// default 1048576, at least 1).
     pub max_session_bytes: usize,
     /// How often a session that is only read refreshes its TTL and cookie (`touch_interval`,
-    /// seconds, fractions allowed). Default: a tenth of `cookie_lifespan`, at most 60 s.
+    /// seconds, fractions allowed, at least 0.001). Default: a tenth of `cookie_lifespan`, at
+    /// most 60 s. Must be shorter than `cookie_lifespan`, or sessions that are only read expire
+    /// while in use.
     pub touch_interval: Duration,
     /// When the layer persists (`persist` = before_response | after_response).
     pub persist_mode: PersistMode,
     /// How long a locked request waits for the session lock before failing (`lock_wait`, seconds,
-    /// default 5).
+    /// default 5): from 0.001 to 86400 (1 day).
     pub lock_wait: Duration,
     /// How long a lock is held at most if its holder never releases it (`lock_ttl`, seconds,
     /// default 10).
+    ///
+    /// Rule: at least 1 second, at most 86400 (1 day), and longer than the `timeout` of the
+    /// session pool (`redis_connection_pool`): a lock that can expire before one Redis command
+    /// answers protects nothing. To be useful it should also outlast the longest locked request
+    /// plus its save (the wait for the lock, `lock_wait`, does not count: the lock is taken when
+    /// the wait ends); a request that outlives its lock fails to save with
+    /// [`LockLost`](crate::SessionError::LockLost).
     pub lock_ttl: Duration,
 }
 
@@ -154,19 +176,20 @@ pub fn default_touch_interval(lifespan: Duration) -> Duration {
 /// One named Redis pool of the `[redis]` section (`NAME[key] = value`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisPoolConfig {
-    /// `host`, default `127.0.0.1`.
+    /// `host`, default `127.0.0.1` (not empty).
     pub host: String,
-    /// `port`, default 6379.
+    /// `port`, default 6379 (1 to 65535).
     pub port: u16,
-    /// `db_index`, default 0 (ignored in cluster mode).
+    /// `db_index`, default 0, not negative (ignored in cluster mode).
     pub db_index: i64,
     /// `password`, `null` (the default) for none.
     pub password: Option<String>,
     /// `prefix` of every key this library writes, default `dm:`.
     pub prefix: String,
-    /// `timeout` in seconds (fractions allowed) for connecting and for each command, default 1.
+    /// `timeout` in seconds (fractions allowed) for connecting and for each command, default 1:
+    /// from 0.001 to 86400 (1 day), and shorter than `lock_ttl` for the session pool.
     pub timeout: Duration,
-    /// `pool_size`: multiplexed connections used round robin, default 4.
+    /// `pool_size`: multiplexed connections used round robin, default 4, from 1 to 1024.
     pub pool_size: usize,
     /// `pool_prefill`: connect all at start-up instead of on first use, default false.
     pub pool_prefill: bool,
@@ -193,6 +216,9 @@ impl Default for RedisPoolConfig {
 
 /// The whole configuration: the session settings and the named Redis pools.
 ///
+/// [`Config::default()`] is what an empty `config.ini` gives: the default session settings and
+/// one pool, `default`, with the default [`RedisPoolConfig`].
+///
 /// ```
 /// use redis_sessions::Config;
 ///
@@ -207,7 +233,7 @@ impl Default for RedisPoolConfig {
 /// assert!(err.to_string().contains("cookie_lifespan"));
 /// # Ok::<(), redis_sessions::ConfigError>(())
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Config {
     /// The `[session]` section.
     pub session: SessionConfig,
@@ -215,80 +241,19 @@ pub struct Config {
     pub pools: BTreeMap<String, RedisPoolConfig>,
 }
 
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            session: SessionConfig::default(),
+            pools: BTreeMap::from([("default".to_owned(), RedisPoolConfig::default())]),
+        }
+    }
+}
+
 impl Config {
     /// Starts a configuration in code, without a file (see [`ConfigBuilder`]).
     pub fn builder() -> ConfigBuilder {
         ConfigBuilder::default()
-    }
-
-    /// Checks the rules that span keys (the named pool exists, the lock can outlive its wait...).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::UnknownPool`] or [`ConfigError::Invalid`].
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.pool()?;
-        let s = &self.session;
-        let invalid =
-            |section: &str, key: &str, value: String, reason: &str| ConfigError::Invalid {
-                section: section.into(),
-                key: key.into(),
-                value,
-                reason: reason.into(),
-            };
-        for (key, value) in [
-            ("cookie_lifespan", s.cookie_lifespan),
-            ("touch_interval", s.touch_interval),
-            ("lock_wait", s.lock_wait),
-            ("lock_ttl", s.lock_ttl),
-        ] {
-            if value.is_zero() {
-                return Err(invalid(
-                    "session",
-                    key,
-                    "0".into(),
-                    "must be greater than 0",
-                ));
-            }
-        }
-        for (name, pool) in &self.pools {
-            if pool.pool_size == 0 {
-                return Err(invalid(
-                    "redis",
-                    &format!("{name}[pool_size]"),
-                    "0".into(),
-                    "must be at least 1",
-                ));
-            }
-            if pool.timeout.is_zero() {
-                return Err(invalid(
-                    "redis",
-                    &format!("{name}[timeout]"),
-                    "0".into(),
-                    "must be greater than 0",
-                ));
-            }
-        }
-        if s.cookie_samesite == SameSite::None && !s.cookie_secure {
-            return Err(ConfigError::Invalid {
-                section: "session".into(),
-                key: "cookie_samesite".into(),
-                value: "none".into(),
-                reason: "browsers reject SameSite=None without cookie_secure = true".into(),
-            });
-        }
-        if s.max_value_bytes > s.max_session_bytes {
-            return Err(ConfigError::Invalid {
-                section: "session".into(),
-                key: "max_value_bytes".into(),
-                value: s.max_value_bytes.to_string(),
-                reason: format!(
-                    "must not exceed max_session_bytes ({})",
-                    s.max_session_bytes
-                ),
-            });
-        }
-        Ok(())
     }
 
     /// The pool named by `redis_connection_pool`.

@@ -1,0 +1,306 @@
+//! Every rule a configuration must meet, in one place, so that `config.ini`, [`ConfigBuilder`]
+//! and a hand-built [`Config`] given to the session manager are held to exactly the same checks.
+//!
+//! The single-value checks are also called by the INI reader while it parses, so that its errors
+//! quote a value exactly as written; the rules that span keys only run in [`Config::validate`].
+//!
+//! [`ConfigBuilder`]: super::ConfigBuilder
+
+use std::time::Duration;
+
+use super::{Config, ConfigError, RedisPoolConfig, SameSite, SessionConfig};
+
+/// The range a duration key accepts, and how its error message states it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Seconds {
+    min: Duration,
+    max: Duration,
+    max_text: &'static str,
+}
+
+/// `cookie_lifespan`: the cookie's `Max-Age` counts whole seconds.
+pub(super) const LIFESPAN: Seconds = Seconds {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(315_360_000),
+    max_text: "315360000 (10 years)",
+};
+/// `absolute_lifetime` and `touch_interval`.
+pub(super) const LONG: Seconds = Seconds {
+    min: Duration::from_millis(1),
+    ..LIFESPAN
+};
+/// `lock_wait` and the pools' `timeout`.
+pub(super) const SHORT: Seconds = Seconds {
+    min: Duration::from_millis(1),
+    max: Duration::from_secs(86_400),
+    max_text: "86400 (1 day)",
+};
+/// `lock_ttl`.
+pub(super) const LOCK_TTL: Seconds = Seconds {
+    min: Duration::from_secs(1),
+    ..SHORT
+};
+
+/// Most multiplexed connections one pool may open.
+pub(super) const MAX_POOL_SIZE: usize = 1024;
+
+/// How `absolute_lifetime` says there is no limit.
+pub(super) const NO_LIMIT: &str = " (or 0 for no limit; None in code)";
+
+/// What a valid `max_value_bytes` or `max_session_bytes` looks like.
+pub(super) const BYTES: &str = "must be a whole number of bytes, at least 1";
+
+impl Seconds {
+    /// What a valid value looks like.
+    pub(super) fn reason(self) -> String {
+        format!(
+            "must be a number of seconds from {} to {}",
+            secs(self.min),
+            self.max_text
+        )
+    }
+
+    /// Whether `secs`, as parsed from a file, is in range (checked before it becomes a
+    /// [`Duration`], which would panic on a value too large for it).
+    pub(super) fn contains_f64(self, secs: f64) -> bool {
+        secs.is_finite() && secs >= self.min.as_secs_f64() && secs <= self.max.as_secs_f64()
+    }
+
+    fn contains(self, d: Duration) -> bool {
+        (self.min..=self.max).contains(&d)
+    }
+
+    fn check(self, section: &str, key: &str, d: Duration) -> Result<(), ConfigError> {
+        if self.contains(d) {
+            Ok(())
+        } else {
+            Err(invalid(section, key, secs(d), self.reason()))
+        }
+    }
+}
+
+/// `d` in seconds, exactly, as it would be written in `config.ini` (`86400`, `0.25`).
+pub(super) fn secs(d: Duration) -> String {
+    let nanos = d.subsec_nanos();
+    if nanos == 0 {
+        return d.as_secs().to_string();
+    }
+    let fraction = format!("{nanos:09}");
+    format!("{}.{}", d.as_secs(), fraction.trim_end_matches('0'))
+}
+
+pub(super) fn invalid(
+    section: &str,
+    key: &str,
+    value: impl Into<String>,
+    reason: impl Into<String>,
+) -> ConfigError {
+    ConfigError::Invalid {
+        section: section.to_owned(),
+        key: key.to_owned(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+/// `cookie_name` must be an RFC 6265 token.
+pub(super) fn cookie_name(name: &str) -> Result<(), &'static str> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if !name.is_empty() && name.bytes().all(token) {
+        Ok(())
+    } else {
+        Err("must be a non-empty cookie name of letters, digits and !#$%&'*+-.^_`|~")
+    }
+}
+
+/// `cookie_path`: an absolute path of visible ASCII that cannot end the cookie attribute early.
+pub(super) fn cookie_path(path: &str) -> Result<(), &'static str> {
+    let visible = |b: u8| b.is_ascii_graphic() && b != b';' && b != b',';
+    if path.starts_with('/') && path.bytes().all(visible) {
+        Ok(())
+    } else {
+        Err(
+            "must start with / and hold only visible ASCII characters other than ; and , \
+             (no spaces or control characters), e.g. / or /app",
+        )
+    }
+}
+
+/// `cookie_domain`: a host name, optionally with the one leading dot old browsers expected.
+pub(super) fn cookie_domain(domain: &str) -> Result<(), &'static str> {
+    let host = domain.strip_prefix('.').unwrap_or(domain);
+    let label =
+        |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if host.split('.').all(label) {
+        Ok(())
+    } else {
+        Err(
+            "must be a host name such as example.com or .example.com: letters, digits, - and \
+             dots between non-empty labels, at most one leading dot, no spaces, ;, /, : or \
+             control characters",
+        )
+    }
+}
+
+/// One `cluster_nodes` seed, `host:port`.
+pub(super) fn cluster_node(node: &str) -> Result<(), &'static str> {
+    match node.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err("must be a comma-separated list of host:port"),
+    }
+}
+
+impl Config {
+    /// Checks every rule of the configuration: each value on its own (the ranges documented on
+    /// [`SessionConfig`] and [`RedisPoolConfig`]), then the rules that span keys (the named pool
+    /// exists, cookie name prefixes, `touch_interval` < `cookie_lifespan`, `lock_ttl` outlives a
+    /// Redis command, SameSite=None needs Secure, `max_value_bytes` <= `max_session_bytes`).
+    ///
+    /// Loading `config.ini`, [`ConfigBuilder::build`](super::ConfigBuilder::build) and the session
+    /// manager all call it, so a configuration built in code gets the same checks as a file.
+    ///
+    /// # Errors
+    ///
+    /// The first rule broken: [`ConfigError::UnknownPool`], or [`ConfigError::Invalid`] naming
+    /// the section, key and value at fault and what a valid value looks like.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_session_values(&self.session)?;
+        for (name, pool) in &self.pools {
+            check_pool(name, pool)?;
+        }
+        check_session_rules(&self.session, self.pool()?)
+    }
+}
+
+fn check_session_values(s: &SessionConfig) -> Result<(), ConfigError> {
+    let session = |key: &str, value: &str, reason: &str| invalid("session", key, value, reason);
+    cookie_name(&s.cookie_name).map_err(|r| session("cookie_name", &s.cookie_name, r))?;
+    cookie_path(&s.cookie_path).map_err(|r| session("cookie_path", &s.cookie_path, r))?;
+    if let Some(domain) = &s.cookie_domain {
+        cookie_domain(domain).map_err(|r| session("cookie_domain", domain, r))?;
+    }
+    LIFESPAN.check("session", "cookie_lifespan", s.cookie_lifespan)?;
+    if let Some(lifetime) = s.absolute_lifetime.filter(|d| !LONG.contains(*d)) {
+        let reason = LONG.reason() + NO_LIMIT;
+        return Err(session("absolute_lifetime", &secs(lifetime), &reason));
+    }
+    LONG.check("session", "touch_interval", s.touch_interval)?;
+    SHORT.check("session", "lock_wait", s.lock_wait)?;
+    LOCK_TTL.check("session", "lock_ttl", s.lock_ttl)?;
+    for (key, bytes) in [
+        ("max_value_bytes", s.max_value_bytes),
+        ("max_session_bytes", s.max_session_bytes),
+    ] {
+        if bytes == 0 {
+            return Err(session(key, "0", BYTES));
+        }
+    }
+    Ok(())
+}
+
+fn check_pool(name: &str, p: &RedisPoolConfig) -> Result<(), ConfigError> {
+    let key = |sub: &str| format!("{name}[{sub}]");
+    let redis = |sub: &str, value: String, reason: &str| invalid("redis", &key(sub), value, reason);
+    if p.host.is_empty() {
+        return Err(redis("host", String::new(), "must not be empty"));
+    }
+    if p.port == 0 {
+        return Err(redis(
+            "port",
+            "0".into(),
+            "must be a whole number from 1 to 65535",
+        ));
+    }
+    if p.db_index < 0 {
+        let reason = format!("must be a whole number from 0 to {}", i64::MAX);
+        return Err(redis("db_index", p.db_index.to_string(), &reason));
+    }
+    SHORT.check("redis", &key("timeout"), p.timeout)?;
+    if !(1..=MAX_POOL_SIZE).contains(&p.pool_size) {
+        let reason = format!("must be a whole number from 1 to {MAX_POOL_SIZE}");
+        return Err(redis("pool_size", p.pool_size.to_string(), &reason));
+    }
+    for node in &p.cluster_nodes {
+        cluster_node(node).map_err(|r| redis("cluster_nodes", p.cluster_nodes.join(","), r))?;
+    }
+    Ok(())
+}
+
+fn check_session_rules(s: &SessionConfig, pool: &RedisPoolConfig) -> Result<(), ConfigError> {
+    cookie_prefix_rules(s)?;
+    if s.cookie_samesite == SameSite::None && !s.cookie_secure {
+        let reason = "browsers reject SameSite=None without cookie_secure = true";
+        return Err(invalid("session", "cookie_samesite", "none", reason));
+    }
+    if s.touch_interval >= s.cookie_lifespan {
+        let reason = format!(
+            "must be shorter than cookie_lifespan ({} s), or sessions that are only read expire \
+             while in use",
+            secs(s.cookie_lifespan)
+        );
+        return Err(invalid(
+            "session",
+            "touch_interval",
+            secs(s.touch_interval),
+            reason,
+        ));
+    }
+    if s.lock_ttl <= pool.timeout {
+        let reason = format!(
+            "must be longer than the timeout of the session pool ({}[timeout] = {} s): a lock \
+             that can expire before one Redis command answers protects nothing",
+            s.redis_connection_pool,
+            secs(pool.timeout)
+        );
+        return Err(invalid("session", "lock_ttl", secs(s.lock_ttl), reason));
+    }
+    if s.max_value_bytes > s.max_session_bytes {
+        let reason = format!(
+            "must not exceed max_session_bytes ({})",
+            s.max_session_bytes
+        );
+        let value = s.max_value_bytes.to_string();
+        return Err(invalid("session", "max_value_bytes", value, reason));
+    }
+    Ok(())
+}
+
+/// Browsers drop a cookie whose name starts with `__Secure-` unless it is `Secure`, and one
+/// starting with `__Host-` unless it is also `Path=/` without `Domain`. RFC 6265bis matches the
+/// prefixes ignoring letter case (older browsers matched them exactly), so this does too.
+fn cookie_prefix_rules(s: &SessionConfig) -> Result<(), ConfigError> {
+    let starts_with = |prefix: &str| {
+        s.cookie_name
+            .get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+    };
+    let mut broken = Vec::new();
+    if !s.cookie_secure {
+        broken.push("cookie_secure = false".to_owned());
+    }
+    let rule = if starts_with("__Host-") {
+        if s.cookie_path != "/" {
+            broken.push(format!("cookie_path = {:?}", s.cookie_path));
+        }
+        if let Some(domain) = &s.cookie_domain {
+            broken.push(format!("cookie_domain = {domain:?}"));
+        }
+        "a cookie named __Host-... (in any letter case) is dropped by browsers unless \
+         cookie_secure = true, cookie_path = / and cookie_domain is unset"
+    } else if starts_with("__Secure-") {
+        "a cookie named __Secure-... (in any letter case) is dropped by browsers unless \
+         cookie_secure = true"
+    } else {
+        return Ok(());
+    };
+    if broken.is_empty() {
+        return Ok(());
+    }
+    let reason = format!("{rule}; here {}", broken.join(", "));
+    Err(invalid(
+        "session",
+        "cookie_name",
+        s.cookie_name.as_str(),
+        reason,
+    ))
+}
