@@ -66,3 +66,45 @@ async fn a_session_that_expires_while_a_request_runs_is_not_brought_back() {
         "the expired session came back"
     );
 }
+
+#[tokio::test]
+async fn the_ttl_is_cut_short_by_absolute_lifetime() {
+    let redis = RedisServer::start();
+    let app = Counter::start(
+        redis.port(),
+        "cookie_lifespan = 3600\nabsolute_lifetime = 5",
+        "",
+    );
+    let created = Instant::now();
+    let cookie = app.new_session().await;
+    let keys = session_keys(&redis);
+    assert_eq!(keys.len(), 1);
+    let pttl = int(redis.cmd(&["PTTL", &keys[0]]));
+    assert!(
+        (1..=5000).contains(&pttl),
+        "a new session's PTTL must not exceed absolute_lifetime = 5 s, not cookie_lifespan: \
+         {pttl} ms"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let saved = app.get("/incr", Some(&cookie)).await;
+    assert_eq!((saved.status, saved.body.as_str()), (200, "2"), "{saved:?}");
+    let pttl = int(redis.cmd(&["PTTL", &keys[0]]));
+    let left = Duration::from_secs(5).saturating_sub(created.elapsed());
+    assert!(
+        pttl > 0 && u128::try_from(pttl).unwrap_or(0) <= left.as_millis() + 100,
+        "a save 1 s later must leave at most the rest of the lifetime ({left:?}): PTTL {pttl} ms"
+    );
+
+    let end = created + Duration::from_millis(5300);
+    tokio::time::sleep(end.saturating_duration_since(Instant::now())).await;
+    assert_eq!(
+        app.get("/read", Some(&cookie)).await.body,
+        "0",
+        "the session outlived absolute_lifetime"
+    );
+    assert!(
+        session_keys(&redis).is_empty(),
+        "the record outlived absolute_lifetime"
+    );
+}
