@@ -30,15 +30,36 @@ async fn login_changes_the_cookie_keeps_the_basket_and_kills_the_old_id() {
     let with_old = shop.get("/api/basket", Some(&old)).await;
     assert_eq!(with_old.basket(), basket::BasketView::default());
     assert_eq!(with_old.set_cookie, None);
+
+    // A write with the rotated-away id is refused, and neither revives nor re-issues that id.
     let add_with_old = shop.add("tea-earl-grey", 1, Some(&old)).await;
-    assert_ne!(
-        add_with_old.cookie(),
-        new,
-        "the old id is never adopted again"
+    let old_value = old.split_once('=').map_or("", |(_, v)| v);
+    assert!(
+        !add_with_old
+            .set_cookie
+            .as_deref()
+            .is_some_and(|c| c.contains(old_value)),
+        "the old id is never adopted again: {add_with_old:?}"
     );
+    assert_eq!(
+        add_with_old.status, 409,
+        "a write with a rotated-away id is refused: {add_with_old:?}"
+    );
+    assert_eq!(
+        add_with_old.set_cookie, None,
+        "no cookie for a refused write: {add_with_old:?}"
+    );
+    let again = shop.get("/api/basket", Some(&old)).await;
+    assert_eq!(again.basket(), basket::BasketView::default());
+    assert_eq!(again.set_cookie, None);
     assert_eq!(
         lines(&shop.basket(Some(&new)).await),
         owned(&[("mug-enamel", 2)])
+    );
+    assert_eq!(
+        shop.live_sessions(),
+        1,
+        "only the rotated session is stored"
     );
 }
 
