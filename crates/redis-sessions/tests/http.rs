@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Counter, int, session_keys};
+use common::{Counter, session_keys};
 use redis_test_support::{CountingProxy, RedisServer};
 
 #[tokio::test]
