@@ -43,6 +43,7 @@ mod cluster;
 mod faults;
 mod process;
 mod proxy;
+mod resp;
 mod server;
 
 pub use cluster::RedisCluster;
