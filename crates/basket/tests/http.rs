@@ -1,15 +1,12 @@
-//! HTTP-level specification of the demo shop: `basket::app` served in-process, over a private
-//! `redis-server`, through the real session layer, with real cookies sent by hand.
+//! HTTP-level specification of the demo shop's page, catalogue and basket: `basket::app` served
+//! in-process, over a private `redis-server`, through the real session layer, with real cookies
+//! sent by hand. Login and logout are in `login.rs`.
 
 mod common;
 
-use common::{Body, Shop, lines};
+use common::{Body, Shop, lines, owned};
 use redis_test_support::{CountingProxy, RedisServer};
 use serde_json::json;
-
-fn owned(pairs: &[(&str, u32)]) -> Vec<(String, u32)> {
-    pairs.iter().map(|&(s, q)| (s.to_owned(), q)).collect()
-}
 
 #[tokio::test]
 async fn healthz_answers_ok_without_touching_the_session() {
@@ -299,134 +296,4 @@ async fn removing_an_unknown_sku_is_404_and_removing_an_absent_line_is_harmless(
     assert_eq!(lines(&absent.basket()), owned(&[("tea-earl-grey", 2)]));
     assert_eq!(anonymous.set_cookie, None, "nothing to remove: no session");
     assert_eq!(shop.dbsize(), 1);
-}
-
-#[tokio::test]
-async fn login_changes_the_cookie_keeps_the_basket_and_kills_the_old_id() {
-    let shop = Shop::start().await;
-    let old = shop.session_with("mug-enamel", 2).await;
-
-    let reply = shop
-        .request(
-            "POST",
-            "/api/login",
-            Some(&old),
-            Body::Json(json!({ "user": "ada" })),
-        )
-        .await;
-
-    let new = reply.cookie();
-    assert_ne!(new, old, "login must rotate the session id");
-    let basket = reply.basket();
-    assert_eq!(basket.user.as_deref(), Some("ada"));
-    assert_eq!(lines(&basket), owned(&[("mug-enamel", 2)]));
-    assert_eq!(shop.basket(Some(&new)).await, basket);
-    let with_old = shop.get("/api/basket", Some(&old)).await;
-    assert_eq!(with_old.basket(), basket::BasketView::default());
-    assert_eq!(with_old.set_cookie, None);
-    let add_with_old = shop.add("tea-earl-grey", 1, Some(&old)).await;
-    assert_ne!(
-        add_with_old.cookie(),
-        new,
-        "the old id is never adopted again"
-    );
-    assert_eq!(
-        lines(&shop.basket(Some(&new)).await),
-        owned(&[("mug-enamel", 2)])
-    );
-}
-
-#[tokio::test]
-async fn login_without_a_session_starts_one_for_the_user() {
-    let shop = Shop::start().await;
-
-    let reply = shop
-        .request(
-            "POST",
-            "/api/login",
-            None,
-            Body::Json(json!({ "user": "  grace  " })),
-        )
-        .await;
-
-    let cookie = reply.cookie();
-    assert_eq!(reply.basket().user.as_deref(), Some("grace"));
-    assert_eq!(
-        shop.basket(Some(&cookie)).await.user.as_deref(),
-        Some("grace")
-    );
-}
-
-#[tokio::test]
-async fn login_refuses_empty_and_over_long_names_and_changes_nothing() {
-    let shop = Shop::start().await;
-    let cookie = shop.session_with("mug-enamel", 1).await;
-    let before = shop.basket(Some(&cookie)).await;
-    let long = "x".repeat(65);
-    let cases = [
-        json!({ "user": "" }),
-        json!({ "user": "   " }),
-        json!({ "user": long }),
-        json!({ "user": 42 }),
-        json!({}),
-    ];
-
-    for body in cases {
-        let reply = shop
-            .request(
-                "POST",
-                "/api/login",
-                Some(&cookie),
-                Body::Json(body.clone()),
-            )
-            .await;
-        assert!([400, 422].contains(&reply.status), "{body}: {reply:?}");
-        assert!(!reply.error().is_empty(), "{body}");
-        assert_eq!(reply.set_cookie, None, "{body}: no rotation");
-    }
-
-    assert_eq!(shop.basket(Some(&cookie)).await, before);
-    let sixty_four = "é".repeat(64);
-    let reply = shop
-        .request(
-            "POST",
-            "/api/login",
-            Some(&cookie),
-            Body::Json(json!({ "user": sixty_four })),
-        )
-        .await;
-    assert_eq!(
-        reply.basket().user,
-        Some(sixty_four),
-        "64 characters are fine"
-    );
-}
-
-#[tokio::test]
-async fn logout_expires_the_cookie_and_empties_the_basket() {
-    let shop = Shop::start().await;
-    let cookie = shop.session_with("mug-enamel", 2).await;
-    let login = shop
-        .request(
-            "POST",
-            "/api/login",
-            Some(&cookie),
-            Body::Json(json!({ "user": "ada" })),
-        )
-        .await;
-    let cookie = login.cookie();
-
-    let reply = shop
-        .request("POST", "/api/logout", Some(&cookie), Body::None)
-        .await;
-
-    assert_eq!(reply.basket(), basket::BasketView::default());
-    let removal = reply.set_cookie.clone().expect("a removal cookie");
-    assert!(removal.starts_with("dmsession="), "{removal}");
-    assert!(removal.contains("Max-Age=0"), "{removal}");
-    assert_eq!(
-        shop.basket(Some(&cookie)).await,
-        basket::BasketView::default()
-    );
-    assert_eq!(shop.live_sessions(), 0, "the session record is gone");
 }

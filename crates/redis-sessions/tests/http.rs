@@ -1,11 +1,13 @@
-//! HTTP-level specification: the real `counter` example, through the real layer, against a
-//! private `redis-server`, with real cookies.
+//! HTTP-level specification of cookies, ids and round trips: the real `counter` example, through
+//! the real layer, against a private `redis-server`, with real cookies. Lifetimes, the lock,
+//! persist modes, size limits and faults have their own `http_*`, `limits`, `two_processes` and
+//! `faults*` files.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Counter, int, session_keys};
+use common::{Counter, session_keys};
 use redis_test_support::{CountingProxy, RedisServer};
 
 #[tokio::test]
@@ -110,48 +112,6 @@ async fn a_read_costs_one_extra_touch_at_most_once_per_interval() {
 }
 
 #[tokio::test]
-async fn every_session_key_has_a_ttl_near_cookie_lifespan() {
-    let redis = RedisServer::start();
-    let app = Counter::start(redis.port(), "cookie_lifespan = 600", "");
-    for _ in 0..5 {
-        app.new_session().await;
-    }
-    let keys = session_keys(&redis);
-    assert_eq!(keys.len(), 5);
-    for key in keys {
-        let ttl = int(redis.cmd(&["TTL", &key]));
-        assert!((595..=600).contains(&ttl), "{key} has TTL {ttl}");
-    }
-}
-
-#[tokio::test]
-async fn an_active_session_never_expires_while_an_idle_one_does() {
-    let redis = RedisServer::start();
-    let app = Counter::start(redis.port(), "cookie_lifespan = 3", "");
-    let active = app.new_session().await;
-    let idle = app.new_session().await;
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(
-            app.get("/read", Some(&active)).await.body,
-            "1",
-            "active session lost"
-        );
-    }
-    assert_eq!(
-        app.get("/read", Some(&idle)).await.body,
-        "0",
-        "idle session still alive"
-    );
-    assert_eq!(
-        session_keys(&redis).len(),
-        1,
-        "only the active session is stored"
-    );
-}
-
-#[tokio::test]
 async fn a_well_formed_unknown_id_is_never_adopted() {
     let redis = RedisServer::start();
     let app = Counter::start(redis.port(), "", "");
@@ -193,19 +153,6 @@ async fn concurrent_writes_to_different_keys_of_one_session_all_survive() {
             "k{i} lost"
         );
     }
-}
-
-#[tokio::test]
-async fn the_session_lock_serialises_read_modify_write_of_one_key() {
-    let redis = RedisServer::start();
-    let app = Counter::start(redis.port(), "", "");
-    let cookie = app.new_session().await;
-    let requests = (0..20).map(|_| app.get("/incr-locked?key=c&delay_ms=10", Some(&cookie)));
-    let replies = futures_util::future::join_all(requests).await;
-    assert!(replies.iter().all(|r| r.status == 200), "{replies:?}");
-    assert_eq!(app.get("/read?key=c", Some(&cookie)).await.body, "20");
-    let locks = session_keys(&redis);
-    assert_eq!(locks.len(), 1, "no lock key is left behind");
 }
 
 #[tokio::test]
@@ -295,96 +242,4 @@ async fn a_started_but_unwritten_session_sets_no_cookie_and_writes_nothing() {
     assert_eq!((reply.status, reply.body.as_str()), (200, "0"));
     assert!(reply.set_cookie.is_none(), "{reply:?}");
     assert_eq!(redis.cmd(&["DBSIZE"]), redis::Value::Int(0));
-}
-
-#[tokio::test]
-async fn after_response_mode_sets_the_cookie_and_writes_in_the_background() {
-    let redis = RedisServer::start();
-    let app = Counter::start(redis.port(), "persist = after_response", "");
-    let cookie = app.new_session().await;
-    let started = Instant::now();
-    loop {
-        if app.get("/read", Some(&cookie)).await.body == "1" {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "the write never landed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-#[tokio::test]
-async fn a_session_that_expires_while_a_request_runs_is_not_brought_back() {
-    let redis = RedisServer::start();
-    let app = Counter::start(redis.port(), "cookie_lifespan = 2", "");
-    let cookie = app.new_session().await;
-    let slow = app.get("/incr?delay_ms=2600", Some(&cookie)).await;
-    assert_eq!(
-        slow.status, 409,
-        "the save after expiry must fail: {slow:?}"
-    );
-    assert!(
-        session_keys(&redis).is_empty(),
-        "the expired session came back"
-    );
-}
-
-#[tokio::test]
-async fn a_locked_request_abandoned_by_its_client_releases_the_lock() {
-    let redis = RedisServer::start();
-    let app = Counter::start(redis.port(), "lock_ttl = 30\nlock_wait = 20", "");
-    let cookie = app.new_session().await;
-    let abandoned = reqwest::Client::builder()
-        .timeout(Duration::from_millis(300))
-        .build()
-        .expect("client")
-        .get(format!("{}/incr-locked?delay_ms=5000", app.base))
-        .header("cookie", &cookie)
-        .send()
-        .await;
-    assert!(
-        abandoned.is_err(),
-        "the client gives up before the handler ends"
-    );
-    let started = Instant::now();
-    let next = app.get("/incr-locked", Some(&cookie)).await;
-    assert_eq!(next.status, 200, "{next:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "waited {:?} for a lock whose request was cancelled",
-        started.elapsed()
-    );
-}
-
-#[tokio::test]
-async fn locked_requests_cancelled_at_any_point_leave_no_lock_behind() {
-    let redis = RedisServer::start();
-    let app = Counter::start(redis.port(), "lock_ttl = 30\nlock_wait = 20", "");
-    let cookie = app.new_session().await;
-    let impatient = reqwest::Client::builder()
-        .timeout(Duration::from_millis(150))
-        .build()
-        .expect("client");
-    let requests = (0..48).map(|i| {
-        let request = impatient
-            .get(format!("{}/incr-locked?delay_ms={}", app.base, i % 4 * 10))
-            .header("cookie", &cookie);
-        async move { request.send().await.map(|r| r.status().as_u16()) }
-    });
-    let outcomes = futures_util::future::join_all(requests).await;
-    assert!(
-        outcomes.iter().any(Result::is_err),
-        "some requests must be cut off: {outcomes:?}"
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let started = Instant::now();
-    let next = app.get("/incr-locked", Some(&cookie)).await;
-    assert_eq!(next.status, 200, "{next:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "waited {:?}",
-        started.elapsed()
-    );
 }

@@ -12,6 +12,16 @@
 //! - [`RedisServer`]: one private server, with [`RedisServer::stop`] /
 //!   [`RedisServer::restart`] on the same port to test reconnection, and
 //!   [`RedisServer::cmd`] for assertions on what was stored;
+//! - fault injection on a server: [`RedisServer::start_persistent`]
+//!   (`--appendonly yes --appendfsync always`, so what Redis answered
+//!   survives) with [`RedisServer::kill`] (SIGKILL, a crash) and
+//!   [`RedisServer::restart`] on the same port and directory;
+//!   [`RedisServer::pause`] (`CLIENT PAUSE <ms> ALL|WRITE`);
+//!   [`RedisServer::sleep_in_background`] (`DEBUG SLEEP`, the whole server
+//!   stalls) and [`RedisServer::cmd_in_background`], which return without
+//!   waiting for the reply ([`BackgroundCommand::join`] waits for it);
+//! - [`rss_bytes`]: the resident memory (`VmRSS`) of a process, e.g. of an
+//!   app server under load;
 //! - [`RedisCluster`]: a Redis Cluster of N ≥ 3 masters built with
 //!   `redis-cli --cluster create`;
 //! - [`CountingProxy`]: a TCP proxy that counts Redis round trips and records
@@ -30,10 +40,13 @@
 //! All network traffic goes to `127.0.0.1` only.
 
 mod cluster;
+mod faults;
 mod process;
 mod proxy;
+mod resp;
 mod server;
 
 pub use cluster::RedisCluster;
+pub use faults::{BackgroundCommand, PauseMode, rss_bytes};
 pub use proxy::CountingProxy;
 pub use server::RedisServer;

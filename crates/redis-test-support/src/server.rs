@@ -23,15 +23,19 @@ const START_ATTEMPTS: usize = 5;
 const READY_MARKER: &str = "Ready to accept connections";
 
 /// Lines of the server log quoted in panic messages.
-const LOG_TAIL_LINES: usize = 30;
+pub(crate) const LOG_TAIL_LINES: usize = 30;
 
 /// A private `redis-server` on a free 127.0.0.1 port in its own temporary
 /// directory. Killed (and its directory removed) on drop, also when the test
 /// panics.
 ///
 /// The server runs with `--bind 127.0.0.1 --save "" --appendonly no
-/// --daemonize no`, so it keeps nothing on disk: data does not survive
-/// [`RedisServer::stop`] / [`RedisServer::restart`]. Its stdout and stderr go
+/// --enable-debug-command local --daemonize no`, so by default it keeps
+/// nothing on disk: data does not survive [`RedisServer::stop`] /
+/// [`RedisServer::restart`]. [`RedisServer::start_persistent`] (or extras
+/// given to [`RedisServer::start_with_args`], which override these defaults)
+/// turns the append-only file on, and then the data does survive
+/// [`RedisServer::kill`] + [`RedisServer::restart`]. Its stdout and stderr go
 /// to `redis.log` in [`RedisServer::dir`]; the log's tail is quoted in every
 /// panic message about the server.
 ///
@@ -51,7 +55,7 @@ pub struct RedisServer {
     /// Value of `--requirepass` among the extras, used by [`RedisServer::cmd`].
     password: Option<String>,
     /// Path of the server's log file.
-    log: PathBuf,
+    pub(crate) log: PathBuf,
     /// The running process, `None` after [`RedisServer::stop`].
     process: Mutex<Option<Watched>>,
     /// The temporary working directory; removed on drop, after the process
@@ -69,6 +73,10 @@ impl RedisServer {
     /// Starts a server with extra `redis-server` arguments appended to the
     /// defaults, e.g. `&["--requirepass", "secret"]` or
     /// `&["--maxmemory", "1mb"]`, and waits until it answers `PING`.
+    ///
+    /// An extra that names a default option overrides it (redis-server keeps
+    /// the last value given), e.g. `&["--appendonly", "yes"]`; the port and
+    /// the directory must not be overridden.
     ///
     /// The extras must leave the log going to stdout at level `notice` or
     /// more verbose (don't pass `--logfile` or `--loglevel warning`): the
@@ -109,6 +117,9 @@ impl RedisServer {
                 String::new(),
                 "--appendonly".into(),
                 "no".into(),
+                // `DEBUG SLEEP` for fault tests; from loopback clients only.
+                "--enable-debug-command".into(),
+                "local".into(),
                 "--dir".into(),
                 dir.path().display().to_string(),
                 "--daemonize".into(),
@@ -160,9 +171,10 @@ impl RedisServer {
         self.dir.path()
     }
 
-    /// Kills the server (SIGKILL) and waits until it is gone and its port no
-    /// longer accepts connections. Does nothing if it is not running.
-    /// Panics if the port still answers after a few seconds.
+    /// Kills the server (SIGKILL, the same as [`RedisServer::kill`]) and
+    /// waits until it is gone and its port no longer accepts connections.
+    /// Does nothing if it is not running. Panics if the port still answers
+    /// after a few seconds.
     pub fn stop(&mut self) {
         let process = lock(&self.process).take();
         if let Some(mut process) = process
@@ -187,9 +199,11 @@ impl RedisServer {
     }
 
     /// Starts the server again on the same port, with the same arguments and
-    /// directory, and waits until it answers `PING`. Stops it first if it is
-    /// still running. The data set starts empty (nothing is persisted),
-    /// except that a cluster node keeps its `nodes.conf`.
+    /// directory, and waits until it has loaded its data and answers `PING`.
+    /// Stops it first if it is still running. With the default arguments the
+    /// data set starts empty (nothing is persisted), except that a cluster
+    /// node keeps its `nodes.conf`; a server started with the append-only
+    /// file on ([`RedisServer::start_persistent`]) reloads it.
     pub fn restart(&mut self) {
         if self.is_running() {
             self.stop();
@@ -227,7 +241,7 @@ impl RedisServer {
 
     /// A synchronous `redis` client for this server, logged in with the
     /// `--requirepass` password if one was given.
-    fn client(&self) -> redis::Client {
+    pub(crate) fn client(&self) -> redis::Client {
         let info = redis::IntoConnectionInfo::into_connection_info(self.url())
             .unwrap_or_else(|e| panic!("invalid redis url {}: {e}", self.url()));
         let info = match &self.password {

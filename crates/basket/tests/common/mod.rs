@@ -203,3 +203,8 @@ pub fn lines(basket: &BasketView) -> Vec<(String, u32)> {
         .map(|item| (item.sku.clone(), item.qty))
         .collect()
 }
+
+/// `(sku, qty)` pairs from literals, to compare with [`lines`].
+pub fn owned(pairs: &[(&str, u32)]) -> Vec<(String, u32)> {
+    pairs.iter().map(|&(s, q)| (s.to_owned(), q)).collect()
+}

@@ -3,23 +3,74 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
 
-/// The `counter` example built by `cargo test` next to this test binary.
+/// The `counter` example next to this test binary, checked to be at least as new as every
+/// file of the library and of the example: cargo builds examples only for a whole-package
+/// `cargo test -p redis-sessions`, so `cargo test --test http` after a library change would
+/// otherwise test the old library. The tests do not build it themselves (cargo holds the
+/// build directory's lock while tests run); a stale binary is a loud failure instead.
 fn counter_exe() -> PathBuf {
-    let mut path = std::env::current_exe().expect("test binary path");
+    static CHECKED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match CHECKED.get_or_init(check_counter_exe) {
+        Ok(path) => path.clone(),
+        Err(message) => panic!("{message}"),
+    }
+}
+
+const BUILD_IT: &str = "run `cargo build -p redis-sessions --example counter` (a whole-package \
+                        `cargo test -p redis-sessions` builds it too)";
+
+fn check_counter_exe() -> Result<PathBuf, String> {
+    let mut path = std::env::current_exe().map_err(|e| format!("test binary path: {e}"))?;
     path.pop(); // deps/
     path.pop(); // debug/
     path.push("examples");
     path.push("counter");
-    assert!(
-        path.exists(),
-        "{} missing: run through `cargo test`",
-        path.display()
-    );
-    path
+    let built = modified(&path).map_err(|e| {
+        format!(
+            "the counter example {} is missing ({e}): {BUILD_IT}",
+            path.display()
+        )
+    })?;
+    let package = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut sources = Vec::new();
+    collect_files(&package.join("src"), &mut sources);
+    sources.push(package.join("examples").join("counter.rs"));
+    for source in sources {
+        let changed = modified(&source).map_err(|e| format!("{}: {e}", source.display()))?;
+        if changed > built {
+            return Err(format!(
+                "the counter example {} is older than {}, so these tests would run an old build \
+                 of the library: {BUILD_IT}",
+                path.display(),
+                source.display()
+            ));
+        }
+    }
+    Ok(path)
+}
+
+fn modified(path: &Path) -> std::io::Result<SystemTime> {
+    std::fs::metadata(path)?.modified()
+}
+
+/// Every file under `dir`, recursively.
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .path();
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
 }
 
 fn free_port() -> u16 {
@@ -105,22 +156,48 @@ impl Counter {
 
     /// `GET path`, sending `cookie` (a `name=value` pair) when given.
     pub async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
-        let mut request = self.client.get(format!("{}{path}", self.base));
+        self.try_get(path, cookie, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// `GET path` that gives up after `timeout`: `Err` when no complete answer came in time
+    /// (or the connection failed).
+    pub async fn try_get(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Reply, String> {
+        let mut request = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .timeout(timeout);
         if let Some(cookie) = cookie {
             request = request.header("cookie", cookie);
         }
-        let response = request.send().await.expect("HTTP request");
+        let response = request.send().await.map_err(|e| format!("{e:?}"))?;
         let status = response.status().as_u16();
         let set_cookie = response
             .headers()
             .get("set-cookie")
             .map(|v| v.to_str().unwrap_or_default().to_owned());
-        let body = response.text().await.unwrap_or_default();
-        Reply {
+        let body = response.text().await.map_err(|e| format!("{e:?}"))?;
+        Ok(Reply {
             status,
             set_cookie,
             body,
-        }
+        })
+    }
+
+    /// The counter's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The counter's resident memory in bytes.
+    pub fn rss(&self) -> u64 {
+        redis_test_support::rss_bytes(self.pid())
     }
 
     /// A new session holding `n = 1`; returns its cookie.
@@ -138,19 +215,34 @@ impl Drop for Counter {
     }
 }
 
-/// Live session keys on `server`: hashes under `dm:`, not lock keys or tombstones.
-pub fn session_keys(server: &redis_test_support::RedisServer) -> Vec<String> {
+/// Every key under `dm:` on `server`.
+pub fn keys(server: &redis_test_support::RedisServer) -> Vec<String> {
     match server.cmd(&["KEYS", "dm:*"]) {
         redis::Value::Array(items) => items
             .into_iter()
-            .filter_map(|v| match v {
-                redis::Value::BulkString(b) => String::from_utf8(b).ok(),
-                _ => None,
+            .map(|v| match v {
+                redis::Value::BulkString(b) => String::from_utf8(b).expect("UTF-8 key"),
+                other => panic!("KEYS answered {other:?} in its array"),
             })
-            .filter(|k| server.cmd(&["TYPE", k]) == redis::Value::SimpleString("hash".into()))
             .collect(),
         other => panic!("KEYS answered {other:?}"),
     }
+}
+
+/// Live session keys on `server`: hashes under `dm:`, not lock keys or tombstones.
+pub fn session_keys(server: &redis_test_support::RedisServer) -> Vec<String> {
+    keys(server)
+        .into_iter()
+        .filter(|k| server.cmd(&["TYPE", k]) == redis::Value::SimpleString("hash".into()))
+        .collect()
+}
+
+/// Session lock keys on `server` (`dm:{...}:l`), whatever their type.
+pub fn lock_keys(server: &redis_test_support::RedisServer) -> Vec<String> {
+    keys(server)
+        .into_iter()
+        .filter(|k| k.ends_with(":l"))
+        .collect()
 }
 
 /// An integer reply.

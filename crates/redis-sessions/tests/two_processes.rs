@@ -1,0 +1,92 @@
+//! The session lock across app processes: two `counter` processes over one private
+//! `redis-server` serialise the locked read-modify-write of one session between them, because
+//! the lock is held in Redis, not in either process.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Counter, lock_keys};
+use redis_test_support::RedisServer;
+
+/// Locked requests per process.
+const PER_PROCESS: usize = 30;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_serialises_requests_split_across_two_processes() {
+    let redis = RedisServer::start();
+    let session = "lock_wait = 30\nlock_ttl = 30";
+    let apps = [
+        Counter::start(redis.port(), session, ""),
+        Counter::start(redis.port(), session, ""),
+    ];
+    let cookie = apps[0].new_session().await;
+    let requests = (0..2 * PER_PROCESS).map(|i| {
+        let (app, cookie) = (&apps[i % 2], &cookie);
+        async move {
+            app.get("/incr-locked?key=c&delay_ms=10", Some(cookie))
+                .await
+        }
+    });
+    let replies = futures_util::future::join_all(requests).await;
+
+    assert!(replies.iter().all(|r| r.status == 200), "{replies:?}");
+    let mut seen: Vec<u64> = replies
+        .iter()
+        .map(|r| r.body.parse().expect("a number"))
+        .collect();
+    seen.sort_unstable();
+    let expected: Vec<u64> = (1..=2 * PER_PROCESS as u64).collect();
+    assert_eq!(seen, expected, "each increment must see the one before it");
+    for app in &apps {
+        assert_eq!(
+            app.get("/read?key=c", Some(&cookie)).await.body,
+            (2 * PER_PROCESS).to_string()
+        );
+    }
+    assert_eq!(
+        lock_keys(&redis),
+        Vec::<String>::new(),
+        "a lock key is left behind"
+    );
+}
+
+#[tokio::test]
+async fn a_lock_held_by_one_process_makes_the_other_wait() {
+    let redis = RedisServer::start();
+    let session = "lock_wait = 10\nlock_ttl = 30";
+    let first = Counter::start(redis.port(), session, "");
+    let second = Counter::start(redis.port(), session, "");
+    let cookie = first.new_session().await;
+    let hold = Duration::from_millis(1500);
+
+    let holder = first.get("/incr-locked?key=c&delay_ms=1500", Some(&cookie));
+    let waiter = async {
+        // The lock is a Redis key, visible to every process.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while lock_keys(&redis).is_empty() {
+            assert!(Instant::now() < deadline, "no lock key appeared in Redis");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let started = Instant::now();
+        let reply = second.get("/incr-locked?key=c", Some(&cookie)).await;
+        (reply, started.elapsed())
+    };
+    let (held, (waited, took)) = tokio::join!(holder, waiter);
+
+    assert_eq!((held.status, held.body.as_str()), (200, "1"), "{held:?}");
+    assert_eq!(
+        (waited.status, waited.body.as_str()),
+        (200, "2"),
+        "the second process must run after the first one's save: {waited:?}"
+    );
+    assert!(
+        took >= hold * 7 / 10,
+        "the second process got the lock after {took:?} while the first held it for {hold:?}"
+    );
+    assert_eq!(
+        lock_keys(&redis),
+        Vec::<String>::new(),
+        "a lock key is left behind"
+    );
+}
