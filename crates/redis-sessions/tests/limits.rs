@@ -59,7 +59,7 @@ fn manager() -> SessionManager {
     let mut config = Config::default();
     config.session.max_value_bytes = 100;
     config.session.max_session_bytes = 1000;
-    SessionManager::with_store(config, MemoryStore::default())
+    SessionManager::with_store(config, MemoryStore::default()).expect("valid config")
 }
 
 fn request(cookie: Option<&str>) -> Request<()> {
