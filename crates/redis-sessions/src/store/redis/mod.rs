@@ -359,7 +359,7 @@ impl SessionStore for RedisStore {
             let route = Route::Session(id);
             self.inner
                 .pool
-                .eval(route, &self.inner.unlock, &[&lock], |call| {
+                .eval_by_source(route, &self.inner.unlock, &[&lock], |call| {
                     call.arg(&token.0);
                 })
                 .await

@@ -154,7 +154,31 @@ impl Pool {
         keys: &[&str],
         args: impl Fn(&mut Cmd),
     ) -> Result<Value, StoreError> {
-        let mut by_source = false;
+        self.eval_from(false, route, script, keys, args).await
+    }
+
+    /// Like [`Pool::eval`], but sends the script's source at once (`EVAL`): for a call that
+    /// must take effect even if nobody reads its answer, e.g. a lock release sent while Redis is
+    /// paused. With `EVALSHA`, a `NOSCRIPT` answer that arrives after our timeout would leave
+    /// the call undone, with no retry.
+    pub(super) async fn eval_by_source(
+        &self,
+        route: Route<'_>,
+        script: &Script,
+        keys: &[&str],
+        args: impl Fn(&mut Cmd),
+    ) -> Result<Value, StoreError> {
+        self.eval_from(true, route, script, keys, args).await
+    }
+
+    async fn eval_from(
+        &self,
+        mut by_source: bool,
+        route: Route<'_>,
+        script: &Script,
+        keys: &[&str],
+        args: impl Fn(&mut Cmd),
+    ) -> Result<Value, StoreError> {
         loop {
             let mut call = script.call(by_source, keys);
             args(&mut call);
