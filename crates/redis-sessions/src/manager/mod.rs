@@ -155,17 +155,12 @@ impl SessionManager {
     ///
     /// [`ConfigError`] when the configuration is invalid.
     pub fn with_store(config: Config, store: impl SessionStore) -> Result<Self, ConfigError> {
-        // The store stands in for the pools: only the session settings need to hold.
-        let mut check = Config {
-            session: config.session,
-            pools: std::collections::BTreeMap::new(),
-        };
-        check.pools.insert(
-            check.session.redis_connection_pool.clone(),
-            crate::RedisPoolConfig::default(),
-        );
-        check.validate()?;
-        let config = check;
+        // The store stands in for the pools; a configuration whose pool is not defined (it is
+        // not used here) is checked against a default one.
+        let mut config = config;
+        let name = config.session.redis_connection_pool.clone();
+        config.pools.entry(name).or_default();
+        config.validate()?;
         Ok(Self {
             inner: Arc::new(ManagerInner {
                 config: config.session,
