@@ -126,10 +126,23 @@ async fn stored(manager: &SessionManager) -> String {
     let mut req = request(None);
     let session = manager.start(&mut req).await.expect("start");
     session.put("n", &1).expect("put");
-    let persisted = manager.persist_session(&req).await.expect("persist");
-    let header = persisted.set_cookie.expect("cookie");
+    cookie_pair(&manager.persist_session(&req).await.expect("persist"))
+}
+
+/// The `dmsession=...` pair of a persist's `Set-Cookie`.
+fn cookie_pair(persisted: &redis_sessions::Persisted) -> String {
+    let header = persisted.set_cookie.as_ref().expect("a cookie");
     let text = header.to_str().expect("ascii");
     text.split(';').next().unwrap_or_default().to_owned()
+}
+
+/// Persisting `req` fails because the store could not be reached.
+async fn persist_fails_with_the_store(manager: &SessionManager, req: &Request<()>) {
+    let err = manager
+        .persist_session(req)
+        .await
+        .expect_err("the store failed");
+    assert!(matches!(err, SessionError::Store(_)), "{err}");
 }
 
 async fn read_n(manager: &SessionManager, cookie: &str) -> Option<i64> {
@@ -147,11 +160,7 @@ async fn a_destroy_whose_persist_failed_is_retried_by_the_next_persist() {
     let mut req = request(Some(&cookie));
     manager.start(&mut req).await.expect("start").destroy();
     store.fail_next("end");
-    let err = manager
-        .persist_session(&req)
-        .await
-        .expect_err("the store failed");
-    assert!(matches!(err, SessionError::Store(_)), "{err}");
+    persist_fails_with_the_store(&manager, &req).await;
     assert_eq!(
         read_n(&manager, &cookie).await,
         Some(1),
@@ -180,20 +189,9 @@ async fn a_rotation_whose_persist_failed_is_retried_by_the_next_persist() {
     let session = manager.start(&mut req).await.expect("start");
     session.rotate();
     store.fail_next("end");
-    let err = manager
-        .persist_session(&req)
-        .await
-        .expect_err("the store failed");
-    assert!(matches!(err, SessionError::Store(_)), "{err}");
+    persist_fails_with_the_store(&manager, &req).await;
     let retried = manager.persist_session(&req).await.expect("retry");
-    let header = retried.set_cookie.expect("the retry sends the new cookie");
-    let new = header
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let new = cookie_pair(&retried);
     assert_ne!(new, old);
     assert_eq!(read_n(&manager, &old).await, None, "the old id is dead");
     assert_eq!(
@@ -211,11 +209,7 @@ async fn a_locked_save_whose_persist_failed_keeps_the_lock_for_the_retry() {
     let session = manager.start_locked(&mut req).await.expect("start locked");
     session.put("n", &2).expect("put");
     store.fail_next("save");
-    let err = manager
-        .persist_session(&req)
-        .await
-        .expect_err("the store failed");
-    assert!(matches!(err, SessionError::Store(_)), "{err}");
+    persist_fails_with_the_store(&manager, &req).await;
     let _ = manager
         .persist_session(&req)
         .await

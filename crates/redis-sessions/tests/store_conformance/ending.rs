@@ -7,16 +7,12 @@ use redis_sessions::store::{
     EndOutcome, EndRequest, Loaded, LockToken, LockedLoad, SaveOutcome, SessionStore,
 };
 
-use super::{LONG, TOMBSTONE, changes, destroy, id, pairs, record, sorted};
+use super::{LONG, TOMBSTONE, changes, destroy, id, pairs, record, sorted, stored};
 
 pub(crate) async fn end_returns_the_record_as_it_stood_and_leaves_it_ended(
     store: &dyn SessionStore,
 ) {
-    let id = id();
-    store
-        .create(&id, &record(&[("a", "1")]), LONG)
-        .await
-        .expect("create");
+    let id = stored(store, &[("a", "1")]).await;
     let mut save = changes(&[("b", "2")], &[]);
     save.within_lifetime = true;
     store.save(&id, &save).await.expect("save");
@@ -38,11 +34,7 @@ pub(crate) async fn end_returns_the_record_as_it_stood_and_leaves_it_ended(
 }
 
 pub(crate) async fn a_tombstone_expires_after_its_time(store: &dyn SessionStore) {
-    let id = id();
-    store
-        .create(&id, &record(&[("a", "1")]), LONG)
-        .await
-        .expect("create");
+    let id = stored(store, &[("a", "1")]).await;
     let short = EndRequest {
         tombstone: Duration::from_millis(200),
         ..destroy()
@@ -54,11 +46,7 @@ pub(crate) async fn a_tombstone_expires_after_its_time(store: &dyn SessionStore)
 }
 
 pub(crate) async fn a_retried_rotation_recognises_its_own_tombstone(store: &dyn SessionStore) {
-    let id = id();
-    store
-        .create(&id, &record(&[("a", "1")]), LONG)
-        .await
-        .expect("create");
+    let id = stored(store, &[("a", "1")]).await;
     let rotation = EndRequest {
         successor: "successor-storage-id",
         ..destroy()
@@ -79,11 +67,7 @@ pub(crate) async fn a_retried_rotation_recognises_its_own_tombstone(store: &dyn 
 }
 
 pub(crate) async fn a_locked_end_whose_lock_was_lost_changes_nothing(store: &dyn SessionStore) {
-    let id = id();
-    store
-        .create(&id, &record(&[("a", "1")]), LONG)
-        .await
-        .expect("create");
+    let id = stored(store, &[("a", "1")]).await;
     let (mine, theirs) = (LockToken("mine".into()), LockToken("theirs".into()));
     store.load_locked(&id, &theirs, LONG).await.expect("lock");
     let locked = EndRequest {
@@ -143,11 +127,7 @@ pub(crate) async fn a_destroy_releases_only_its_own_lock(store: &dyn SessionStor
 pub(crate) async fn the_lock_admits_one_holder_and_only_its_owner_releases_it(
     store: &dyn SessionStore,
 ) {
-    let id = id();
-    store
-        .create(&id, &record(&[("a", "1")]), LONG)
-        .await
-        .expect("create");
+    let id = stored(store, &[("a", "1")]).await;
     let (mine, theirs) = (LockToken("mine".into()), LockToken("theirs".into()));
     let got = store.load_locked(&id, &mine, LONG).await.expect("lock");
     assert!(matches!(got, LockedLoad::Acquired(Loaded::Found(_))));
@@ -174,11 +154,7 @@ pub(crate) async fn the_lock_admits_one_holder_and_only_its_owner_releases_it(
 }
 
 pub(crate) async fn a_save_whose_lock_expired_writes_nothing(store: &dyn SessionStore) {
-    let id = id();
-    store
-        .create(&id, &record(&[("a", "1")]), LONG)
-        .await
-        .expect("create");
+    let id = stored(store, &[("a", "1")]).await;
     let mine = LockToken("mine".into());
     store
         .load_locked(&id, &mine, Duration::from_millis(100))
@@ -203,11 +179,7 @@ pub(crate) async fn a_save_whose_lock_expired_writes_nothing(store: &dyn Session
 }
 
 pub(crate) async fn the_tombstone_outlives_the_lock_of_an_ended_record(store: &dyn SessionStore) {
-    let id = id();
-    store
-        .create(&id, &record(&[("a", "1")]), LONG)
-        .await
-        .expect("create");
+    let id = stored(store, &[("a", "1")]).await;
     let ended = EndRequest {
         tombstone: TOMBSTONE,
         ..destroy()

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis_sessions::id::{SessionId, StorageId};
 use redis_sessions::store::memory::MemoryStore;
-use redis_sessions::store::{ChangeSet, EndRequest, Loaded, Meta, Record};
+use redis_sessions::store::{ChangeSet, EndRequest, Loaded, Meta, Record, SessionStore};
 use redis_sessions::{RedisPoolConfig, RedisStore};
 use redis_test_support::{RedisCluster, RedisServer};
 
@@ -57,6 +57,16 @@ pub(crate) fn changes(set: &[(&str, &str)], removed: &[&str]) -> ChangeSet {
 
 /// How long `delete` keeps a tombstone in these tests.
 pub(crate) const TOMBSTONE: Duration = Duration::from_secs(60);
+
+/// A new record holding `fields`, with a long TTL; its id.
+pub(crate) async fn stored(store: &dyn SessionStore, fields: &[(&str, &str)]) -> StorageId {
+    let id = id();
+    store
+        .create(&id, &record(fields), LONG)
+        .await
+        .expect("create");
+    id
+}
 
 /// An `end` of a destroy: no lock, no successor.
 pub(crate) fn destroy() -> EndRequest<'static> {

@@ -5,18 +5,14 @@ use std::time::Duration;
 
 use redis_sessions::store::{Loaded, SaveOutcome, SessionStore};
 
-use super::{LONG, META, changes, destroy, id, pairs, record, sorted};
+use super::{META, changes, destroy, id, pairs, record, sorted, stored};
 
 pub(crate) async fn unknown_id_loads_nothing(store: &dyn SessionStore) {
     assert_eq!(store.load(&id()).await.ok(), Some(Loaded::Missing));
 }
 
 pub(crate) async fn created_record_loads_back_whole(store: &dyn SessionStore) {
-    let id = id();
-    store
-        .create(&id, &record(&[("a", "1"), ("b", "2")]), LONG)
-        .await
-        .expect("create");
+    let id = stored(store, &[("a", "1"), ("b", "2")]).await;
     let loaded = store.load(&id).await.expect("load");
     assert!(
         matches!(&loaded, Loaded::Found(r) if r.meta == META),
@@ -27,11 +23,7 @@ pub(crate) async fn created_record_loads_back_whole(store: &dyn SessionStore) {
 
 /// Two saves from two requests that each loaded the original record, on one save path.
 async fn saves_write_only_their_fields(store: &dyn SessionStore, plain: bool) {
-    let id = id();
-    store
-        .create(&id, &record(&[("a", "1"), ("b", "2"), ("c", "3")]), LONG)
-        .await
-        .expect("create");
+    let id = stored(store, &[("a", "1"), ("b", "2"), ("c", "3")]).await;
     let mut first = changes(&[("a", "10")], &[]);
     let mut second = changes(&[("b", "20")], &["c"]);
     first.within_lifetime = plain;
@@ -57,11 +49,7 @@ pub(crate) async fn a_plain_save_writes_only_the_given_fields(store: &dyn Sessio
 
 /// A save after `end`, on one save path: gone, nothing written.
 async fn save_after_end_is_gone(store: &dyn SessionStore, plain: bool) {
-    let id = id();
-    store
-        .create(&id, &record(&[("a", "1")]), LONG)
-        .await
-        .expect("create");
+    let id = stored(store, &[("a", "1")]).await;
     store.end(&id, destroy()).await.expect("end");
     let mut save = changes(&[("a", "2")], &["b"]);
     save.within_lifetime = plain;
@@ -124,11 +112,7 @@ pub(crate) async fn a_plain_save_refreshes_the_ttl(store: &dyn SessionStore) {
 }
 
 pub(crate) async fn a_plain_save_sets_the_ttl_it_is_given(store: &dyn SessionStore) {
-    let id = id();
-    store
-        .create(&id, &record(&[("a", "1")]), LONG)
-        .await
-        .expect("create");
+    let id = stored(store, &[("a", "1")]).await;
     let mut save = changes(&[("a", "2")], &[]);
     save.within_lifetime = true;
     save.ttl = Duration::from_millis(300);
@@ -144,11 +128,7 @@ pub(crate) async fn a_plain_save_sets_the_ttl_it_is_given(store: &dyn SessionSto
 pub(crate) async fn a_save_of_thousands_of_fields_works_on_the_atomic_path(
     store: &dyn SessionStore,
 ) {
-    let id = id();
-    store
-        .create(&id, &record(&[("a", "1")]), LONG)
-        .await
-        .expect("create");
+    let id = stored(store, &[("a", "1")]).await;
     let keys: Vec<String> = (0..9_000).map(|i| format!("k{i}")).collect();
     let set: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "v")).collect();
     let save = changes(&set, &[]);
