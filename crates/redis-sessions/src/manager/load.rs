@@ -14,18 +14,19 @@ use crate::store::{HeldLock, Loaded, LockToken, LockedLoad, Meta, millis, now_ms
 
 type Queue = Arc<tokio::sync::Mutex<()>>;
 
-/// One in-process queue per session with a locked request in flight. An entry lives exactly as
-/// long as someone holds or waits for it: the last guard to go removes it, so the map never holds
-/// more entries than there are locked requests in flight, and no request ever scans it.
+/// One in-process queue per session with a locked request in flight. An entry counts the
+/// requests that hold or wait for it, and the last one to go removes it (also when it is
+/// cancelled while waiting), so the map never holds more entries than there are locked requests
+/// in flight, and no request ever scans it.
 #[derive(Default)]
 pub(super) struct LocalLocks {
-    queues: std::sync::Mutex<HashMap<StorageId, Queue>>,
+    queues: std::sync::Mutex<HashMap<StorageId, (Queue, usize)>>,
 }
 
-/// This process's turn on one session; dropping it lets the next local waiter go.
+/// This process's turn on one session (or the wait for it); dropping it lets the next local
+/// waiter go.
 pub(crate) struct LocalTurn {
     guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-    queue: Queue,
     id: StorageId,
     locks: Arc<LocalLocks>,
 }
@@ -33,12 +34,18 @@ pub(crate) struct LocalTurn {
 impl Drop for LocalTurn {
     fn drop(&mut self) {
         self.guard = None;
-        self.locks.release(&self.id, &self.queue);
+        let mut map = self.locks.map();
+        if let Some((_, users)) = map.get_mut(&self.id) {
+            *users -= 1;
+            if *users == 0 {
+                map.remove(&self.id);
+            }
+        }
     }
 }
 
 impl LocalLocks {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<StorageId, Queue>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<StorageId, (Queue, usize)>> {
         self.queues
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -46,25 +53,20 @@ impl LocalLocks {
 
     /// Waits for this process's turn on `id`.
     async fn acquire(self: &Arc<Self>, id: &StorageId) -> LocalTurn {
-        let queue = Arc::clone(self.map().entry(id.clone()).or_default());
-        // Built before waiting, so a waiter cancelled by its timeout also cleans up.
+        let queue = {
+            let mut map = self.map();
+            let (queue, users) = map.entry(id.clone()).or_default();
+            *users += 1;
+            Arc::clone(queue)
+        };
+        // Counted before waiting, so a waiter cancelled by its timeout also uncounts itself.
         let mut turn = LocalTurn {
             guard: None,
-            queue: Arc::clone(&queue),
             id: id.clone(),
             locks: Arc::clone(self),
         };
         turn.guard = Some(queue.lock_owned().await);
         turn
-    }
-
-    /// Drops the entry of `id` when nobody but the map holds it any more (the caller's clone in
-    /// `queue` is the one counted besides the map's).
-    fn release(&self, id: &StorageId, queue: &Queue) {
-        let mut map = self.map();
-        if Arc::strong_count(queue) <= 2 && map.get(id).is_some_and(|q| Arc::ptr_eq(q, queue)) {
-            map.remove(id);
-        }
     }
 
     /// Sessions with a locked request of this process in flight (for tests).
@@ -253,5 +255,10 @@ mod tests {
         );
         drop(second);
         assert_eq!(locks.len(), 0);
+        let held = locks.acquire(&ids[1]).await;
+        let impatient = tokio::time::timeout(Duration::from_millis(10), locks.acquire(&ids[1]));
+        assert!(impatient.await.is_err(), "the waiter gives up");
+        drop(held);
+        assert_eq!(locks.len(), 0, "a cancelled waiter leaves no entry behind");
     }
 }
