@@ -17,6 +17,7 @@ use std::sync::Arc;
 mod load;
 mod persist;
 mod rotate;
+mod ttl;
 
 use http::{Extensions, Request};
 use tokio::sync::OnceCell;

@@ -196,7 +196,7 @@ pub struct ChangeSet {
     /// Release this lock in the same step, and write nothing unless it is still held.
     pub unlock: Option<LockToken>,
     /// The record cannot have expired by itself yet: by the manager's clock its TTL runs for at
-    /// least a safety margin more. Then only a `delete` can have removed it, and a store that
+    /// least a safety margin more. Then only an `end` can have removed it, and a store that
     /// leaves tombstones may skip the atomic existence check (the Redis store then saves with
     /// plain pipelined commands instead of a script).
     pub within_lifetime: bool,
