@@ -1,6 +1,7 @@
-//! The session lock across app processes: two `counter` processes over one private
-//! `redis-server` serialise the locked read-modify-write of one session between them, because
-//! the lock is held in Redis, not in either process.
+//! Several app instances behind a load balancer: two `counter` processes over one private
+//! `redis-server` share sessions (a cookie issued by one works on the other), a logout or login
+//! on one ends the old id on the other at once, and they serialise the locked read-modify-write
+//! of one session between them, because the lock is held in Redis, not in either process.
 
 mod common;
 
@@ -89,4 +90,47 @@ async fn a_lock_held_by_one_process_makes_the_other_wait() {
         Vec::<String>::new(),
         "a lock key is left behind"
     );
+}
+
+#[tokio::test]
+async fn a_cookie_issued_by_one_instance_works_on_the_other() {
+    let redis = RedisServer::start();
+    let apps = [
+        Counter::start(redis.port(), "", ""),
+        Counter::start(redis.port(), "", ""),
+    ];
+    let cookie = apps[0].new_session().await;
+    let reply = apps[1].get("/incr", Some(&cookie)).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "2"), "{reply:?}");
+    assert!(
+        reply.set_cookie.is_none(),
+        "the same session, no new cookie"
+    );
+    assert_eq!(apps[0].get("/read", Some(&cookie)).await.body, "2");
+}
+
+#[tokio::test]
+async fn logout_or_login_on_one_instance_ends_the_old_id_on_the_other_at_once() {
+    let redis = RedisServer::start();
+    let apps = [
+        Counter::start(redis.port(), "", ""),
+        Counter::start(redis.port(), "", ""),
+    ];
+    let logged_out = apps[0].new_session().await;
+    apps[0].get("/logout", Some(&logged_out)).await;
+    let late = apps[1].get("/incr", Some(&logged_out)).await;
+    assert_eq!(late.status, 409, "{late:?}");
+    assert!(late.set_cookie.is_none());
+
+    let old = apps[1].new_session().await;
+    let login = apps[0].get("/login", Some(&old)).await;
+    assert_eq!(login.status, 200, "{login:?}");
+    assert_eq!(
+        apps[1].get("/read", Some(&old)).await.body,
+        "0",
+        "old id dead"
+    );
+    assert_eq!(apps[1].get("/read", Some(&login.cookie())).await.body, "1");
+    let late = apps[1].get("/incr", Some(&old)).await;
+    assert_eq!(late.status, 409, "{late:?}");
 }
