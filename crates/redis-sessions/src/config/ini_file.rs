@@ -6,14 +6,16 @@ use std::time::Duration;
 
 use ini::{Ini, ParseOption};
 
-use super::validate::{self, LIFESPAN, LOCK_TTL, LONG, MAX_POOL_SIZE, SHORT, Seconds};
+use super::validate::{
+    self, LIFESPAN, LOCK_TTL, LONG, MAX_POOL_SIZE, MAX_REPLICAS_ACK, SHORT, Seconds,
+};
 use super::{Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, default_touch_interval};
 
 const SESSION_KEYS: &str = "cookie_name, cookie_lifespan, redis_connection_pool, cookie_samesite, \
     cookie_secure, cookie_path, cookie_domain, absolute_lifetime, max_value_bytes, \
     max_session_bytes, touch_interval, persist, lock_wait, lock_ttl";
-const POOL_KEYS: &str =
-    "host, port, db_index, password, prefix, timeout, pool_size, pool_prefill, cluster_nodes";
+const POOL_KEYS: &str = "host, port, db_index, password, prefix, timeout, pool_size, pool_prefill, min_replicas_ack, \
+     cluster_nodes";
 
 impl Config {
     /// Reads and validates an INI file.
@@ -94,6 +96,9 @@ impl Config {
                     "timeout" => p.timeout = field.seconds(SHORT)?,
                     "pool_size" => p.pool_size = field.number(1..=MAX_POOL_SIZE)?,
                     "pool_prefill" => p.pool_prefill = field.boolean()?,
+                    "min_replicas_ack" => {
+                        p.min_replicas_ack = field.number(0..=MAX_REPLICAS_ACK)?
+                    }
                     "cluster_nodes" => p.cluster_nodes = field.node_list()?,
                     _ => return Err(field.unknown(POOL_KEYS)),
                 }

@@ -189,10 +189,16 @@ pub struct RedisPoolConfig {
     /// `timeout` in seconds (fractions allowed) for connecting and for each command, default 1:
     /// from 0.001 to 86400 (1 day), and shorter than `lock_ttl` for the session pool.
     pub timeout: Duration,
-    /// `pool_size`: multiplexed connections used round robin, default 4, from 1 to 1024.
+    /// `pool_size`: multiplexed connections, default 4, from 1 to 1024; each session always
+    /// uses the same one (chosen from its id), so its commands run in the order they were sent.
     pub pool_size: usize,
     /// `pool_prefill`: connect all at start-up instead of on first use, default false.
     pub pool_prefill: bool,
+    /// `min_replicas_ack`: how many replicas must have every write (save, create, destroy,
+    /// rotation) before the request is answered, checked with `WAIT`; 0 (the default) answers as
+    /// soon as the master has it. A write that fewer replicas acknowledge within half the pool's
+    /// `timeout` fails (`503`); it may still be on the master. From 0 to 16; not on a Cluster.
+    pub min_replicas_ack: usize,
     /// `cluster_nodes`: comma-separated `host:port` seeds; when set, the pool talks to a Redis
     /// Cluster and `host`/`port` are not used.
     pub cluster_nodes: Vec<String>,
@@ -209,6 +215,7 @@ impl Default for RedisPoolConfig {
             timeout: Duration::from_secs(1),
             pool_size: 4,
             pool_prefill: false,
+            min_replicas_ack: 0,
             cluster_nodes: Vec::new(),
         }
     }

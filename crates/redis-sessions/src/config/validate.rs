@@ -43,6 +43,8 @@ pub(super) const LOCK_TTL: Seconds = Seconds {
 
 /// Most multiplexed connections one pool may open.
 pub(super) const MAX_POOL_SIZE: usize = 1024;
+/// Largest `min_replicas_ack`: more replicas than any real set-up has.
+pub(super) const MAX_REPLICAS_ACK: usize = 16;
 
 /// How `absolute_lifetime` says there is no limit.
 pub(super) const NO_LIMIT: &str = " (or 0 for no limit; None in code)";
@@ -222,6 +224,22 @@ fn check_pool(name: &str, p: &RedisPoolConfig) -> Result<(), ConfigError> {
     }
     for node in &p.cluster_nodes {
         cluster_node(node).map_err(|r| redis("cluster_nodes", p.cluster_nodes.join(","), r))?;
+    }
+    if p.min_replicas_ack > MAX_REPLICAS_ACK {
+        let reason = format!("must be a whole number from 0 to {MAX_REPLICAS_ACK}");
+        return Err(redis(
+            "min_replicas_ack",
+            p.min_replicas_ack.to_string(),
+            &reason,
+        ));
+    }
+    if p.min_replicas_ack > 0 && !p.cluster_nodes.is_empty() {
+        let reason = "is not supported with cluster_nodes yet (WAIT would reach one random node)";
+        return Err(redis(
+            "min_replicas_ack",
+            p.min_replicas_ack.to_string(),
+            reason,
+        ));
     }
     Ok(())
 }

@@ -32,9 +32,11 @@
 //!
 //! Connections are in `pool.rs` (one connection per session, for ordering); on a standalone
 //! server the commands of concurrent requests are batched into one write (`batch.rs`), which is
-//! what keeps Redis's CPU per request low. Commands and replies are in `reply.rs`.
+//! what keeps Redis's CPU per request low. Commands and replies are in `reply.rs`; replica
+//! acknowledgements (`min_replicas_ack`) and the eviction check in `durability.rs`.
 
 mod batch;
+mod durability;
 mod pool;
 mod reply;
 
@@ -53,12 +55,15 @@ use super::{
 };
 use crate::config::RedisPoolConfig;
 use crate::id::StorageId;
+pub use durability::EvictionRisk;
 use pool::{Connections, Pool, Route, Script, store_error};
 use reply::{META_FIELD, hset, pexpire, ttl_ms};
 
 struct Inner {
     pool: Pool,
     prefix: String,
+    /// `min_replicas_ack`: replicas that must acknowledge every write (0: none).
+    replicas: usize,
     save: Script,
     unlock: Script,
     end: Script,
@@ -76,26 +81,6 @@ impl std::fmt::Debug for RedisStore {
             .field("prefix", &self.inner.prefix)
             .field("timeout", &self.inner.pool.timeout)
             .finish_non_exhaustive()
-    }
-}
-
-/// What a Redis server's eviction settings mean for sessions (see
-/// [`RedisStore::eviction_risk`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EvictionRisk {
-    /// The server's `maxmemory-policy`.
-    pub policy: String,
-}
-
-impl std::fmt::Display for EvictionRisk {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Redis has maxmemory set with maxmemory-policy {}: under memory pressure it may evict \
-             session tombstones, and a slow request could then bring back part of a session \
-             that was logged out; use maxmemory-policy noeviction for the sessions' Redis",
-            self.policy
-        )
     }
 }
 
@@ -157,6 +142,7 @@ impl RedisStore {
                     timeout: config.timeout,
                 },
                 prefix: config.prefix.clone(),
+                replicas: config.min_replicas_ack,
                 save: Script::new(include_str!("save.lua")),
                 unlock: Script::new(include_str!("unlock.lua")),
                 end: Script::new(include_str!("end.lua")),
@@ -177,41 +163,6 @@ impl RedisStore {
                 .await?;
         }
         Ok(())
-    }
-
-    /// Asks one server (`INFO memory`) whether it may evict keys: with `maxmemory` set and any
-    /// `maxmemory-policy` but `noeviction`, Redis may evict a tombstone (they have TTLs, so the
-    /// `volatile-*` policies pick them too), after which a slow request's save could bring back
-    /// part of a logged-out session. `None` when eviction cannot happen.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when Redis cannot be asked.
-    pub async fn eviction_risk(&self) -> Result<Option<EvictionRisk>, StoreError> {
-        let reply = self
-            .inner
-            .pool
-            .exec_ok(
-                Route::Any,
-                vec![redis::cmd("INFO").arg("memory").to_owned()],
-            )
-            .await?;
-        let mut text = String::new();
-        collect_text(reply.into_iter().next().unwrap_or(Value::Nil), &mut text);
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .map(str::trim)
-        };
-        let maxmemory = field("maxmemory")
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        let policy = field("maxmemory_policy").unwrap_or("noeviction");
-        Ok(
-            (maxmemory > 0 && policy != "noeviction").then(|| EvictionRisk {
-                policy: policy.to_owned(),
-            }),
-        )
     }
 
     /// The Redis key of a session's hash.
@@ -249,18 +200,6 @@ impl RedisStore {
             None => Err(StoreError::Backend("no reply to HSET".into())),
         }
     }
-}
-
-/// Gathers the text of an `INFO` reply (one string, or one per node on a Cluster).
-fn collect_text(value: Value, out: &mut String) {
-    match value {
-        Value::BulkString(bytes) => out.push_str(&String::from_utf8_lossy(&bytes)),
-        Value::VerbatimString { text, .. } | Value::SimpleString(text) => out.push_str(&text),
-        Value::Array(items) => items.into_iter().for_each(|v| collect_text(v, out)),
-        Value::Map(pairs) => pairs.into_iter().for_each(|(_, v)| collect_text(v, out)),
-        _ => {}
-    }
-    out.push('\n');
 }
 
 impl SessionStore for RedisStore {
@@ -310,8 +249,11 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             let key = self.session_key(id);
             let commands = vec![hset(&key, record.meta, &record.fields), pexpire(&key, ttl)];
-            let replies = self.inner.pool.exec_ok(Route::Session(id), commands);
-            replies.await.map(drop)
+            self.inner
+                .pool
+                .exec_ok(Route::Session(id), commands)
+                .await?;
+            self.replicated(id).await
         })
     }
 
@@ -321,35 +263,11 @@ impl SessionStore for RedisStore {
         changes: &'a ChangeSet,
     ) -> StoreFuture<'a, SaveOutcome> {
         Box::pin(async move {
-            if changes.within_lifetime && changes.unlock.is_none() {
-                return self.save_plain(id, changes).await;
+            let outcome = self.save_unreplicated(id, changes).await?;
+            if outcome == SaveOutcome::Saved {
+                self.replicated(id).await?;
             }
-            let (key, lock) = (self.session_key(id), self.lock_key(id));
-            let route = Route::Session(id);
-            let reply = self
-                .inner
-                .pool
-                .eval(route, &self.inner.save, &[&key, &lock], |call| {
-                    call.arg(ttl_ms(changes.ttl))
-                        .arg(changes.unlock.as_ref().map_or("", |t| t.0.as_str()))
-                        .arg(changes.removed.len())
-                        .arg(&changes.removed);
-                    for (k, v) in &changes.set {
-                        call.arg(k).arg(&v[..]);
-                    }
-                    call.arg(META_FIELD).arg(&changes.meta.encode()[..]);
-                })
-                .await?;
-            Ok(match reply {
-                Value::Int(1) => SaveOutcome::Saved,
-                Value::Int(0) => SaveOutcome::Gone,
-                Value::Int(-1) => SaveOutcome::LockLost,
-                other => {
-                    return Err(StoreError::Backend(format!(
-                        "unexpected save reply {other:?}"
-                    )));
-                }
-            })
+            Ok(outcome)
         })
     }
 
@@ -385,7 +303,50 @@ impl SessionStore for RedisStore {
                         .arg(request.successor);
                 })
                 .await?;
-            reply::ended(reply)
+            let outcome = reply::ended(reply)?;
+            if outcome != EndOutcome::LockLost {
+                self.replicated(id).await?;
+            }
+            Ok(outcome)
+        })
+    }
+}
+
+impl RedisStore {
+    /// A save as the primary sees it (see the module docs for the two paths).
+    async fn save_unreplicated(
+        &self,
+        id: &StorageId,
+        changes: &ChangeSet,
+    ) -> Result<SaveOutcome, StoreError> {
+        if changes.within_lifetime && changes.unlock.is_none() {
+            return self.save_plain(id, changes).await;
+        }
+        let (key, lock) = (self.session_key(id), self.lock_key(id));
+        let route = Route::Session(id);
+        let reply = self
+            .inner
+            .pool
+            .eval(route, &self.inner.save, &[&key, &lock], |call| {
+                call.arg(ttl_ms(changes.ttl))
+                    .arg(changes.unlock.as_ref().map_or("", |t| t.0.as_str()))
+                    .arg(changes.removed.len())
+                    .arg(&changes.removed);
+                for (k, v) in &changes.set {
+                    call.arg(k).arg(&v[..]);
+                }
+                call.arg(META_FIELD).arg(&changes.meta.encode()[..]);
+            })
+            .await?;
+        Ok(match reply {
+            Value::Int(1) => SaveOutcome::Saved,
+            Value::Int(0) => SaveOutcome::Gone,
+            Value::Int(-1) => SaveOutcome::LockLost,
+            other => {
+                return Err(StoreError::Backend(format!(
+                    "unexpected save reply {other:?}"
+                )));
+            }
         })
     }
 }
