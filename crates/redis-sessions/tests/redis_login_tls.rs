@@ -12,7 +12,7 @@ use redis_sessions::{RedisPoolConfig, RedisStore, StoreError};
 use redis_test_support::{RedisServer, TestCertificates};
 
 const TIMEOUT: Duration = Duration::from_millis(500);
-/// The rights of `docs`' ACL example (README): what the library needs.
+/// The rights of the README's ACL example: what the library needs on one server.
 const RIGHTS: &[&str] = &[
     "~dm:*",
     "resetchannels",
@@ -190,4 +190,21 @@ fn a_tls_file_that_is_not_pem_fails_when_the_store_is_built() {
     };
     let error = RedisStore::new(&pool).expect_err("junk key");
     assert!(error.to_string().contains("key"), "{error}");
+}
+
+#[tokio::test]
+async fn a_db_index_other_than_0_needs_the_select_right() {
+    let server = RedisServer::start();
+    server.add_acl_user("app", "pw", RIGHTS);
+    let mut pool = acl_pool(&server, "app", "pw");
+    pool.db_index = 1;
+    let error = load_error(&pool).await;
+    assert!(error.to_string().contains("'select'"), "{error}");
+
+    let mut with_select = RIGHTS.to_vec();
+    with_select.push("+select");
+    server.add_acl_user("app", "pw", &with_select);
+    let store = RedisStore::new(&pool).expect("store");
+    let id = SessionId::generate().storage_id();
+    assert!(store.load(&id).await.expect("load").record().is_none());
 }
