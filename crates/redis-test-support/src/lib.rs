@@ -31,7 +31,8 @@
 //!   [`RedisServer::tls_certificates`]); the plain port stays open for the harness.
 //!   [`RedisServer::add_acl_user`] creates a limited ACL user after start (with
 //!   `ACL SETUSER name reset on >password rules...`), since `redis-server` has no `--user`
-//!   option;
+//!   option; [`RedisCluster::start_tls`] makes a Cluster whose nodes share one test CA and talk
+//!   TLS to clients and on the cluster bus (`--tls-cluster yes`);
 //! - [`CountingProxy`]: a TCP proxy that counts Redis round trips and records
 //!   the commands that pass, to assert how many round trips an operation
 //!   costs.

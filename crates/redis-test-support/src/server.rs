@@ -102,8 +102,15 @@ impl RedisServer {
 
     /// [`RedisServer::launch`] plus a TLS listener on its own free port, with certificates
     /// made in the server's directory (see [`RedisServer::start_tls`]).
-    pub(crate) fn launch_tls(extra: &[String], client_auth: bool) -> RedisServer {
-        RedisServer::launch_with(extra, false, Some(client_auth))
+    /// `certs` are shared (a Cluster's nodes trust one CA); `None` makes new ones in the
+    /// server's own directory.
+    pub(crate) fn launch_tls(
+        extra: &[String],
+        cluster_bus: bool,
+        certs: Option<TestCertificates>,
+        client_auth: bool,
+    ) -> RedisServer {
+        RedisServer::launch_with(extra, cluster_bus, Some((certs, client_auth)))
     }
 
     /// The TLS port and certificates, for a server with TLS.
@@ -111,7 +118,11 @@ impl RedisServer {
         self.tls.as_ref().map(|(port, certs)| (*port, certs))
     }
 
-    fn launch_with(extra: &[String], cluster_bus: bool, tls: Option<bool>) -> RedisServer {
+    fn launch_with(
+        extra: &[String],
+        cluster_bus: bool,
+        tls: Option<(Option<TestCertificates>, bool)>,
+    ) -> RedisServer {
         let binary = find_binary("redis-server");
         let dir = tempfile::Builder::new()
             .prefix("redis-test-")
@@ -124,7 +135,9 @@ impl RedisServer {
             .and_then(|i| extra.get(i + 1))
             .cloned();
 
-        let certs = tls.map(|_| TestCertificates::generate(dir.path()));
+        let client_auth = tls.as_ref().is_some_and(|(_, auth)| *auth);
+        let certs =
+            tls.map(|(certs, _)| certs.unwrap_or_else(|| TestCertificates::generate(dir.path())));
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
@@ -150,7 +163,7 @@ impl RedisServer {
                 args.push("--cluster-port".into());
                 args.push(free_port().to_string());
             }
-            if let (Some(certs), Some(client_auth)) = (&certs, tls) {
+            if let Some(certs) = &certs {
                 args.extend(certs.server_args(tls_port, client_auth));
             }
             args.extend(extra.iter().cloned());

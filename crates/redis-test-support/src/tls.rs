@@ -22,7 +22,8 @@ pub struct TestCertificates {
     /// `ca.crt`: the CA certificate, to trust (a client's `tls_ca`, the server's
     /// `--tls-ca-cert-file`).
     pub ca: PathBuf,
-    /// `server.crt`: for `127.0.0.1` and `localhost` (IP and DNS subject alternative names).
+    /// `server.crt`: for `127.0.0.1` and `localhost` (IP and DNS subject alternative names);
+    /// also usable as a client certificate (Cluster nodes use it on the TLS cluster bus).
     pub server_cert: PathBuf,
     /// `server.key`: the server certificate's key (PKCS#8, P-256).
     pub server_key: PathBuf,
@@ -60,11 +61,12 @@ impl TestCertificates {
         ca.extend(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
         openssl(dir, &ca, &[("-keyout", &ca_key), ("-out", &certs.ca)]);
         let leaves = [
+            // Cluster nodes also present it as clients on the TLS cluster bus.
             (
                 "server",
                 &certs.server_cert,
                 &certs.server_key,
-                "serverAuth",
+                "serverAuth, clientAuth",
             ),
             (
                 "client",
@@ -98,6 +100,21 @@ impl TestCertificates {
             openssl(dir, &sign, &files);
         }
         certs
+    }
+
+    /// The `redis-cli` arguments of a TLS connection trusting the CA (and presenting the
+    /// client certificate, for servers that require one).
+    pub(crate) fn cli_args(&self) -> Vec<String> {
+        let path = |p: &Path| p.display().to_string();
+        vec![
+            "--tls".into(),
+            "--cacert".into(),
+            path(&self.ca),
+            "--cert".into(),
+            path(&self.client_cert),
+            "--key".into(),
+            path(&self.client_key),
+        ]
     }
 
     /// The `redis-server` arguments of a TLS listener on `tls_port` with these files, asking
@@ -158,7 +175,7 @@ impl RedisServer {
     /// (readiness, [`RedisServer::cmd`], [`RedisServer::add_acl_user`]); point the code under
     /// test at the TLS port.
     pub fn start_tls(client_auth: bool) -> RedisServer {
-        RedisServer::launch_tls(&[], client_auth)
+        RedisServer::launch_tls(&[], false, None, client_auth)
     }
 
     /// The TLS port of a server made by [`RedisServer::start_tls`]. Panics for a server

@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 
 use redis::Value;
-use redis_test_support::{RedisServer, TestCertificates};
+use redis_test_support::{RedisCluster, RedisServer, TestCertificates};
 
 /// `redis-cli --tls` on the server's TLS port, trusting `ca`, with a client certificate if
 /// `client` is given; bounded by `timeout 10`.
@@ -83,4 +83,36 @@ fn acl_user_can_run_only_what_its_rules_allow() {
     assert_eq!(cli(&["GET", "dm:x"]).trim(), "");
     assert!(cli(&["GET", "other"]).contains("NOPERM"));
     assert!(cli(&["SET", "dm:x", "1"]).contains("NOPERM"));
+}
+
+#[test]
+fn tls_cluster_serves_keys_over_tls_on_the_ports_it_announces() {
+    let cluster = RedisCluster::start_tls(3, true);
+    let certs = cluster.tls_certificates();
+    for (node, server) in cluster.nodes().iter().zip(cluster.servers()) {
+        assert_eq!(node, &format!("127.0.0.1:{}", server.tls_port()));
+    }
+    // Asked over TLS, CLUSTER SLOTS names the TLS ports (over the harness's plain port, the
+    // plain ones), so a cluster client over TLS finds every node.
+    let first = &cluster.servers()[0];
+    let client = (path(&certs.client_cert), path(&certs.client_key));
+    let slots = text(&cli_tls(
+        first,
+        path(&certs.ca),
+        Some(client),
+        &["CLUSTER", "SLOTS"],
+    ));
+    for server in cluster.servers() {
+        let port = server.tls_port().to_string();
+        assert!(slots.lines().any(|l| l.trim() == port), "{slots}");
+    }
+    for key in ["a", "b", "c", "d"] {
+        let out = cli_tls(
+            first,
+            path(&certs.ca),
+            Some(client),
+            &["-c", "SET", key, "1"],
+        );
+        assert_eq!(text(&out).trim(), "OK", "{}", text(&out));
+    }
 }

@@ -10,7 +10,9 @@ mod secured;
 
 use ending::*;
 use saving::*;
-use secured::{acl_cluster_store, acl_store, mtls_store, tls_store};
+use secured::{
+    acl_cluster_store, acl_store, mtls_acl_cluster_store, mtls_store, tls_cluster_store, tls_store,
+};
 
 use std::time::Duration;
 
@@ -167,3 +169,5 @@ conformance!(redis_tls, tls_store());
 conformance!(redis_mtls, mtls_store());
 conformance!(redis_acl, acl_store());
 conformance!(redis_acl_cluster, acl_cluster_store());
+conformance!(redis_tls_cluster, tls_cluster_store());
+conformance!(redis_mtls_acl_cluster, mtls_acl_cluster_store());

@@ -1,5 +1,6 @@
 //! Store constructors for Redis behind TLS, mutual TLS and a limited ACL user, so that the
-//! whole conformance suite also runs the way managed Redis services are reached.
+//! whole conformance suite also runs the way managed Redis services are reached, on a single
+//! server and on a Cluster.
 
 use std::time::Duration;
 
@@ -91,6 +92,43 @@ pub(crate) fn acl_cluster_store() -> (RedisStore, RedisCluster) {
         timeout: Duration::from_secs(2),
         username: Some(ACL_USER.to_owned()),
         password: Some(ACL_PASSWORD.to_owned()),
+        ..RedisPoolConfig::default()
+    };
+    (RedisStore::new(&config).expect("store"), cluster)
+}
+
+/// A Cluster store over TLS (no client certificate), trusting the nodes' CA.
+pub(crate) fn tls_cluster_store() -> (RedisStore, RedisCluster) {
+    let cluster = RedisCluster::start_tls(3, false);
+    let config = RedisPoolConfig {
+        cluster_nodes: cluster.nodes(),
+        timeout: Duration::from_secs(2),
+        tls: true,
+        tls_ca: Some(cluster.tls_certificates().ca.clone()),
+        ..RedisPoolConfig::default()
+    };
+    (RedisStore::new(&config).expect("store"), cluster)
+}
+
+/// A Cluster store over mutual TLS, logged in as [`ACL_USER`] on every node: everything a
+/// managed Cluster may ask for at once.
+pub(crate) fn mtls_acl_cluster_store() -> (RedisStore, RedisCluster) {
+    let cluster = RedisCluster::start_tls(3, true);
+    let mut rules = ACL_RULES.to_vec();
+    rules.push("+cluster|slots");
+    for node in cluster.servers() {
+        node.add_acl_user(ACL_USER, ACL_PASSWORD, &rules);
+    }
+    let certs = cluster.tls_certificates();
+    let config = RedisPoolConfig {
+        cluster_nodes: cluster.nodes(),
+        timeout: Duration::from_secs(2),
+        username: Some(ACL_USER.to_owned()),
+        password: Some(ACL_PASSWORD.to_owned()),
+        tls: true,
+        tls_ca: Some(certs.ca.clone()),
+        tls_cert: Some(certs.client_cert.clone()),
+        tls_key: Some(certs.client_key.clone()),
         ..RedisPoolConfig::default()
     };
     (RedisStore::new(&config).expect("store"), cluster)
