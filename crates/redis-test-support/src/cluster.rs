@@ -3,8 +3,10 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::RedisServer;
+use tempfile::TempDir;
+
 use crate::process::{POLL_INTERVAL, WAIT_TIMEOUT, find_binary, log_tail, run_bounded};
+use crate::{RedisServer, TestCertificates};
 
 /// Upper bound for `redis-cli --cluster create` (it normally needs 2 to 5 s,
 /// mostly its own one-second polls while the nodes meet).
@@ -26,12 +28,41 @@ const SLOTS: usize = 16384;
 pub struct RedisCluster {
     /// The nodes, in the order given to `redis-cli --cluster create`.
     servers: Vec<RedisServer>,
+    /// For a TLS cluster: the directory of the certificates all nodes share, and them.
+    tls: Option<(TempDir, TestCertificates)>,
 }
 
 impl RedisCluster {
     /// Starts `masters` nodes (at least 3), joins them into a cluster and
     /// waits until it is healthy. Panics with the relevant logs on failure.
     pub fn start(masters: usize) -> RedisCluster {
+        RedisCluster::start_with(masters, None)
+    }
+
+    /// Like [`RedisCluster::start`], but every node speaks TLS only to clients that use
+    /// [`RedisCluster::nodes`] (its TLS port) and on the cluster bus (`--tls-cluster yes`), so
+    /// `CLUSTER SLOTS` names the TLS ports. All nodes share one test CA and server
+    /// certificate ([`RedisCluster::tls_certificates`]); with `client_auth` they require a
+    /// client certificate (mutual TLS). Each node's plain port stays open for the harness
+    /// ([`RedisServer::cmd`]).
+    pub fn start_tls(masters: usize, client_auth: bool) -> RedisCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("redis-test-certs-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
+        let certs = TestCertificates::generate(dir.path());
+        RedisCluster::start_with(masters, Some((dir, certs, client_auth)))
+    }
+
+    /// The certificates of a [`RedisCluster::start_tls`] cluster. Panics for a plain one.
+    pub fn tls_certificates(&self) -> &TestCertificates {
+        match &self.tls {
+            Some((_, certs)) => certs,
+            None => panic!("this Redis Cluster has no TLS"),
+        }
+    }
+
+    fn start_with(masters: usize, tls: Option<(TempDir, TestCertificates, bool)>) -> RedisCluster {
         assert!(
             masters >= 3,
             "a Redis Cluster needs at least 3 masters, {masters} requested"
@@ -49,11 +80,25 @@ impl RedisCluster {
         .map(|s| (*s).to_owned())
         .collect();
         let servers: Vec<RedisServer> = (0..masters)
-            .map(|_| RedisServer::launch(&node_args, true))
+            .map(|_| match &tls {
+                None => RedisServer::launch(&node_args, true),
+                Some((_, certs, client_auth)) => {
+                    let mut args = node_args.clone();
+                    args.extend(["--tls-cluster".to_owned(), "yes".to_owned()]);
+                    RedisServer::launch_tls(&args, true, Some(certs.clone()), *client_auth)
+                }
+            })
             .collect();
-        let cluster = RedisCluster { servers };
+        let cluster = RedisCluster {
+            servers,
+            tls: tls.map(|(dir, certs, _)| (dir, certs)),
+        };
 
-        let mut args = vec!["--cluster".to_owned(), "create".to_owned()];
+        let mut args = match &cluster.tls {
+            Some((_, certs)) => certs.cli_args(),
+            None => Vec::new(),
+        };
+        args.extend(["--cluster".to_owned(), "create".to_owned()]);
         args.extend(cluster.nodes());
         args.extend(
             ["--cluster-replicas", "0", "--cluster-yes"]
@@ -78,11 +123,15 @@ impl RedisCluster {
         cluster
     }
 
-    /// `127.0.0.1:PORT` of each node.
+    /// `127.0.0.1:PORT` of each node: its TLS port for a [`RedisCluster::start_tls`]
+    /// cluster, else its plain port.
     pub fn nodes(&self) -> Vec<String> {
         self.servers
             .iter()
-            .map(|s| format!("127.0.0.1:{}", s.port()))
+            .map(|s| match s.tls() {
+                Some((port, _)) => format!("127.0.0.1:{port}"),
+                None => format!("127.0.0.1:{}", s.port()),
+            })
             .collect()
     }
 

@@ -24,6 +24,15 @@
 //!   app server under load;
 //! - [`RedisCluster`]: a Redis Cluster of N ≥ 3 masters built with
 //!   `redis-cli --cluster create`;
+//! - TLS and ACL: [`RedisServer::start_tls`] starts a server that also listens for TLS on
+//!   [`RedisServer::tls_port`] (`--tls-port`, with `--tls-auth-clients yes` for mutual TLS),
+//!   with a fresh CA, a server certificate for `127.0.0.1`/`localhost` and a client
+//!   certificate made by the `openssl` CLI in its directory ([`TestCertificates`],
+//!   [`RedisServer::tls_certificates`]); the plain port stays open for the harness.
+//!   [`RedisServer::add_acl_user`] creates a limited ACL user after start (with
+//!   `ACL SETUSER name reset on >password rules...`), since `redis-server` has no `--user`
+//!   option; [`RedisCluster::start_tls`] makes a Cluster whose nodes share one test CA and talk
+//!   TLS to clients and on the cluster bus (`--tls-cluster yes`);
 //! - [`CountingProxy`]: a TCP proxy that counts Redis round trips and records
 //!   the commands that pass, to assert how many round trips an operation
 //!   costs.
@@ -45,8 +54,10 @@ mod process;
 mod proxy;
 mod resp;
 mod server;
+mod tls;
 
 pub use cluster::RedisCluster;
 pub use faults::{BackgroundCommand, PauseMode, rss_bytes};
 pub use proxy::CountingProxy;
 pub use server::RedisServer;
+pub use tls::TestCertificates;

@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use tempfile::TempDir;
 
+use crate::tls::TestCertificates;
+
 use crate::process::{
     IO_TIMEOUT, POLL_INTERVAL, WAIT_TIMEOUT, Watched, file_contains_after, file_len, find_binary,
     free_port, lock, log_tail, ping_line, ping_means_ready, port_accepts,
@@ -56,6 +58,8 @@ pub struct RedisServer {
     password: Option<String>,
     /// Path of the server's log file.
     pub(crate) log: PathBuf,
+    /// The TLS port and certificates of a [`RedisServer::start_tls`] server.
+    tls: Option<(u16, TestCertificates)>,
     /// The running process, `None` after [`RedisServer::stop`].
     process: Mutex<Option<Watched>>,
     /// The temporary working directory; removed on drop, after the process
@@ -93,6 +97,32 @@ impl RedisServer {
     /// when the server fails to start, e.g. because another process took the
     /// port between [`free_port`] and redis-server's bind.
     pub(crate) fn launch(extra: &[String], cluster_bus: bool) -> RedisServer {
+        RedisServer::launch_with(extra, cluster_bus, None)
+    }
+
+    /// [`RedisServer::launch`] plus a TLS listener on its own free port, with certificates
+    /// made in the server's directory (see [`RedisServer::start_tls`]).
+    /// `certs` are shared (a Cluster's nodes trust one CA); `None` makes new ones in the
+    /// server's own directory.
+    pub(crate) fn launch_tls(
+        extra: &[String],
+        cluster_bus: bool,
+        certs: Option<TestCertificates>,
+        client_auth: bool,
+    ) -> RedisServer {
+        RedisServer::launch_with(extra, cluster_bus, Some((certs, client_auth)))
+    }
+
+    /// The TLS port and certificates, for a server with TLS.
+    pub(crate) fn tls(&self) -> Option<(u16, &TestCertificates)> {
+        self.tls.as_ref().map(|(port, certs)| (*port, certs))
+    }
+
+    fn launch_with(
+        extra: &[String],
+        cluster_bus: bool,
+        tls: Option<(Option<TestCertificates>, bool)>,
+    ) -> RedisServer {
         let binary = find_binary("redis-server");
         let dir = tempfile::Builder::new()
             .prefix("redis-test-")
@@ -105,9 +135,13 @@ impl RedisServer {
             .and_then(|i| extra.get(i + 1))
             .cloned();
 
+        let client_auth = tls.as_ref().is_some_and(|(_, auth)| *auth);
+        let certs =
+            tls.map(|(certs, _)| certs.unwrap_or_else(|| TestCertificates::generate(dir.path())));
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
+            let tls_port = free_port();
             let mut args: Vec<String> = vec![
                 "--port".into(),
                 port.to_string(),
@@ -129,6 +163,9 @@ impl RedisServer {
                 args.push("--cluster-port".into());
                 args.push(free_port().to_string());
             }
+            if let Some(certs) = &certs {
+                args.extend(certs.server_args(tls_port, client_auth));
+            }
             args.extend(extra.iter().cloned());
 
             match spawn_and_wait(&binary, &args, port, dir.path(), &log) {
@@ -138,6 +175,7 @@ impl RedisServer {
                         args,
                         password,
                         log,
+                        tls: certs.map(|certs| (tls_port, certs)),
                         process: Mutex::new(Some(process)),
                         dir,
                     };

@@ -1,7 +1,7 @@
 //! Reading `config.ini`: the `[session]` keys and the `[redis]` pools written `NAME[key] = value`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ini::{Ini, ParseOption};
@@ -14,8 +14,8 @@ use super::{Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, default
 const SESSION_KEYS: &str = "cookie_name, cookie_lifespan, redis_connection_pool, cookie_samesite, \
     cookie_secure, cookie_path, cookie_domain, absolute_lifetime, max_value_bytes, \
     max_session_bytes, touch_interval, persist, lock_wait, lock_ttl";
-const POOL_KEYS: &str = "host, port, db_index, password, prefix, timeout, pool_size, pool_prefill, min_replicas_ack, \
-     cluster_nodes";
+const POOL_KEYS: &str = "host, port, db_index, password, username, prefix, timeout, pool_size, \
+    pool_prefill, min_replicas_ack, cluster_nodes, tls, tls_ca, tls_cert, tls_key";
 
 impl Config {
     /// Reads and validates an INI file.
@@ -92,6 +92,11 @@ impl Config {
                     "port" => p.port = field.number(1..=65535)?,
                     "db_index" => p.db_index = field.number(0..=i64::MAX)?,
                     "password" => p.password = field.optional(),
+                    "username" => p.username = field.optional(),
+                    "tls" => p.tls = field.boolean()?,
+                    "tls_ca" => p.tls_ca = field.optional().map(PathBuf::from),
+                    "tls_cert" => p.tls_cert = field.optional().map(PathBuf::from),
+                    "tls_key" => p.tls_key = field.optional().map(PathBuf::from),
                     "prefix" => p.prefix = value.to_owned(),
                     "timeout" => p.timeout = field.seconds(SHORT)?,
                     "pool_size" => p.pool_size = field.number(1..=MAX_POOL_SIZE)?,

@@ -8,6 +8,7 @@
 //! `[session]` and `[redis]` belong to the application and are ignored.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 mod builder;
@@ -184,6 +185,22 @@ pub struct RedisPoolConfig {
     pub db_index: i64,
     /// `password`, `null` (the default) for none.
     pub password: Option<String>,
+    /// `username`: the Redis 6+ ACL user to log in as (`AUTH username password`), `null` (the
+    /// default) for the `default` user. Needs `password`. Used for every node of a Cluster.
+    pub username: Option<String>,
+    /// `tls`: talk to Redis over TLS (`rediss://`), default false. The server's certificate is
+    /// checked against `tls_ca`, or the system's trusted roots without it, and must name `host`
+    /// (or each Cluster node's address).
+    pub tls: bool,
+    /// `tls_ca`: a PEM file of the CA certificate(s) to trust instead of the system roots. Only
+    /// with `tls = true`; must be readable at start-up.
+    pub tls_ca: Option<PathBuf>,
+    /// `tls_cert`: a PEM client certificate (chain) for mutual TLS. Only with `tls = true` and
+    /// together with `tls_key`; must be readable at start-up.
+    pub tls_cert: Option<PathBuf>,
+    /// `tls_key`: the PEM private key of `tls_cert`. Only with `tls = true` and together with
+    /// `tls_cert`; must be readable at start-up.
+    pub tls_key: Option<PathBuf>,
     /// `prefix` of every key this library writes, default `dm:`.
     pub prefix: String,
     /// `timeout` in seconds (fractions allowed) for connecting and for each command, default 1:
@@ -211,6 +228,11 @@ impl Default for RedisPoolConfig {
             port: 6379,
             db_index: 0,
             password: None,
+            username: None,
+            tls: false,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
             prefix: "dm:".to_owned(),
             timeout: Duration::from_secs(1),
             pool_size: 4,

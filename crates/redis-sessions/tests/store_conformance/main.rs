@@ -1,13 +1,18 @@
 //! One specification for every store: memory, Redis standalone and Redis Cluster run the same
 //! tests (a macro over a store constructor), so code tested on one behaves the same on another.
 //! The cases are in `saving.rs` (load, create, save on both save paths, TTLs) and `ending.rs`
-//! (end, tombstones, the lock).
+//! (end, tombstones, the lock). `secured.rs` builds the Redis stores behind TLS, mutual TLS and a
+//! limited ACL user (single server and Cluster).
 
 mod ending;
 mod saving;
+mod secured;
 
 use ending::*;
 use saving::*;
+use secured::{
+    acl_cluster_store, acl_store, mtls_acl_cluster_store, mtls_store, tls_cluster_store, tls_store,
+};
 
 use std::time::Duration;
 
@@ -160,3 +165,9 @@ fn cluster_store() -> (RedisStore, RedisCluster) {
 conformance!(memory, (MemoryStore::default(), ()));
 conformance!(redis_standalone, redis_store());
 conformance!(redis_cluster, cluster_store());
+conformance!(redis_tls, tls_store());
+conformance!(redis_mtls, mtls_store());
+conformance!(redis_acl, acl_store());
+conformance!(redis_acl_cluster, acl_cluster_store());
+conformance!(redis_tls_cluster, tls_cluster_store());
+conformance!(redis_mtls_acl_cluster, mtls_acl_cluster_store());

@@ -30,12 +30,14 @@
 //! time (about a minute), not a session lifetime: saves of sessions loaded longer ago than that
 //! take `save.lua`.
 //!
-//! Connections are in `pool.rs` (one connection per session, for ordering); on a standalone
+//! Connections are built in `connect.rs` (address, ACL login, TLS) and used in `pool.rs` (one
+//! connection per session, for ordering); on a standalone
 //! server the commands of concurrent requests are batched into one write (`batch.rs`), which is
 //! what keeps Redis's CPU per request low. Commands and replies are in `reply.rs`; replica
 //! acknowledgements (`min_replicas_ack`) and the eviction check in `durability.rs`.
 
 mod batch;
+mod connect;
 mod durability;
 mod pool;
 mod reply;
@@ -44,10 +46,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
-use redis::{ConnectionAddr, IntoConnectionInfo, Value};
-use tokio::sync::OnceCell;
+use redis::Value;
 
 use super::{
     ChangeSet, EndOutcome, EndRequest, Loaded, LockToken, LockedLoad, Record, SaveOutcome,
@@ -56,7 +55,7 @@ use super::{
 use crate::config::RedisPoolConfig;
 use crate::id::StorageId;
 pub use durability::EvictionRisk;
-use pool::{Connections, Pool, Route, Script, store_error};
+use pool::{Pool, Route, Script, store_error};
 use reply::{META_FIELD, hset, pexpire, ttl_ms};
 
 struct Inner {
@@ -85,55 +84,15 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Builds the pool described by `config`. No connection is made until first use.
+    /// Builds the pool described by `config`, over TLS and as an ACL user if it says so. No
+    /// connection is made until first use; the TLS files are read now.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Backend`] when the settings cannot form a Redis connection description.
+    /// [`StoreError::Backend`] when the settings cannot form a Redis connection description,
+    /// e.g. a TLS file cannot be read or holds no valid PEM certificate or key.
     pub fn new(config: &RedisPoolConfig) -> Result<Self, StoreError> {
-        let pool = if config.cluster_nodes.is_empty() {
-            let mut settings = ConnectionAddr::Tcp(config.host.clone(), config.port)
-                .into_connection_info()
-                .map_err(|e| StoreError::Backend(e.to_string()))?;
-            let mut redis_settings = settings.redis_settings().clone().set_db(config.db_index);
-            if let Some(password) = &config.password {
-                redis_settings = redis_settings.set_password(password);
-            }
-            settings = settings.set_redis_settings(redis_settings);
-            let client =
-                redis::Client::open(settings).map_err(|e| StoreError::Backend(e.to_string()))?;
-            let manager_config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(config.timeout))
-                .set_response_timeout(Some(config.timeout))
-                .set_number_of_retries(1)
-                .set_min_delay(Duration::from_millis(50))
-                .set_max_delay(Duration::from_millis(500));
-            let conns = (0..config.pool_size)
-                .map(|_| {
-                    ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
-                        .map(batch::Batcher::new)
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| StoreError::Backend(e.to_string()))?;
-            Connections::Single(conns)
-        } else {
-            let mut builder = ClusterClientBuilder::new(
-                config.cluster_nodes.iter().map(|n| format!("redis://{n}")),
-            )
-            .connection_timeout(config.timeout)
-            .response_timeout(config.timeout)
-            .retries(1);
-            if let Some(password) = &config.password {
-                builder = builder.password(password);
-            }
-            let client = builder
-                .build()
-                .map_err(|e| StoreError::Backend(e.to_string()))?;
-            Connections::Cluster {
-                client: Box::new(client),
-                conns: (0..config.pool_size).map(|_| OnceCell::new()).collect(),
-            }
-        };
+        let pool = connect::connections(config)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 pool: Pool {
