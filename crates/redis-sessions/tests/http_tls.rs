@@ -10,24 +10,7 @@ use redis_test_support::RedisServer;
 #[tokio::test]
 async fn the_counter_works_over_mutual_tls_as_a_limited_acl_user() {
     let redis = RedisServer::start_tls(true);
-    let rights = [
-        "~dm:*",
-        "resetchannels",
-        "-@all",
-        "+hgetall",
-        "+hset",
-        "+hdel",
-        "+pexpire",
-        "+set",
-        "+get",
-        "+del",
-        "+type",
-        "+eval",
-        "+evalsha",
-        "+ping",
-        "+info",
-    ];
-    redis.add_acl_user("sessions", "pw", &rights);
+    redis.add_acl_user("sessions", "pw", common::acl::ACL_RULES);
     let certs = redis.tls_certificates();
     let pool = format!(
         "default[username] = sessions\ndefault[password] = pw\ndefault[tls] = true\n\

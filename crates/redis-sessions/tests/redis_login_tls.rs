@@ -4,6 +4,8 @@
 //! TLS peer, plain text to a TLS port) is a clear `StoreError` within the pool's timeout,
 //! never a hang or a panic.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use redis_sessions::id::SessionId;
@@ -13,23 +15,7 @@ use redis_test_support::{RedisServer, TestCertificates};
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 /// The rights of the README's ACL example: what the library needs on one server.
-const RIGHTS: &[&str] = &[
-    "~dm:*",
-    "resetchannels",
-    "-@all",
-    "+hgetall",
-    "+hset",
-    "+hdel",
-    "+pexpire",
-    "+set",
-    "+get",
-    "+del",
-    "+type",
-    "+eval",
-    "+evalsha",
-    "+ping",
-    "+info",
-];
+const RIGHTS: &[&str] = common::acl::ACL_RULES;
 
 fn acl_pool(server: &RedisServer, user: &str, password: &str) -> RedisPoolConfig {
     RedisPoolConfig {

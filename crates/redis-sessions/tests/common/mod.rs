@@ -2,6 +2,8 @@
 //! to it with plain requests (no cookie jar: each test says which cookie it sends).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod acl;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -2,6 +2,10 @@
 //! whole conformance suite also runs the way managed Redis services are reached, on a single
 //! server and on a Cluster.
 
+#[path = "../common/acl.rs"]
+mod acl;
+pub(crate) use acl::ACL_RULES;
+
 use std::time::Duration;
 
 use redis_sessions::{RedisPoolConfig, RedisStore};
@@ -11,29 +15,6 @@ use redis_test_support::{RedisCluster, RedisServer};
 pub(crate) const ACL_USER: &str = "sessions";
 /// Its password.
 pub(crate) const ACL_PASSWORD: &str = "s3cret-pw";
-
-/// Exactly the rights the library needs on a single server: its own keys (`~dm:*`), no
-/// channels, and only the commands it sends (`store/redis/*.rs` and the Lua scripts, which
-/// Redis checks against the caller's rights too); `PING` for `pool_prefill`, `INFO` for the
-/// start-up eviction check. Nothing that redis-rs sends on connect needs a right of its own
-/// (`AUTH` and `HELLO` are always allowed; its `CLIENT SETINFO` is allowed to fail).
-pub(crate) const ACL_RULES: &[&str] = &[
-    "~dm:*",
-    "resetchannels",
-    "-@all",
-    "+hgetall",
-    "+hset",
-    "+hdel",
-    "+pexpire",
-    "+set",
-    "+get",
-    "+del",
-    "+type",
-    "+eval",
-    "+evalsha",
-    "+ping",
-    "+info",
-];
 
 /// A store over TLS to a server that checks no client certificate; trusts the server's CA.
 pub(crate) fn tls_store() -> (RedisStore, RedisServer) {
