@@ -1,0 +1,34 @@
+//! The Sentinel harness: the sentinels name the master, and after the master is killed they
+//! elect the replica, which keeps the data written before the kill.
+
+use std::time::{Duration, Instant};
+
+use redis::Value;
+use redis_test_support::RedisSentinelSet;
+
+#[test]
+fn the_sentinels_fail_over_to_the_replica_when_the_master_dies() {
+    let mut set = RedisSentinelSet::start();
+    assert_eq!(set.sentinel_nodes().len(), 3);
+    let first = set.master_port();
+    assert_eq!(first, set.servers()[0].port());
+    assert_eq!(set.master().cmd(&["SET", "k", "v"]), Value::Okay);
+    assert_eq!(set.master().cmd(&["WAIT", "1", "5000"]), Value::Int(1));
+
+    let killed_at = Instant::now();
+    assert_eq!(set.kill_master(), first);
+    let new = set.wait_for_new_master(first, Duration::from_secs(30));
+    eprintln!("new master after {:?}", killed_at.elapsed());
+    assert_eq!(new, set.servers()[1].port());
+    assert_eq!(set.master().port(), new);
+    assert_eq!(
+        set.master().cmd(&["GET", "k"]),
+        Value::BulkString(b"v".to_vec())
+    );
+    assert_eq!(set.master().cmd(&["SET", "k", "w"]), Value::Okay);
+    let name = set.master_name().to_owned();
+    assert!(matches!(
+        set.sentinel_cmd(2, &["SENTINEL", "get-master-addr-by-name", &name]),
+        Value::Array(_)
+    ));
+}
