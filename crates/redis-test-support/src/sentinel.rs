@@ -31,7 +31,7 @@ const SENTINEL_READY: &str = "+monitor master";
 /// How long the sentinels need to know each other and the replica (hello messages every 2 s).
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A master, one replica (`--replicaof`) and three `redis-sentinel` processes
+/// A master, one replica (`--replicaof`; more with [`RedisSentinelSet::start_with_replicas`]) and three `redis-sentinel` processes
 /// (`redis-server sentinel.conf --sentinel`) monitoring it as [`RedisSentinelSet::master_name`]
 /// with quorum 2, `down-after-milliseconds 1000` and `failover-timeout 2000`, all on free
 /// 127.0.0.1 ports (`sentinel announce-ip 127.0.0.1`, `sentinel resolve-hostnames no`).
@@ -43,7 +43,7 @@ const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// watchdog as [`RedisServer`] and is killed on drop, also when the test panics.
 #[derive(Debug)]
 pub struct RedisSentinelSet {
-    /// The data servers: the first master and its replica.
+    /// The data servers: the first master, then its replicas.
     servers: Vec<RedisServer>,
     sentinels: Vec<SentinelProcess>,
 }
@@ -63,28 +63,37 @@ impl RedisSentinelSet {
     /// and waits until the sentinels know each other and the replica. Panics with the logs on
     /// failure.
     pub fn start() -> RedisSentinelSet {
+        RedisSentinelSet::start_with_replicas(1)
+    }
+
+    /// Like [`RedisSentinelSet::start`] with `replicas` (at least 1) replicas. With two or more,
+    /// a replica is left after a failover: the sentinels point it at the new master, so writes
+    /// that wait for a replica (`WAIT 1`) succeed again.
+    pub fn start_with_replicas(replicas: usize) -> RedisSentinelSet {
+        assert!(replicas >= 1, "a Sentinel failover needs a replica");
         let master = RedisServer::start();
         let port = master.port().to_string();
-        let replica = RedisServer::start_with_args(&["--replicaof", "127.0.0.1", &port]);
-        wait_until("the replica to sync with the master", WAIT_TIMEOUT, || {
-            info(&replica, "replication").contains("master_link_status:up")
-        });
+        let mut servers = vec![master];
+        for _ in 0..replicas {
+            let replica = RedisServer::start_with_args(&["--replicaof", "127.0.0.1", &port]);
+            wait_until("a replica to sync with the master", WAIT_TIMEOUT, || {
+                info(&replica, "replication").contains("master_link_status:up")
+            });
+            servers.push(replica);
+        }
         let sentinels = (0..SENTINELS)
-            .map(|_| SentinelProcess::start(master.port()))
+            .map(|_| SentinelProcess::start(servers[0].port()))
             .collect();
-        let set = RedisSentinelSet {
-            servers: vec![master, replica],
-            sentinels,
-        };
+        let set = RedisSentinelSet { servers, sentinels };
+        let (replicas, others) = (replicas.to_string(), (SENTINELS - 1).to_string());
         for sentinel in &set.sentinels {
             wait_until(
-                "a sentinel to know the replica and the other sentinels",
+                "a sentinel to know the replicas and the other sentinels",
                 DISCOVERY_TIMEOUT,
                 || {
                     let fields = sentinel.master_fields();
-                    fields.get("num-slaves").map(String::as_str) == Some("1")
-                        && fields.get("num-other-sentinels").map(String::as_str)
-                            == Some(&*(SENTINELS - 1).to_string())
+                    fields.get("num-slaves") == Some(&replicas)
+                        && fields.get("num-other-sentinels") == Some(&others)
                 },
             );
         }
@@ -104,7 +113,7 @@ impl RedisSentinelSet {
             .collect()
     }
 
-    /// The data servers (the first master, then the replica), whatever their role now.
+    /// The data servers (the first master, then the replicas), whatever their role now.
     pub fn servers(&self) -> &[RedisServer] {
         &self.servers
     }
