@@ -8,7 +8,11 @@ mod common;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::Counter;
+use redis_sessions::id::SessionId;
+use redis_sessions::store::{Loaded, Meta, Record, SessionStore, StoreError};
+use redis_sessions::{RedisPoolConfig, RedisStore};
 use redis_test_support::RedisSentinelSet;
 
 /// Longest a failover may leave the app failing requests.
@@ -230,4 +234,77 @@ fn the_sentinel_keys_are_read_and_checked() {
         "default[sentinel_nodes]",
         "a:1",
     );
+}
+
+fn record(value: &str) -> Record {
+    Record {
+        meta: Meta {
+            created_ms: 1_000,
+            touched_ms: 2_000,
+        },
+        fields: vec![("k".to_owned(), Bytes::from(value.to_owned()))],
+    }
+}
+
+/// A forced failover kills no process: the old master is demoted to a replica, so a connection
+/// to it would answer `READONLY` (or be cut by the sentinels). The store moves to the new
+/// master; the writes that fail meanwhile fail as `Unavailable`, and the data stays readable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_follows_a_forced_failover_to_the_new_master() {
+    let set = RedisSentinelSet::start();
+    let config = RedisPoolConfig {
+        port: 1,
+        pool_size: 1,
+        sentinel_nodes: set.sentinel_nodes(),
+        sentinel_master: Some(set.master_name().to_owned()),
+        min_replicas_ack: 1,
+        ..RedisPoolConfig::default()
+    };
+    let store = RedisStore::new(&config).expect("store");
+    let ttl = Duration::from_secs(60);
+    let id = SessionId::generate().storage_id();
+    store
+        .create(&id, &record("before"), ttl)
+        .await
+        .expect("create");
+    let old = set.master_port();
+
+    let (set, new) = tokio::task::spawn_blocking(move || {
+        let new = set.failover(Duration::from_secs(30));
+        (set, new)
+    })
+    .await
+    .expect("failover");
+    assert_ne!(new, old);
+
+    let deadline = Instant::now() + WINDOW_BOUND;
+    let mut failures = Vec::new();
+    let after = loop {
+        let after = SessionId::generate().storage_id();
+        // min_replicas_ack = 1 needs the demoted old master to resync first: it is the replica.
+        match store.create(&after, &record("after"), ttl).await {
+            Ok(()) => break after,
+            Err(StoreError::Unavailable(e)) => failures.push(e),
+            Err(e) => panic!("a write during the failover failed with {e:?}, not Unavailable"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no write succeeded {WINDOW_BOUND:?} after the failover: {failures:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!(
+        "writes failed {} times after the forced failover: {failures:?}",
+        failures.len()
+    );
+    let key = store.session_key(&after);
+    assert_eq!(
+        set.master().cmd(&["EXISTS", &key]),
+        redis::Value::Int(1),
+        "the write went to the new master"
+    );
+    match store.load(&id).await.expect("load") {
+        Loaded::Found(record) => assert_eq!(record.fields, self::record("before").fields),
+        other => panic!("the session written before the failover loads as {other:?}"),
+    }
 }

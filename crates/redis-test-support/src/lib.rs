@@ -37,7 +37,8 @@
 //!   (quorum 2, `down-after-milliseconds 1000`, `failover-timeout 2000`) for failover tests:
 //!   [`RedisSentinelSet::kill_master`] crashes the current master and
 //!   [`RedisSentinelSet::wait_for_new_master`] polls the sentinels until they agree on a new
-//!   one that says it is a master;
+//!   one that says it is a master; [`RedisSentinelSet::failover`] forces one (`SENTINEL
+//!   FAILOVER`) that demotes the old master to a replica;
 //! - [`CountingProxy`]: a TCP proxy that counts Redis round trips and records
 //!   the commands that pass, to assert how many round trips an operation
 //!   costs.

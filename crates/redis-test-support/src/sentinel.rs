@@ -39,7 +39,8 @@ const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// [`RedisSentinelSet::start`] returns once every sentinel knows the replica and the two other
 /// sentinels, so a failover can happen at once. [`RedisSentinelSet::kill_master`] kills the
 /// current master (SIGKILL) and [`RedisSentinelSet::wait_for_new_master`] polls the sentinels
-/// until they name another master that says it is one. Every process runs under the same
+/// until they name another master that says it is one; [`RedisSentinelSet::failover`] forces
+/// a failover with nothing killed (the old master is demoted to a replica). Every process runs under the same
 /// watchdog as [`RedisServer`] and is killed on drop, also when the test panics.
 #[derive(Debug)]
 pub struct RedisSentinelSet {
@@ -172,6 +173,32 @@ impl RedisSentinelSet {
             });
             new_port = port;
             is_master
+        });
+        new_port
+    }
+
+    /// Forces a failover without killing anything (`SENTINEL FAILOVER`): the sentinels promote
+    /// a replica and demote the old master to a replica of it (killing its client
+    /// connections). Waits until all sentinels name the new master and the old one answers
+    /// `ROLE` as a replica; returns the new master's port. Panics after `timeout`.
+    pub fn failover(&self, timeout: Duration) -> u16 {
+        let old_port = self.master_port();
+        let name = self.master_name().to_owned();
+        let reply = self.sentinel_cmd(0, &["SENTINEL", "FAILOVER", &name]);
+        assert_eq!(
+            reply,
+            redis::Value::Okay,
+            "SENTINEL FAILOVER answered {reply:?}"
+        );
+        let new_port = self.wait_for_new_master(old_port, timeout);
+        let old = self
+            .servers
+            .iter()
+            .find(|s| s.port() == old_port)
+            .unwrap_or_else(|| panic!("no data server on port {old_port}"));
+        wait_until("the old master to be demoted to a replica", timeout, || {
+            matches!(old.cmd(&["ROLE"]), redis::Value::Array(items)
+                if items.first().is_some_and(|r| value_text(r) == "slave"))
         });
         new_port
     }

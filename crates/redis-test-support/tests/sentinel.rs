@@ -32,3 +32,17 @@ fn the_sentinels_fail_over_to_the_replica_when_the_master_dies() {
         Value::Array(_)
     ));
 }
+
+#[test]
+fn a_forced_failover_demotes_the_master_to_a_replica() {
+    let set = RedisSentinelSet::start();
+    let first = set.master_port();
+    let new = set.failover(Duration::from_secs(30));
+    assert_ne!(new, first);
+    assert_eq!(set.master_port(), new);
+    assert_eq!(set.master().cmd(&["SET", "k", "v"]), Value::Okay);
+    assert!(matches!(
+        set.servers()[0].cmd(&["SET", "k", "w"]),
+        Value::ServerError(e) if e.code() == "READONLY"
+    ));
+}
