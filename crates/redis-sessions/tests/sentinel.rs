@@ -308,3 +308,37 @@ async fn a_store_follows_a_forced_failover_to_the_new_master() {
         other => panic!("the session written before the failover loads as {other:?}"),
     }
 }
+
+/// Sentinels that require a password: with `sentinel_password` the store finds the master;
+/// without it, every call fails as `Unavailable`, naming the sentinels' refusal.
+#[tokio::test]
+async fn sentinel_password_logs_in_to_the_sentinels() {
+    let set = RedisSentinelSet::start_with_sentinel_password("sentinel-pw");
+    let config = |password: Option<&str>| RedisPoolConfig {
+        port: 1,
+        pool_size: 1,
+        sentinel_nodes: set.sentinel_nodes(),
+        sentinel_master: Some(set.master_name().to_owned()),
+        sentinel_password: password.map(str::to_owned),
+        ..RedisPoolConfig::default()
+    };
+    let store = RedisStore::new(&config(Some("sentinel-pw"))).expect("store");
+    let id = SessionId::generate().storage_id();
+    let ttl = Duration::from_secs(60);
+    store.create(&id, &record("v"), ttl).await.expect("create");
+    assert!(matches!(store.load(&id).await, Ok(Loaded::Found(_))));
+
+    let refused = RedisStore::new(&config(None)).expect("store");
+    match refused.load(&id).await {
+        Err(StoreError::Unavailable(message)) => assert!(
+            message.contains("NOAUTH") && message.contains("mymaster"),
+            "{message}"
+        ),
+        other => panic!("without sentinel_password: {other:?}"),
+    }
+    let wrong = RedisStore::new(&config(Some("wrong"))).expect("store");
+    assert!(matches!(
+        wrong.load(&id).await,
+        Err(StoreError::Unavailable(_))
+    ));
+}

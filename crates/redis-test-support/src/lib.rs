@@ -39,6 +39,9 @@
 //!   [`RedisSentinelSet::wait_for_new_master`] polls the sentinels until they agree on a new
 //!   one that says it is a master; [`RedisSentinelSet::failover`] forces one (`SENTINEL
 //!   FAILOVER`) that demotes the old master to a replica;
+//!   [`RedisSentinelSet::start_with_replicas`] adds replicas (one is left to acknowledge writes
+//!   after a failover) and [`RedisSentinelSet::start_with_sentinel_password`] makes the
+//!   sentinels require a password;
 //! - [`CountingProxy`]: a TCP proxy that counts Redis round trips and records
 //!   the commands that pass, to assert how many round trips an operation
 //!   costs.

@@ -53,6 +53,8 @@ pub struct RedisSentinelSet {
 #[derive(Debug)]
 struct SentinelProcess {
     port: u16,
+    /// The sentinels' `requirepass`, if any.
+    password: Option<String>,
     log: PathBuf,
     process: Mutex<Option<Watched>>,
     /// Holds `sentinel.conf`; removed on drop, after the process.
@@ -71,6 +73,17 @@ impl RedisSentinelSet {
     /// a replica is left after a failover: the sentinels point it at the new master, so writes
     /// that wait for a replica (`WAIT 1`) succeed again.
     pub fn start_with_replicas(replicas: usize) -> RedisSentinelSet {
+        RedisSentinelSet::launch(replicas, None)
+    }
+
+    /// Like [`RedisSentinelSet::start`], but the sentinels require `password` (`requirepass`
+    /// in their configuration, and `sentinel sentinel-pass` to talk to each other); the
+    /// harness's own commands to them log in with it.
+    pub fn start_with_sentinel_password(password: &str) -> RedisSentinelSet {
+        RedisSentinelSet::launch(1, Some(password))
+    }
+
+    fn launch(replicas: usize, password: Option<&str>) -> RedisSentinelSet {
         assert!(replicas >= 1, "a Sentinel failover needs a replica");
         let master = RedisServer::start();
         let port = master.port().to_string();
@@ -83,7 +96,7 @@ impl RedisSentinelSet {
             servers.push(replica);
         }
         let sentinels = (0..SENTINELS)
-            .map(|_| SentinelProcess::start(servers[0].port()))
+            .map(|_| SentinelProcess::start(servers[0].port(), password))
             .collect();
         let set = RedisSentinelSet { servers, sentinels };
         let (replicas, others) = (replicas.to_string(), (SENTINELS - 1).to_string());
@@ -216,7 +229,7 @@ impl RedisSentinelSet {
 }
 
 impl SentinelProcess {
-    fn start(master_port: u16) -> SentinelProcess {
+    fn start(master_port: u16, password: Option<&str>) -> SentinelProcess {
         let binary = find_binary("redis-server");
         let dir = tempfile::Builder::new()
             .prefix("redis-sentinel-")
@@ -227,7 +240,7 @@ impl SentinelProcess {
         let mut failures = Vec::new();
         for _ in 0..5 {
             let port = free_port();
-            write_config(&config, dir.path(), port, master_port);
+            write_config(&config, dir.path(), port, master_port, password);
             let args = vec![
                 config.display().to_string(),
                 "--sentinel".to_owned(),
@@ -247,6 +260,7 @@ impl SentinelProcess {
                 {
                     return SentinelProcess {
                         port,
+                        password: password.map(str::to_owned),
                         log,
                         process: Mutex::new(Some(process)),
                         _dir: dir,
@@ -274,7 +288,11 @@ impl SentinelProcess {
     }
 
     fn cmd(&self, args: &[&str]) -> redis::RedisResult<redis::Value> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?;
+        let auth = match &self.password {
+            Some(password) => format!(":{password}@"),
+            None => String::new(),
+        };
+        let client = redis::Client::open(format!("redis://{auth}127.0.0.1:{}/", self.port))?;
         let mut con = client.get_connection_with_timeout(IO_TIMEOUT)?;
         con.set_read_timeout(Some(IO_TIMEOUT))?;
         let mut command = redis::cmd(args[0]);
@@ -314,8 +332,8 @@ impl Drop for SentinelProcess {
     }
 }
 
-fn write_config(path: &Path, dir: &Path, port: u16, master_port: u16) {
-    let text = format!(
+fn write_config(path: &Path, dir: &Path, port: u16, master_port: u16, password: Option<&str>) {
+    let mut text = format!(
         "port {port}\nbind 127.0.0.1\ndir {}\nsentinel resolve-hostnames no\n\
          sentinel announce-ip 127.0.0.1\n\
          sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
@@ -324,6 +342,9 @@ fn write_config(path: &Path, dir: &Path, port: u16, master_port: u16) {
          sentinel parallel-syncs {MASTER_NAME} 1\n",
         dir.display()
     );
+    if let Some(password) = password {
+        text += &format!("requirepass {password}\nsentinel sentinel-pass {password}\n");
+    }
     std::fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
 

@@ -46,3 +46,20 @@ fn a_forced_failover_demotes_the_master_to_a_replica() {
         Value::ServerError(e) if e.code() == "READONLY"
     ));
 }
+
+#[test]
+fn sentinels_with_a_password_refuse_clients_without_it() {
+    let set = RedisSentinelSet::start_with_sentinel_password("sentinel-pw");
+    assert_eq!(set.master_port(), set.servers()[0].port());
+    let node = &set.sentinel_nodes()[0];
+    let client = redis::Client::open(format!("redis://{node}/")).expect("client");
+    let mut con = client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("connect");
+    let reply: redis::RedisResult<Value> = redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg(set.master_name())
+        .query(&mut con);
+    let error = reply.expect_err("NOAUTH");
+    assert_eq!(error.code(), Some("NOAUTH"), "{error}");
+}
