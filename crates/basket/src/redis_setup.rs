@@ -107,15 +107,16 @@ impl Drop for PrivateRedis {
 /// Makes sure the Redis pool that `config` uses answers, starting a private `redis-server` when
 /// it does not (see the module docs). When the private server listens elsewhere than configured,
 /// `config`'s pool is changed to point at it. Returns the private server, to be kept alive for as
-/// long as the demo runs; `None` when the configured Redis answered (or is a cluster, which the
-/// library connects to and reports on by itself).
+/// long as the demo runs; `None` when the configured Redis answered (or is a cluster or reached
+/// through Sentinel, which the library connects to and reports on by itself).
 ///
 /// # Errors
 ///
 /// [`SetupError`], whose message says what the user should do.
 pub fn ensure_redis(config: &mut Config) -> Result<Option<PrivateRedis>, SetupError> {
     let pool = config.pool()?.clone();
-    if !pool.cluster_nodes.is_empty() || answers(&pool.host, pool.port) {
+    let managed = !pool.cluster_nodes.is_empty() || !pool.sentinel_nodes.is_empty();
+    if managed || answers(&pool.host, pool.port) {
         return Ok(None);
     }
     if !is_this_machine(&pool.host) {

@@ -33,6 +33,15 @@
 //!   `ACL SETUSER name reset on >password rules...`), since `redis-server` has no `--user`
 //!   option; [`RedisCluster::start_tls`] makes a Cluster whose nodes share one test CA and talk
 //!   TLS to clients and on the cluster bus (`--tls-cluster yes`);
+//! - [`RedisSentinelSet`]: a master, one replica and three `redis-server --sentinel` processes
+//!   (quorum 2, `down-after-milliseconds 1000`, `failover-timeout 2000`) for failover tests:
+//!   [`RedisSentinelSet::kill_master`] crashes the current master and
+//!   [`RedisSentinelSet::wait_for_new_master`] polls the sentinels until they agree on a new
+//!   one that says it is a master; [`RedisSentinelSet::failover`] forces one (`SENTINEL
+//!   FAILOVER`) that demotes the old master to a replica;
+//!   [`RedisSentinelSet::start_with_replicas`] adds replicas (one is left to acknowledge writes
+//!   after a failover) and [`RedisSentinelSet::start_with_sentinel_password`] makes the
+//!   sentinels require a password;
 //! - [`CountingProxy`]: a TCP proxy that counts Redis round trips and records
 //!   the commands that pass, to assert how many round trips an operation
 //!   costs.
@@ -53,11 +62,13 @@ mod faults;
 mod process;
 mod proxy;
 mod resp;
+mod sentinel;
 mod server;
 mod tls;
 
 pub use cluster::RedisCluster;
 pub use faults::{BackgroundCommand, PauseMode, rss_bytes};
 pub use proxy::CountingProxy;
+pub use sentinel::RedisSentinelSet;
 pub use server::RedisServer;
 pub use tls::TestCertificates;

@@ -15,7 +15,8 @@ const SESSION_KEYS: &str = "cookie_name, cookie_lifespan, redis_connection_pool,
     cookie_secure, cookie_path, cookie_domain, absolute_lifetime, max_value_bytes, \
     max_session_bytes, touch_interval, persist, lock_wait, lock_ttl";
 const POOL_KEYS: &str = "host, port, db_index, password, username, prefix, timeout, pool_size, \
-    pool_prefill, min_replicas_ack, cluster_nodes, tls, tls_ca, tls_cert, tls_key";
+    pool_prefill, min_replicas_ack, cluster_nodes, sentinel_nodes, sentinel_master, \
+    sentinel_password, tls, tls_ca, tls_cert, tls_key";
 
 impl Config {
     /// Reads and validates an INI file.
@@ -105,6 +106,9 @@ impl Config {
                         p.min_replicas_ack = field.number(0..=MAX_REPLICAS_ACK)?
                     }
                     "cluster_nodes" => p.cluster_nodes = field.node_list()?,
+                    "sentinel_nodes" => p.sentinel_nodes = field.node_list()?,
+                    "sentinel_master" => p.sentinel_master = Some(field.non_empty()?),
+                    "sentinel_password" => p.sentinel_password = field.optional(),
                     _ => return Err(field.unknown(POOL_KEYS)),
                 }
             }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod builder;
 mod ini_file;
+mod pool_rules;
 mod validate;
 
 pub use builder::ConfigBuilder;
@@ -219,6 +220,18 @@ pub struct RedisPoolConfig {
     /// `cluster_nodes`: comma-separated `host:port` seeds; when set, the pool talks to a Redis
     /// Cluster and `host`/`port` are not used.
     pub cluster_nodes: Vec<String>,
+    /// `sentinel_nodes`: comma-separated `host:port` of Redis Sentinels; when set (always
+    /// together with `sentinel_master`), the pool asks them for the current master
+    /// (`SENTINEL get-master-addr-by-name`) and follows it after a failover; `host`/`port` are
+    /// not used. Not with `cluster_nodes`.
+    pub sentinel_nodes: Vec<String>,
+    /// `sentinel_master`: the name the sentinels monitor the master under. Only with
+    /// `sentinel_nodes`. `username`, `password`, `tls*` and `db_index` apply to the master.
+    pub sentinel_master: Option<String>,
+    /// `sentinel_password`: the password the sentinels themselves require (`requirepass` in
+    /// the sentinels' configuration), `null` (the default) for none. Only with
+    /// `sentinel_nodes`.
+    pub sentinel_password: Option<String>,
 }
 
 impl Default for RedisPoolConfig {
@@ -239,6 +252,9 @@ impl Default for RedisPoolConfig {
             pool_prefill: false,
             min_replicas_ack: 0,
             cluster_nodes: Vec::new(),
+            sentinel_nodes: Vec::new(),
+            sentinel_master: None,
+            sentinel_password: None,
         }
     }
 }

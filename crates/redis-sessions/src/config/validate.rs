@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use super::pool_rules;
 use super::{Config, ConfigError, RedisPoolConfig, SameSite, SessionConfig};
 
 /// The range a duration key accepts, and how its error message states it.
@@ -241,64 +242,11 @@ fn check_pool(name: &str, p: &RedisPoolConfig) -> Result<(), ConfigError> {
             reason,
         ));
     }
-    check_login(p).map_err(|(sub, value, reason)| redis(sub, value, &reason))?;
-    check_tls(p).map_err(|(sub, value, reason)| redis(sub, value, &reason))
-}
-
-/// A broken pool rule: the pool key (`tls_ca`), the value as it would be written, the reason.
-type PoolRule = (&'static str, String, String);
-
-/// `username` is an ACL user name, which Redis only accepts together with a password.
-fn check_login(p: &RedisPoolConfig) -> Result<(), PoolRule> {
-    let Some(user) = &p.username else {
-        return Ok(());
-    };
-    if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        let reason = "must be an ACL user name without spaces or control characters (or null)";
-        return Err(("username", user.clone(), reason.into()));
-    }
-    if p.password.is_none() {
-        let reason = "needs a password: Redis logs an ACL user in with AUTH username password";
-        return Err(("username", user.clone(), reason.into()));
+    let rules = [pool_rules::login, pool_rules::tls, pool_rules::sentinel];
+    for rule in rules {
+        rule(p).map_err(|(sub, value, reason)| redis(sub, value, &reason))?;
     }
     Ok(())
-}
-
-/// The TLS files: only with `tls = true`, certificate and key together, each readable now (so a
-/// wrong path fails the start-up, not the first request).
-fn check_tls(p: &RedisPoolConfig) -> Result<(), PoolRule> {
-    let files = [
-        ("tls_ca", &p.tls_ca),
-        ("tls_cert", &p.tls_cert),
-        ("tls_key", &p.tls_key),
-    ];
-    for (sub, path) in files {
-        let Some(path) = path else { continue };
-        let value = path.display().to_string();
-        if !p.tls {
-            let reason = "is a TLS setting: it needs tls = true in the same pool";
-            return Err((sub, value, reason.into()));
-        }
-        if let Err(e) = std::fs::File::open(path).and_then(|f| f.metadata()) {
-            return Err((sub, value, format!("names a file that cannot be read: {e}")));
-        }
-        if !path.is_file() {
-            return Err((sub, value, "must name a PEM file, not a directory".into()));
-        }
-    }
-    match (&p.tls_cert, &p.tls_key) {
-        (Some(cert), None) => Err((
-            "tls_cert",
-            cert.display().to_string(),
-            "needs tls_key too: mutual TLS takes a client certificate and its key".into(),
-        )),
-        (None, Some(key)) => Err((
-            "tls_key",
-            key.display().to_string(),
-            "needs tls_cert too: mutual TLS takes a client certificate and its key".into(),
-        )),
-        _ => Ok(()),
-    }
 }
 
 fn check_session_rules(s: &SessionConfig, pool: &RedisPoolConfig) -> Result<(), ConfigError> {

@@ -2,17 +2,20 @@
 //! tests (a macro over a store constructor), so code tested on one behaves the same on another.
 //! The cases are in `saving.rs` (load, create, save on both save paths, TTLs) and `ending.rs`
 //! (end, tombstones, the lock). `secured.rs` builds the Redis stores behind TLS, mutual TLS and a
-//! limited ACL user (single server and Cluster).
+//! limited ACL user (single server and Cluster); `sentinel_store.rs` reaches the master through
+//! Redis Sentinel.
 
 mod ending;
 mod saving;
 mod secured;
+mod sentinel_store;
 
 use ending::*;
 use saving::*;
 use secured::{
     acl_cluster_store, acl_store, mtls_acl_cluster_store, mtls_store, tls_cluster_store, tls_store,
 };
+use sentinel_store::sentinel_store;
 
 use std::time::Duration;
 
@@ -165,6 +168,7 @@ fn cluster_store() -> (RedisStore, RedisCluster) {
 conformance!(memory, (MemoryStore::default(), ()));
 conformance!(redis_standalone, redis_store());
 conformance!(redis_cluster, cluster_store());
+conformance!(redis_sentinel, sentinel_store());
 conformance!(redis_tls, tls_store());
 conformance!(redis_mtls, mtls_store());
 conformance!(redis_acl, acl_store());

@@ -1,32 +1,41 @@
 //! Building a pool's connections from its settings: address, login (password, ACL user) and TLS.
 //!
 //! Kept apart from the commands (`mod.rs`) because it is the one place that knows how a
-//! [`RedisPoolConfig`] becomes `redis` clients, for a single server and for a Cluster alike.
+//! [`RedisPoolConfig`] becomes `redis` clients, for a single server, a Cluster and a master
+//! found through Sentinel alike (the sentinels get plain connections, with `sentinel_password`).
 //! TLS is the `redis` crate's own (rustls, `tokio-rustls-comp`): `rediss://` with the server's
 //! certificate checked against `tls_ca` or the system roots, and a client certificate for mutual
 //! TLS. No connection is made here.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
-use redis::{ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, TlsCertificates, TlsMode};
+use redis::{
+    ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisResult,
+    TlsCertificates, TlsMode,
+};
 use tokio::sync::OnceCell;
 
 use super::batch;
 use super::pool::Connections;
+use super::sentinel::SentinelPool;
 use crate::config::RedisPoolConfig;
 use crate::store::StoreError;
 
-/// The connections `config` describes: lazily connecting managers for one server, or cells
-/// for Cluster connections made on first use.
+/// The connections `config` describes: lazily connecting managers for one server, cells for
+/// Cluster connections made on first use, or slots that find the master through the sentinels
+/// on first use.
 pub(super) fn connections(config: &RedisPoolConfig) -> Result<Connections, StoreError> {
     let certificates = tls_certificates(config)?;
-    if config.cluster_nodes.is_empty() {
-        single(config, certificates)
-    } else {
+    if !config.cluster_nodes.is_empty() {
         cluster(config, certificates)
+    } else if !config.sentinel_nodes.is_empty() {
+        sentinel(config, certificates)
+    } else {
+        single(config, certificates)
     }
 }
 
@@ -38,44 +47,93 @@ fn single(
     config: &RedisPoolConfig,
     certificates: Option<TlsCertificates>,
 ) -> Result<Connections, StoreError> {
-    let addr = if certificates.is_some() {
-        ConnectionAddr::TcpTls {
-            host: config.host.clone(),
-            port: config.port,
-            insecure: false,
-            tls_params: None,
-        }
-    } else {
-        ConnectionAddr::Tcp(config.host.clone(), config.port)
-    };
-    let info = addr.into_connection_info().map_err(backend)?;
-    let mut settings = info.redis_settings().clone().set_db(config.db_index);
-    if let Some(password) = &config.password {
-        settings = settings.set_password(password);
-    }
-    if let Some(username) = &config.username {
-        settings = settings.set_username(username);
-    }
-    let info = info.set_redis_settings(settings);
-    let client = match certificates {
-        Some(certificates) => redis::Client::build_with_tls(info, certificates),
-        None => redis::Client::open(info),
-    }
-    .map_err(backend)?;
-    let manager_config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(config.timeout))
-        .set_response_timeout(Some(config.timeout))
-        .set_number_of_retries(1)
-        .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_millis(500));
+    let target = MasterTarget::new(config, certificates);
     let conns = (0..config.pool_size)
-        .map(|_| {
-            ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
-                .map(batch::Batcher::new)
-        })
+        .map(|_| target.batcher(&config.host, config.port))
         .collect::<Result<Vec<_>, _>>()
         .map_err(backend)?;
     Ok(Connections::Single(conns))
+}
+
+/// How to reach a data server at a given address: the login, database and TLS of the pool.
+/// A single server has one address; under Sentinel the address changes with each failover.
+pub(super) struct MasterTarget {
+    settings: RedisConnectionInfo,
+    certificates: Option<TlsCertificates>,
+    manager: ConnectionManagerConfig,
+}
+
+impl MasterTarget {
+    fn new(config: &RedisPoolConfig, certificates: Option<TlsCertificates>) -> Self {
+        let mut settings = RedisConnectionInfo::default().set_db(config.db_index);
+        if let Some(password) = &config.password {
+            settings = settings.set_password(password);
+        }
+        if let Some(username) = &config.username {
+            settings = settings.set_username(username);
+        }
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        Self {
+            settings,
+            certificates,
+            manager,
+        }
+    }
+
+    /// A lazily connecting manager for `host:port` behind a batching queue; does no I/O.
+    pub(super) fn batcher(&self, host: &str, port: u16) -> RedisResult<Arc<batch::Batcher>> {
+        let addr = if self.certificates.is_some() {
+            ConnectionAddr::TcpTls {
+                host: host.to_owned(),
+                port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(host.to_owned(), port)
+        };
+        let info = addr
+            .into_connection_info()?
+            .set_redis_settings(self.settings.clone());
+        let client = match &self.certificates {
+            Some(certificates) => redis::Client::build_with_tls(info, certificates.clone()),
+            None => redis::Client::open(info),
+        }?;
+        ConnectionManager::new_lazy_with_config(client, self.manager.clone())
+            .map(batch::Batcher::new)
+    }
+}
+
+fn sentinel(
+    config: &RedisPoolConfig,
+    certificates: Option<TlsCertificates>,
+) -> Result<Connections, StoreError> {
+    let sentinels = config
+        .sentinel_nodes
+        .iter()
+        .map(|node| {
+            let (host, port) = node.rsplit_once(':').unwrap_or((node, "26379"));
+            let port = port.parse::<u16>().map_err(backend)?;
+            let mut settings = RedisConnectionInfo::default();
+            if let Some(password) = &config.sentinel_password {
+                settings = settings.set_password(password);
+            }
+            let info = ConnectionAddr::Tcp(host.to_owned(), port)
+                .into_connection_info()
+                .map_err(backend)?
+                .set_redis_settings(settings);
+            redis::Client::open(info).map_err(backend)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let master = config.sentinel_master.clone().unwrap_or_default();
+    let target = MasterTarget::new(config, certificates);
+    let sentinel = SentinelPool::new(sentinels, master, target, config.pool_size, config.timeout);
+    Ok(Connections::Sentinel(Box::new(sentinel)))
 }
 
 fn cluster(

@@ -1,4 +1,4 @@
-//! `RedisStore`: sessions in Redis (standalone or Cluster), one hash per session.
+//! `RedisStore`: sessions in Redis (standalone, Sentinel or Cluster), one hash per session.
 //!
 //! Layout: the key `{prefix}{<storage id>}` holds a hash with one field per data key (MessagePack
 //! bytes) and the metadata under the empty field name (data keys are never empty). The braces are
@@ -33,7 +33,8 @@
 //! Connections are built in `connect.rs` (address, ACL login, TLS) and used in `pool.rs` (one
 //! connection per session, for ordering); on a standalone
 //! server the commands of concurrent requests are batched into one write (`batch.rs`), which is
-//! what keeps Redis's CPU per request low. Commands and replies are in `reply.rs`; replica
+//! what keeps Redis's CPU per request low. Under Sentinel (`sentinel.rs`) each connection finds
+//! the master through the sentinels and follows it after a failover. Commands and replies are in `reply.rs`; replica
 //! acknowledgements (`min_replicas_ack`) and the eviction check in `durability.rs`.
 
 mod batch;
@@ -41,6 +42,7 @@ mod connect;
 mod durability;
 mod pool;
 mod reply;
+mod sentinel;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;

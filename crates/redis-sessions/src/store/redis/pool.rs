@@ -14,7 +14,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, RedisError, RedisResult, Value};
 use tokio::sync::OnceCell;
 
-use super::batch;
+use super::{batch, sentinel};
 use crate::id::StorageId;
 use crate::store::StoreError;
 
@@ -26,6 +26,9 @@ pub(super) enum Connections {
         client: Box<redis::cluster::ClusterClient>,
         conns: Vec<OnceCell<ClusterConnection>>,
     },
+    /// A master found through Redis Sentinel, per slot, followed after a failover
+    /// (`sentinel.rs`); each call is bounded by the timeout there.
+    Sentinel(Box<sentinel::SentinelPool>),
 }
 
 /// A pool's connections with its timeout.
@@ -83,6 +86,7 @@ impl Pool {
         match &self.conns {
             Connections::Single(c) => c.len(),
             Connections::Cluster { conns, .. } => conns.len(),
+            Connections::Sentinel(s) => s.size(),
         }
     }
 
@@ -106,6 +110,9 @@ impl Pool {
         commands: Vec<Cmd>,
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         let n = self.index(route);
+        if let Connections::Sentinel(sentinel) = &self.conns {
+            return sentinel.exec(n, commands).await;
+        }
         let work = async {
             match &self.conns {
                 Connections::Single(batchers) => batchers[n % batchers.len()].send(commands).await,
@@ -122,6 +129,7 @@ impl Pool {
                     }
                     pipe.query_async(&mut conn).await
                 }
+                Connections::Sentinel(_) => unreachable!("handled above"),
             }
         };
         match tokio::time::timeout(self.timeout, work).await {

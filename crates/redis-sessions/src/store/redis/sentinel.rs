@@ -1,0 +1,212 @@
+//! A pool whose master is found through Redis Sentinel and followed after a failover.
+//!
+//! Why not the `redis` crate's own Sentinel client: it hands out a connection to the master of
+//! the moment, and its `ConnectionManager` reconnects to the *same* address forever, so after a
+//! failover an app would keep talking to the dead (or demoted) master until restarted. Here each
+//! pool slot holds its current master address and a [`Batcher`] (auto-pipelining over a
+//! `ConnectionManager`, as for a single server) behind a lock. The first call on a slot asks the
+//! sentinels (`SENTINEL get-master-addr-by-name`, each in turn until one answers). When a call
+//! fails in a way a failover explains (the connection fails, no answer within the timeout, or a
+//! `READONLY` error: the server was demoted to a replica), the slot asks the sentinels again and,
+//! if they now name another master, replaces its connection; the call itself still fails with
+//! [`StoreError::Unavailable`] (a 503), and the next call on the slot goes to the new master.
+//! A write is never retried on the new master within the same call: whether the old master ran
+//! it is unknown. While the sentinels still name the old master, the connection is kept, so the
+//! order of one session's commands on one connection (see `pool.rs`) holds unless the master
+//! really changed.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use redis::{AsyncConnectionConfig, Cmd, RedisResult, Value};
+
+use super::batch::Batcher;
+use super::connect::MasterTarget;
+use super::pool::store_error;
+use crate::store::StoreError;
+
+/// The sentinels, the master's name and one slot per pooled connection.
+pub(super) struct SentinelPool {
+    sentinels: Vec<redis::Client>,
+    master: String,
+    target: MasterTarget,
+    timeout: Duration,
+    slots: Vec<Slot>,
+}
+
+/// One pooled connection: the master it talks to, and a lock so that one call at a time asks
+/// the sentinels for it.
+#[derive(Default)]
+struct Slot {
+    current: Mutex<Option<Current>>,
+    asking: tokio::sync::Mutex<()>,
+}
+
+#[derive(Clone)]
+struct Current {
+    addr: (String, u16),
+    batcher: Arc<Batcher>,
+}
+
+impl SentinelPool {
+    pub(super) fn new(
+        sentinels: Vec<redis::Client>,
+        master: String,
+        target: MasterTarget,
+        size: usize,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            sentinels,
+            master,
+            target,
+            timeout,
+            slots: (0..size).map(|_| Slot::default()).collect(),
+        }
+    }
+
+    pub(super) fn size(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Sends `commands` as one pipeline on slot `n`'s master, each phase bounded by `timeout`;
+    /// on a failure a failover explains, re-asks the sentinels before failing the call.
+    pub(super) async fn exec(
+        &self,
+        n: usize,
+        commands: Vec<Cmd>,
+    ) -> Result<Vec<RedisResult<Value>>, StoreError> {
+        let slot = &self.slots[n % self.slots.len()];
+        let current = self.current(slot).await?;
+        let (host, port) = &current.addr;
+        let sent = tokio::time::timeout(self.timeout, current.batcher.send(commands)).await;
+        let failure = match &sent {
+            Err(_) => Some(format!("no answer within {:?}", self.timeout)),
+            Ok(Err(e)) if matches!(store_error(e), StoreError::Unavailable(_)) => {
+                Some(e.to_string())
+            }
+            Ok(Ok(replies))
+                if replies
+                    .iter()
+                    .any(|r| matches!(r, Err(e) if e.code() == Some("READONLY"))) =>
+            {
+                Some("it is a replica now (READONLY)".to_owned())
+            }
+            _ => None,
+        };
+        if let Some(failure) = failure {
+            self.refresh(slot, &current).await;
+            return Err(StoreError::Unavailable(format!(
+                "master {host}:{port} of {}: {failure}",
+                self.master
+            )));
+        }
+        match sent {
+            Ok(replies) => replies.map_err(|e| store_error(&e)),
+            Err(_) => Err(StoreError::Unavailable("timeout".into())),
+        }
+    }
+
+    /// The slot's master connection, asking the sentinels first if it has none yet.
+    async fn current(&self, slot: &Slot) -> Result<Current, StoreError> {
+        if let Some(current) = lock(&slot.current).clone() {
+            return Ok(current);
+        }
+        let _asking = tokio::time::timeout(self.timeout, slot.asking.lock())
+            .await
+            .map_err(|_| self.unavailable("another call is still asking the sentinels"))?;
+        if let Some(current) = lock(&slot.current).clone() {
+            return Ok(current);
+        }
+        let (host, port) = self.ask().await?;
+        let batcher = self
+            .target
+            .batcher(&host, port)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let current = Current {
+            addr: (host, port),
+            batcher,
+        };
+        *lock(&slot.current) = Some(current.clone());
+        Ok(current)
+    }
+
+    /// After `failed` failed: if the sentinels now name another master, the slot's next call
+    /// connects to it. Skipped when another call on the slot is already asking.
+    async fn refresh(&self, slot: &Slot, failed: &Current) {
+        let Ok(_asking) = slot.asking.try_lock() else {
+            return;
+        };
+        let still_current = lock(&slot.current)
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(&c.batcher, &failed.batcher));
+        if !still_current {
+            return;
+        }
+        match self.ask().await {
+            Ok(addr) if addr != failed.addr => match self.target.batcher(&addr.0, addr.1) {
+                Ok(batcher) => {
+                    tracing::warn!(
+                        "Redis master {} moved from {}:{} to {}:{}",
+                        self.master,
+                        failed.addr.0,
+                        failed.addr.1,
+                        addr.0,
+                        addr.1
+                    );
+                    *lock(&slot.current) = Some(Current { addr, batcher });
+                }
+                Err(e) => tracing::warn!("cannot connect to the new Redis master: {e}"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
+    /// The master's address according to the first sentinel that knows it.
+    async fn ask(&self) -> Result<(String, u16), StoreError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        let mut errors = Vec::new();
+        for sentinel in &self.sentinels {
+            let asked = async {
+                let mut conn = sentinel
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(&self.master)
+                    .query_async::<Option<(String, u16)>>(&mut conn)
+                    .await
+            };
+            match tokio::time::timeout(self.timeout, asked).await {
+                Ok(Ok(Some(addr))) => return Ok(addr),
+                Ok(Ok(None)) => errors.push(format!(
+                    "{}: does not know this master",
+                    sentinel.get_connection_info().addr()
+                )),
+                Ok(Err(e)) => {
+                    errors.push(format!("{}: {e}", sentinel.get_connection_info().addr()))
+                }
+                Err(_) => errors.push(format!(
+                    "{}: no answer within {:?}",
+                    sentinel.get_connection_info().addr(),
+                    self.timeout
+                )),
+            }
+        }
+        Err(self.unavailable(&format!(
+            "no sentinel named the master: {}",
+            errors.join("; ")
+        )))
+    }
+
+    fn unavailable(&self, reason: &str) -> StoreError {
+        StoreError::Unavailable(format!("Redis Sentinel master {}: {reason}", self.master))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
