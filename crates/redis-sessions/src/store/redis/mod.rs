@@ -105,7 +105,7 @@ impl RedisStore {
                 prefix: config.prefix.clone(),
                 replicas: config.min_replicas_ack,
                 save: Script::new(include_str!("save.lua")),
-                unlock: Script::new(include_str!("unlock.lua")),
+                unlock: Script::sent_whole(include_str!("unlock.lua")),
                 end: Script::new(include_str!("end.lua")),
             }),
         })
@@ -238,7 +238,7 @@ impl SessionStore for RedisStore {
             let route = Route::Session(id);
             self.inner
                 .pool
-                .eval_by_source(route, &self.inner.unlock, &[&lock], |call| {
+                .eval(route, &self.inner.unlock, &[&lock], |call| {
                     call.arg(&token.0);
                 })
                 .await

@@ -51,12 +51,30 @@ pub(super) enum Route<'a> {
 pub(super) struct Script {
     source: &'static str,
     sha: String,
+    /// Always sent whole (`EVAL`), never by hash first.
+    by_source: bool,
 }
 
 impl Script {
+    /// A script called by hash (`EVALSHA`), sent whole only after a `NOSCRIPT`.
     pub(super) fn new(source: &'static str) -> Self {
         let sha = redis::Script::new(source).get_hash().to_owned();
-        Self { source, sha }
+        Self {
+            source,
+            sha,
+            by_source: false,
+        }
+    }
+
+    /// A script always sent whole (`EVAL`): for a call that must take effect even if nobody
+    /// reads its answer, e.g. a lock release sent while Redis is paused. With `EVALSHA`, a
+    /// `NOSCRIPT` answer that arrives after our timeout would leave the call undone, with no
+    /// retry.
+    pub(super) fn sent_whole(source: &'static str) -> Self {
+        Self {
+            by_source: true,
+            ..Self::new(source)
+        }
     }
 
     /// `EVALSHA sha numkeys keys...` or, after a `NOSCRIPT`, `EVAL source numkeys keys...`
@@ -110,13 +128,13 @@ impl Pool {
         commands: Vec<Cmd>,
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         let n = self.index(route);
-        if let Connections::Sentinel(sentinel) = &self.conns {
-            return sentinel.exec(n, commands).await;
-        }
-        let work = async {
-            match &self.conns {
-                Connections::Single(batchers) => batchers[n % batchers.len()].send(commands).await,
-                Connections::Cluster { client, conns } => {
+        match &self.conns {
+            Connections::Single(batchers) => {
+                self.bounded(batchers[n % batchers.len()].send(commands))
+                    .await
+            }
+            Connections::Cluster { client, conns } => {
+                self.bounded(async {
                     let cell = &conns[n % conns.len()];
                     let mut conn = cell
                         .get_or_try_init(|| client.get_async_connection())
@@ -128,10 +146,19 @@ impl Pool {
                         pipe.add_command(command);
                     }
                     pipe.query_async(&mut conn).await
-                }
-                Connections::Sentinel(_) => unreachable!("handled above"),
+                })
+                .await
             }
-        };
+            // Bounds each phase itself, and follows a failover.
+            Connections::Sentinel(sentinel) => sentinel.exec(n, commands).await,
+        }
+    }
+
+    /// `work` bounded by the pool's timeout, its errors as store errors.
+    async fn bounded(
+        &self,
+        work: impl std::future::Future<Output = RedisResult<Vec<RedisResult<Value>>>>,
+    ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         match tokio::time::timeout(self.timeout, work).await {
             Ok(replies) => replies.map_err(|e| store_error(&e)),
             Err(_) => Err(StoreError::Unavailable(format!(
@@ -154,7 +181,8 @@ impl Pool {
             .collect()
     }
 
-    /// Runs a script with `keys` and the arguments `args` adds, loading it on a `NOSCRIPT`.
+    /// Runs a script with `keys` and the arguments `args` adds, loading it on a `NOSCRIPT`
+    /// (or sending it whole from the start, see [`Script::sent_whole`]).
     pub(super) async fn eval(
         &self,
         route: Route<'_>,
@@ -162,31 +190,7 @@ impl Pool {
         keys: &[&str],
         args: impl Fn(&mut Cmd),
     ) -> Result<Value, StoreError> {
-        self.eval_from(false, route, script, keys, args).await
-    }
-
-    /// Like [`Pool::eval`], but sends the script's source at once (`EVAL`): for a call that
-    /// must take effect even if nobody reads its answer, e.g. a lock release sent while Redis is
-    /// paused. With `EVALSHA`, a `NOSCRIPT` answer that arrives after our timeout would leave
-    /// the call undone, with no retry.
-    pub(super) async fn eval_by_source(
-        &self,
-        route: Route<'_>,
-        script: &Script,
-        keys: &[&str],
-        args: impl Fn(&mut Cmd),
-    ) -> Result<Value, StoreError> {
-        self.eval_from(true, route, script, keys, args).await
-    }
-
-    async fn eval_from(
-        &self,
-        mut by_source: bool,
-        route: Route<'_>,
-        script: &Script,
-        keys: &[&str],
-        args: impl Fn(&mut Cmd),
-    ) -> Result<Value, StoreError> {
+        let mut by_source = script.by_source;
         loop {
             let mut call = script.call(by_source, keys);
             args(&mut call);
