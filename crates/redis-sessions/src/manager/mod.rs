@@ -114,7 +114,7 @@ impl SessionManager {
             value: format!("{}:{}", pool.host, pool.port),
             reason: e.to_string(),
         })?;
-        Ok((Self::with_store(config, store.clone())?, store))
+        Ok((Self::checked(config.session, store.clone()), store))
     }
 
     /// Like [`SessionManager::new`], for start-up: opens the pool's own connections now when
@@ -162,13 +162,18 @@ impl SessionManager {
         let name = config.session.redis_connection_pool.clone();
         config.pools.entry(name).or_default();
         config.validate()?;
-        Ok(Self {
+        Ok(Self::checked(config.session, store))
+    }
+
+    /// A manager over settings that were validated already.
+    fn checked(config: SessionConfig, store: impl SessionStore) -> Self {
+        Self {
             inner: Arc::new(ManagerInner {
-                config: config.session,
+                config,
                 store: Arc::new(store),
                 local_locks: Arc::default(),
             }),
-        })
+        }
     }
 
     /// The session settings.
