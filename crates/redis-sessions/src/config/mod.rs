@@ -215,7 +215,8 @@ pub struct RedisPoolConfig {
     /// `min_replicas_ack`: how many replicas must have every write (save, create, destroy,
     /// rotation) before the request is answered, checked with `WAIT`; 0 (the default) answers as
     /// soon as the master has it. A write that fewer replicas acknowledge within half the pool's
-    /// `timeout` fails (`503`); it may still be on the master. From 0 to 16; not on a Cluster.
+    /// `timeout` fails (`503`); it may still be on the master. From 0 to 16; on a Cluster, the
+    /// replicas of the master that holds the session.
     pub min_replicas_ack: usize,
     /// `cluster_nodes`: comma-separated `host:port` seeds; when set, the pool talks to a Redis
     /// Cluster and `host`/`port` are not used.

@@ -234,14 +234,6 @@ fn check_pool(name: &str, p: &RedisPoolConfig) -> Result<(), ConfigError> {
             &reason,
         ));
     }
-    if p.min_replicas_ack > 0 && !p.cluster_nodes.is_empty() {
-        let reason = "is not supported with cluster_nodes yet (WAIT would reach one random node)";
-        return Err(redis(
-            "min_replicas_ack",
-            p.min_replicas_ack.to_string(),
-            reason,
-        ));
-    }
     let rules = [pool_rules::login, pool_rules::tls, pool_rules::sentinel];
     for rule in rules {
         rule(p).map_err(|(sub, value, reason)| redis(sub, value, &reason))?;

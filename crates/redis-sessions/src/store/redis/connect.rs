@@ -12,22 +12,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
 use redis::{
     ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisResult,
-    TlsCertificates, TlsMode,
+    TlsCertificates,
 };
-use tokio::sync::OnceCell;
 
 use super::batch;
+use super::cluster::ClusterPool;
 use super::pool::Connections;
 use super::sentinel::SentinelPool;
 use crate::config::RedisPoolConfig;
 use crate::store::StoreError;
 
-/// The connections `config` describes: lazily connecting managers for one server, cells for
-/// Cluster connections made on first use, or slots that find the master through the sentinels
-/// on first use.
+/// The connections `config` describes: lazily connecting managers for one server, per-node
+/// managers of a Cluster once its slot map is read on first use, or slots that find the master
+/// through the sentinels on first use.
 pub(super) fn connections(config: &RedisPoolConfig) -> Result<Connections, StoreError> {
     let certificates = tls_certificates(config)?;
     if !config.cluster_nodes.is_empty() {
@@ -65,7 +64,13 @@ pub(super) struct MasterTarget {
 
 impl MasterTarget {
     fn new(config: &RedisPoolConfig, certificates: Option<TlsCertificates>) -> Self {
-        let mut settings = RedisConnectionInfo::default().set_db(config.db_index);
+        // A Cluster has database 0 only (`db_index` is ignored there).
+        let db = if config.cluster_nodes.is_empty() {
+            config.db_index
+        } else {
+            0
+        };
+        let mut settings = RedisConnectionInfo::default().set_db(db);
         if let Some(password) = &config.password {
             settings = settings.set_password(password);
         }
@@ -140,33 +145,17 @@ fn cluster(
     config: &RedisPoolConfig,
     certificates: Option<TlsCertificates>,
 ) -> Result<Connections, StoreError> {
-    let scheme = if certificates.is_some() {
-        "rediss"
-    } else {
-        "redis"
-    };
-    let nodes = config
+    let seeds = config
         .cluster_nodes
         .iter()
-        .map(|n| format!("{scheme}://{n}"));
-    let mut builder = ClusterClientBuilder::new(nodes)
-        .connection_timeout(config.timeout)
-        .response_timeout(config.timeout)
-        .retries(1);
-    if let Some(password) = &config.password {
-        builder = builder.password(password);
-    }
-    if let Some(username) = &config.username {
-        builder = builder.username(username);
-    }
-    if let Some(certificates) = certificates {
-        builder = builder.tls(TlsMode::Secure).certs(certificates);
-    }
-    let client = builder.build().map_err(backend)?;
-    Ok(Connections::Cluster {
-        client: Box::new(client),
-        conns: (0..config.pool_size).map(|_| OnceCell::new()).collect(),
-    })
+        .map(|node| {
+            let (host, port) = node.rsplit_once(':').unwrap_or((node, "6379"));
+            Ok((host.to_owned(), port.parse::<u16>().map_err(backend)?))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let target = MasterTarget::new(config, certificates);
+    let pool = ClusterPool::new(seeds, target, config.pool_size, config.timeout);
+    Ok(Connections::Cluster(Box::new(pool)))
 }
 
 /// The CA and client certificate files of a TLS pool, read now; `None` without `tls`.

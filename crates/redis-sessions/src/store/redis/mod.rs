@@ -38,6 +38,7 @@
 //! acknowledgements (`min_replicas_ack`) and the eviction check in `durability.rs`.
 
 mod batch;
+mod cluster;
 mod connect;
 mod durability;
 mod pool;

@@ -10,22 +10,18 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, RedisError, RedisResult, Value};
-use tokio::sync::OnceCell;
 
-use super::{batch, sentinel};
+use super::{batch, cluster, sentinel};
 use crate::id::StorageId;
 use crate::store::StoreError;
 
 pub(super) enum Connections {
     /// Lazily connecting managers, each behind a batching queue; creating them does no I/O.
     Single(Vec<std::sync::Arc<batch::Batcher>>),
-    /// Cluster connections are created on first use (creating one talks to the nodes).
-    Cluster {
-        client: Box<redis::cluster::ClusterClient>,
-        conns: Vec<OnceCell<ClusterConnection>>,
-    },
+    /// Batching queues per Cluster node, routed by a slot map read on first use and followed
+    /// after a failover (`cluster.rs`); each call is bounded by the timeout there.
+    Cluster(Box<cluster::ClusterPool>),
     /// A master found through Redis Sentinel, per slot, followed after a failover
     /// (`sentinel.rs`); each call is bounded by the timeout there.
     Sentinel(Box<sentinel::SentinelPool>),
@@ -103,7 +99,7 @@ impl Pool {
     pub(super) fn size(&self) -> usize {
         match &self.conns {
             Connections::Single(c) => c.len(),
-            Connections::Cluster { conns, .. } => conns.len(),
+            Connections::Cluster(c) => c.size(),
             Connections::Sentinel(s) => s.size(),
         }
     }
@@ -133,21 +129,13 @@ impl Pool {
                 self.bounded(batchers[n % batchers.len()].send(commands))
                     .await
             }
-            Connections::Cluster { client, conns } => {
-                self.bounded(async {
-                    let cell = &conns[n % conns.len()];
-                    let mut conn = cell
-                        .get_or_try_init(|| client.get_async_connection())
-                        .await?
-                        .clone();
-                    let mut pipe = redis::pipe();
-                    pipe.ignore_errors();
-                    for command in commands {
-                        pipe.add_command(command);
-                    }
-                    pipe.query_async(&mut conn).await
-                })
-                .await
+            // Bounds each phase itself, and follows slot moves and failovers.
+            Connections::Cluster(c) => {
+                let target = match route {
+                    Route::Session(id) => cluster::Target::Slot(cluster::slot_of(id.as_str())),
+                    Route::Any => cluster::Target::Any,
+                };
+                c.exec(n, target, commands).await
             }
             // Bounds each phase itself, and follows a failover.
             Connections::Sentinel(sentinel) => sentinel.exec(n, commands).await,

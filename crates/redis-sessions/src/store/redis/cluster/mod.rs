@@ -1,0 +1,294 @@
+//! A Redis Cluster pool: the commands of concurrent requests batched per node, following slot
+//! moves and failovers.
+//!
+//! Why not the `redis` crate's Cluster client: it sends each call as its own pipeline, so a
+//! Cluster's nodes paid 2-4x the CPU per request of a single batched server (see `batch.rs`).
+//! Here each node has `pool_size` [`Batcher`]s, the same batching queues as a single server, and
+//! a call goes to the node that owns its session's hash slot, found in a slot map read with
+//! `CLUSTER SLOTS`. The map is read on first use and again when Redis says it is out of date:
+//!
+//! - `MOVED`: the command did not run; the map is read again (first from the node that
+//!   answered `MOVED`, which knows) and the call is sent once more to the new owner.
+//! - `ASK` (a slot being migrated): the call is sent to the named node, each command after
+//!   `ASKING`.
+//! - The node fails (connection refused or lost, no answer within the timeout) or the Cluster
+//!   says it cannot serve (`CLUSTERDOWN`, `TRYAGAIN`, `MASTERDOWN`, `LOADING`): the call fails
+//!   with [`StoreError::Unavailable`] (a 503) and the map is read again, so that once a replica
+//!   has taken over, the next call goes to it. A write whose node failed is never re-sent:
+//!   whether it ran is unknown.
+//!
+//! All commands of one session share a slot (the storage id is the hash tag), hence a node and,
+//! within it, one connection, so they reach Redis in the order they were sent (see `pool.rs`).
+
+mod map;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use redis::{Cmd, RedisResult, Value};
+
+use super::batch::Batcher;
+use super::connect::MasterTarget;
+use super::pool::store_error;
+use crate::store::StoreError;
+use map::{Redirect, SlotMap, parse_slots, redirection, unavailable};
+pub(super) use map::{Target, slot_of};
+
+/// At most one map read per this interval when calls fail (a `MOVED` always reads it).
+const REFRESH_INTERVAL: Duration = Duration::from_millis(100);
+/// Redis error codes that mean the Cluster cannot serve the slot for now.
+const UNAVAILABLE_CODES: [&str; 4] = ["CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "LOADING"];
+
+/// The seed nodes, how to log in to a node, and the current slot map.
+pub(super) struct ClusterPool {
+    seeds: Vec<(String, u16)>,
+    target: MasterTarget,
+    timeout: Duration,
+    per_node: usize,
+    map: Mutex<Option<Arc<SlotMap>>>,
+    /// Held while the map is read, so that one call at a time reads it.
+    reading: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl ClusterPool {
+    pub(super) fn new(
+        seeds: Vec<(String, u16)>,
+        target: MasterTarget,
+        per_node: usize,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            seeds,
+            target,
+            timeout,
+            per_node: per_node.max(1),
+            map: Mutex::new(None),
+            reading: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Connections per node times the nodes known so far (the seeds before the first call).
+    pub(super) fn size(&self) -> usize {
+        let nodes = lock(&self.map)
+            .as_ref()
+            .map_or(self.seeds.len(), |m| m.nodes.len());
+        self.per_node * nodes.max(1)
+    }
+
+    /// Sends `commands` as one pipeline (batched with other calls to the same connection) to
+    /// the node that serves `target`; `n` picks the connection within the node.
+    pub(super) async fn exec(
+        &self,
+        n: usize,
+        target: Target,
+        commands: Vec<Cmd>,
+    ) -> Result<Vec<RedisResult<Value>>, StoreError> {
+        let mut map = self.current().await?;
+        // One redirection: a second `MOVED` right after a fresh map would mean the Cluster is
+        // reconfiguring; the caller gets a 503 rather than a loop.
+        for attempt in 0..2 {
+            let (conn, addr) = map.conn(n, target, self.per_node)?;
+            let replies = self.send(&conn, &addr, commands.clone()).await?;
+            match redirection(&replies) {
+                None => return Ok(replies),
+                Some(Redirect::Moved(to)) if attempt == 0 => {
+                    map = self.reread(&map, to).await?;
+                }
+                Some(Redirect::Ask(to)) if attempt == 0 => {
+                    return self.ask(&map, to, n, commands).await;
+                }
+                Some(_) => break,
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the Redis Cluster redirected the call twice: it is reconfiguring".into(),
+        ))
+    }
+
+    /// One pipeline on one connection, bounded by the timeout; a failure a failover or a
+    /// Cluster outage explains reads the map again before failing the call.
+    async fn send(
+        &self,
+        conn: &Arc<Batcher>,
+        addr: &(String, u16),
+        commands: Vec<Cmd>,
+    ) -> Result<Vec<RedisResult<Value>>, StoreError> {
+        let sent = tokio::time::timeout(self.timeout, conn.send(commands)).await;
+        let failure = match sent {
+            Err(_) => format!("no answer within {:?}", self.timeout),
+            Ok(Err(e)) => match store_error(&e) {
+                StoreError::Unavailable(message) => message,
+                other => return Err(other),
+            },
+            Ok(Ok(replies)) => {
+                let down = replies.iter().find_map(|r| match r {
+                    Err(e) if e.code().is_some_and(|c| UNAVAILABLE_CODES.contains(&c)) => {
+                        Some(e.to_string())
+                    }
+                    _ => None,
+                });
+                match down {
+                    None => return Ok(replies),
+                    Some(message) => message,
+                }
+            }
+        };
+        let map = lock(&self.map).clone();
+        if let Some(map) = map {
+            self.refresh(&map).await;
+        }
+        Err(StoreError::Unavailable(format!(
+            "Redis Cluster node {}:{}: {failure}",
+            addr.0, addr.1
+        )))
+    }
+
+    /// After an `ASK`: the call once more on the named node, each command after `ASKING`.
+    async fn ask(
+        &self,
+        map: &SlotMap,
+        to: (String, u16),
+        n: usize,
+        commands: Vec<Cmd>,
+    ) -> Result<Vec<RedisResult<Value>>, StoreError> {
+        let conn = match map.nodes.iter().find(|node| node.addr == to) {
+            Some(node) => Arc::clone(&node.conns[n % node.conns.len()]),
+            None => self.target.batcher(&to.0, to.1).map_err(backend)?,
+        };
+        let count = commands.len();
+        let asking = commands
+            .into_iter()
+            .flat_map(|command| [redis::cmd("ASKING"), command])
+            .collect();
+        let replies = self.send(&conn, &to, asking).await?;
+        let replies: Vec<_> = replies.into_iter().skip(1).step_by(2).collect();
+        debug_assert_eq!(replies.len(), count);
+        Ok(replies)
+    }
+
+    /// The current map, read first if there is none yet.
+    async fn current(&self) -> Result<Arc<SlotMap>, StoreError> {
+        if let Some(map) = lock(&self.map).clone() {
+            return Ok(map);
+        }
+        let mut last = tokio::time::timeout(self.timeout, self.reading.lock())
+            .await
+            .map_err(|_| unavailable("another call is still reading the slot map"))?;
+        if let Some(map) = lock(&self.map).clone() {
+            return Ok(map);
+        }
+        let map = Arc::new(self.read(None, None).await?);
+        *last = Some(Instant::now());
+        *lock(&self.map) = Some(Arc::clone(&map));
+        Ok(map)
+    }
+
+    /// After a `MOVED` from a call that used `seen`: a newer map, read now (asking the node
+    /// that answered `MOVED` first) unless another call already replaced `seen`.
+    async fn reread(
+        &self,
+        seen: &Arc<SlotMap>,
+        moved_to: (String, u16),
+    ) -> Result<Arc<SlotMap>, StoreError> {
+        let mut last = tokio::time::timeout(self.timeout, self.reading.lock())
+            .await
+            .map_err(|_| unavailable("another call is still reading the slot map"))?;
+        if let Some(map) = lock(&self.map).clone()
+            && !Arc::ptr_eq(&map, seen)
+        {
+            return Ok(map);
+        }
+        let map = Arc::new(self.read(Some(seen), Some(moved_to)).await?);
+        *last = Some(Instant::now());
+        *lock(&self.map) = Some(Arc::clone(&map));
+        Ok(map)
+    }
+
+    /// After a failed call that used `seen`: reads the map again, unless another call is
+    /// reading it, already replaced `seen`, or read it less than [`REFRESH_INTERVAL`] ago.
+    async fn refresh(&self, seen: &Arc<SlotMap>) {
+        let Ok(mut last) = self.reading.try_lock() else {
+            return;
+        };
+        let replaced = lock(&self.map)
+            .as_ref()
+            .is_some_and(|m| !Arc::ptr_eq(m, seen));
+        if replaced || last.is_some_and(|t| t.elapsed() < REFRESH_INTERVAL) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match self.read(Some(seen), None).await {
+            Ok(map) => {
+                let moved: Vec<String> = seen
+                    .nodes
+                    .iter()
+                    .filter(|old| !map.nodes.iter().any(|new| new.addr == old.addr))
+                    .map(|old| format!("{}:{}", old.addr.0, old.addr.1))
+                    .collect();
+                if !moved.is_empty() {
+                    tracing::warn!("Redis Cluster: {} no longer serve slots", moved.join(", "));
+                }
+                *lock(&self.map) = Some(Arc::new(map));
+            }
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
+    /// A slot map from the first node that answers `CLUSTER SLOTS`: `first`, then the nodes of
+    /// `old`, then the seeds. Connections to nodes already in `old` are kept.
+    async fn read(
+        &self,
+        old: Option<&SlotMap>,
+        first: Option<(String, u16)>,
+    ) -> Result<SlotMap, StoreError> {
+        let mut candidates: Vec<(String, u16)> = first.into_iter().collect();
+        if let Some(old) = old {
+            candidates.extend(old.nodes.iter().map(|node| node.addr.clone()));
+        }
+        candidates.extend(self.seeds.iter().cloned());
+        let mut asked = Vec::new();
+        let mut errors = Vec::new();
+        for addr in candidates {
+            if asked.contains(&addr) {
+                continue;
+            }
+            asked.push(addr.clone());
+            let conn = match old.and_then(|m| m.nodes.iter().find(|node| node.addr == addr)) {
+                Some(node) => Arc::clone(&node.conns[0]),
+                None => self.target.batcher(&addr.0, addr.1).map_err(backend)?,
+            };
+            let slots = redis::cmd("CLUSTER").arg("SLOTS").to_owned();
+            let reply = tokio::time::timeout(self.timeout, conn.send(vec![slots])).await;
+            let reply = match reply {
+                Ok(Ok(mut replies)) => replies.pop().unwrap_or(Ok(Value::Nil)),
+                Ok(Err(e)) => Err(e),
+                Err(_) => {
+                    errors.push(format!(
+                        "{}:{}: no answer within {:?}",
+                        addr.0, addr.1, self.timeout
+                    ));
+                    continue;
+                }
+            };
+            match reply
+                .map_err(|e| e.to_string())
+                .and_then(|v| parse_slots(v, &addr))
+            {
+                Ok(ranges) => return Ok(SlotMap::build(old, ranges, &self.target, self.per_node)),
+                Err(e) => errors.push(format!("{}:{}: {e}", addr.0, addr.1)),
+            }
+        }
+        Err(unavailable(&format!(
+            "no node gave the slot map (CLUSTER SLOTS): {}",
+            errors.join("; ")
+        )))
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
