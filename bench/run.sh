@@ -66,7 +66,7 @@ done
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
   if [[ " ${BASE[*]} " == *" tower "* || " ${BASE[*]} " == *" actix "* ]]; then
     log "building peers (cargo build --release in bench/)"
-    (cd "$BENCH_DIR" && cargo build --release --quiet)
+    (cd "$BENCH_DIR" && env -u CARGO_TARGET_DIR cargo build --release --quiet)  # bench/target
   fi
   if [[ " ${libs[*]} " == *" ours"* && -z ${BENCH_OURS_BIN:-} ]]; then
     log "building our counter (cargo build --release --example counter)"
@@ -74,7 +74,7 @@ if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
   fi
 fi
 declare -A BIN=(
-  [ours]="${BENCH_OURS_BIN:-$ROOT/target/release/examples/counter}"
+  [ours]="${BENCH_OURS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/counter}"
   [tower]="$BENCH_DIR/target/release/peer-tower-sessions"
   [actix]="$BENCH_DIR/target/release/peer-actix-session"
 )
