@@ -11,8 +11,11 @@
   report.py table CSV MEM_CSV CENSUS_CSV HEADER_FILE LIBS...
       print the markdown report (medians over rounds)
 
-BEFORE/AFTER are `redis-cli INFO cpu commandstats` snapshots taken right before and after the
-measured wrk run; the `info` calls of those snapshots are excluded from the command counts.
+BEFORE/AFTER are `redis-cli INFO cpu commandstats stats clients` snapshots taken right before and
+after the measured wrk run; the `info` calls of those snapshots are excluded from the command
+counts. A snapshot may hold one INFO per Redis node, one after the other (ours-cluster: the 3
+Cluster masters); CPU, command calls, read events and clients are then summed over the nodes.
+The MONITOR file of a census may likewise be the concatenation of every node's MONITOR.
 """
 import csv
 import os
@@ -22,9 +25,10 @@ import sys
 FIELDS = [
     "round", "scenario", "lib", "requests", "duration_s", "rps", "non2xx", "socket_errors",
     "app_us_per_req", "redis_ms_per_1k", "redis_cmds_per_req", "cmds", "p50_us", "p99_us",
-    "redis_reads_per_req", "redis_clients",
+    "redis_reads_per_req", "redis_clients", "redis_nodes",
 ]
-NAMES = {"ours": "ours", "tower": "tower-sessions", "actix": "actix-session"}
+NAMES = {"ours": "ours", "ours-cluster": "ours (Cluster)", "tower": "tower-sessions",
+         "actix": "actix-session"}
 SCENARIO_ORDER = ["untouched", "plain", "read-hot", "read-many", "modify-hot", "modify-many",
                   "locked-hot", "locked-many", "new"]
 SCENARIO_TEXT = {
@@ -41,8 +45,14 @@ SCENARIO_TEXT = {
 IGNORED_CMDS = {"info"}
 
 
+def is_cluster(lib):
+    return lib.split("+", 1)[0] == "ours-cluster"
+
+
 def parse_info(path):
-    cpu, cmds, extra = 0.0, {}, {}
+    """CPU seconds, command calls and read events/clients, summed over the nodes in the file;
+    extra["nodes"] is how many nodes the file holds."""
+    cpu, cmds, extra = 0.0, {}, {"nodes": 0}
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -51,11 +61,13 @@ def parse_info(path):
                     cpu += float(line.split(":", 1)[1])
             elif line.startswith("total_reads_processed:") or line.startswith("connected_clients:"):
                 k, v = line.split(":", 1)
-                extra[k] = int(v)
+                extra[k] = extra.get(k, 0) + int(v)
+                if k == "connected_clients":
+                    extra["nodes"] += 1
             elif line.startswith("cmdstat_"):
                 name, rest = line[len("cmdstat_"):].split(":", 1)
                 fields = dict(kv.split("=", 1) for kv in rest.split(","))
-                cmds[name] = int(fields["calls"])
+                cmds[name] = cmds.get(name, 0) + int(fields["calls"])
     return cpu, cmds, extra
 
 
@@ -91,8 +103,9 @@ def row(args):
         # read events: one per read() of a client socket, however many commands it carried
         # (the snapshot's own INFO connection adds 1 read, negligible)
         "redis_reads_per_req": f"{(x1.get('total_reads_processed', 0) - x0.get('total_reads_processed', 0)) / req:.3f}",
-        # clients connected at the end, minus the redis-cli taking the snapshot
-        "redis_clients": x1.get("connected_clients", 1) - 1,
+        # clients connected at the end, minus the redis-cli taking the snapshot (one per node)
+        "redis_clients": x1.get("connected_clients", 1) - max(x1["nodes"], 1),
+        "redis_nodes": max(x1["nodes"], 1),
     }
     new = not os.path.exists(csv_path)
     with open(csv_path, "a", newline="") as f:
@@ -172,18 +185,26 @@ def table(args):
     with open(header_file) as f:
         out.append(f.read().rstrip())
     out.append("")
-    peers = [l for l in libs if l != "ours"]
+    peers = [l for l in libs if l != "ours" and not is_cluster(l)]
+    clusters = [l for l in libs if is_cluster(l)]
+    # Redis nodes behind each library (1, or the Cluster's masters), from the snapshots
+    nodes = {l: int(med(r.get("redis_nodes") or 1 for r in rows if r["lib"] == l) or 1) for l in libs}
     rounds = sorted({int(r["round"]) for r in rows})
     out.append(f"Medians over {len(rounds)} round(s). Ratio = ours / best peer in req/s (above 1: ours"
                f" is faster). Per-request costs are listed as {' / '.join(NAMES.get(l, l) for l in libs)};"
                " lower is better.")
+    for l in clusters:
+        out.append(f"{NAMES.get(l, l)} is our counter against a Redis Cluster of {nodes[l]} masters: its"
+                   f" Redis CPU, commands, read events, connections, census and memory are summed over"
+                   f" the Cluster's {nodes[l]} nodes (`INFO` of each node before and after the run).")
     out.append("")
     cols = ["scenario"] + [f"{NAMES.get(l, l)} req/s" for l in libs]
     if "ours" in libs and peers:
         cols.append("ours / best peer")
     libs_short = " / ".join(NAMES.get(l, l) for l in libs)
-    cols += [f"app µs/req ({libs_short})", f"Redis ms/1k req ({libs_short})",
-             f"Redis cmds/req ({libs_short})"]
+    summed = "; Cluster: sum over its nodes" if clusters else ""
+    cols += [f"app µs/req ({libs_short})", f"Redis ms/1k req ({libs_short}{summed})",
+             f"Redis cmds/req ({libs_short}{summed})"]
     out.append("| " + " | ".join(cols) + " |")
     out.append("|" + "---|" * len(cols))
     scenarios = [s for s in SCENARIO_ORDER if any((s, l) in by for l in libs)]
@@ -254,17 +275,46 @@ def table(args):
     out.append("Redis I/O: read events per request (one per `read()` of a client socket, however many"
                " pipelined commands it carried: fewer means more batching, which is most of Redis's CPU"
                " per request at this load) and client connections open (all servers stay connected"
-               " to the one Redis; each server's own count is its pool):")
+               " to the one Redis; each server's own count is its pool"
+               + ("; the Cluster's connections are its own, summed over its nodes" if clusters else "")
+               + "):")
     out.append("")
     out.append("| scenario | " + " | ".join(f"{NAMES.get(l, l)} reads/req" for l in libs) + " | connections |")
     out.append("|---|" + "---|" * len(libs) + "---|")
     for s_ in scenarios:
         cells = [SCENARIO_TEXT.get(s_, s_)]
         cells += [fmt(med(r.get("redis_reads_per_req") for r in by.get((s_, l), [])), 3) for l in libs]
-        conns = [r.get("redis_clients") for l in libs for r in by.get((s_, l), [])]
-        cells.append(fmt(med(conns), 0))
+        conns = [r.get("redis_clients") for l in libs if not is_cluster(l) for r in by.get((s_, l), [])]
+        cell = fmt(med(conns), 0) if conns else ""
+        for l in clusters:
+            cc = med(r.get("redis_clients") for r in by.get((s_, l), []))
+            if cc is not None:
+                cell += f"{'; ' if cell else ''}{NAMES.get(l, l)}: {fmt(cc, 0)}"
+        cells.append(cell or "-")
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
+    for l in clusters:
+        if "ours" not in libs:
+            break
+        out.append(f"Redis Cluster against one server (ours, same counter, same `pool_size`, same run):"
+                   f" Redis CPU per request summed over the Cluster's {nodes[l]} masters against the one"
+                   f" server's; above 1 the Cluster costs more:")
+        out.append("")
+        out.append("| scenario | one server req/s | Cluster req/s | Cluster / one | app µs/req (one / Cluster)"
+                   " | Redis ms/1k req (one / Cluster) | Cluster / one | Redis reads/req (one / Cluster) |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for s_ in scenarios:
+            if not by.get((s_, "ours")) or not by.get((s_, l)):
+                continue
+            m = {k: (med(r[k] for r in by[(s_, "ours")]), med(r[k] for r in by[(s_, l)]))
+                 for k in ("rps", "app_us_per_req", "redis_ms_per_1k", "redis_reads_per_req")}
+            ratio = lambda k: f"{m[k][1] / m[k][0]:.2f}" if m[k][0] and m[k][1] else "-"
+            out.append(f"| {SCENARIO_TEXT.get(s_, s_)} | {fmt(m['rps'][0])} | {fmt(m['rps'][1])} |"
+                       f" {ratio('rps')} | {fmt(m['app_us_per_req'][0], 1)} / {fmt(m['app_us_per_req'][1], 1)} |"
+                       f" {fmt(m['redis_ms_per_1k'][0], 1)} / {fmt(m['redis_ms_per_1k'][1], 1)} |"
+                       f" {ratio('redis_ms_per_1k')} |"
+                       f" {fmt(m['redis_reads_per_req'][0], 3)} / {fmt(m['redis_reads_per_req'][1], 3)} |")
+        out.append("")
     if ("plain", "ours") in by and ("untouched", "ours") in by:
         u = med(r["rps"] for r in by[("untouched", "ours")])
         p = med(r["rps"] for r in by[("plain", "ours")])

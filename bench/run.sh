@@ -3,7 +3,8 @@
 # Usage: bash bench/run.sh          (see bench/README.md)
 # Env:   BENCH_DURATION (s, default 5)  BENCH_ROUNDS (default 3)
 #        BENCH_LIBS (default "ours tower actix"; "ours" is dropped with a warning while
-#                    crates/redis-sessions/examples/counter.rs does not exist). A library may
+#                    crates/redis-sessions/examples/counter.rs does not exist; "ours-cluster" is
+#                    the same counter against a private 3-master Redis Cluster). A library may
 #                    carry extra server flags for tuning runs, joined by '+', '=' for the
 #                    space: "tower tower+--workers=2 tower+--pool=4" runs three tower-sessions
 #                    servers, interleaved like any other libraries.
@@ -11,6 +12,8 @@
 #        BENCH_SESSIONS (default 1000)  BENCH_CONNECTIONS (default 64)  BENCH_THREADS (default 2)
 #        BENCH_NO_BUILD=1 (skip cargo builds)  BENCH_NO_MEMORY=1 (skip the memory table)
 #        BENCH_OURS_BIN=PATH (use this prebuilt counter binary instead of building the example)
+#        BENCH_CLUSTER=1 (add "ours-cluster" right after "ours" to BENCH_LIBS; off by default to
+#                         keep the default run at ~7 min: the Cluster row adds ~2.5 min)
 # All traffic goes to 127.0.0.1; every loop is bounded; Redis and the servers are private to
 # this run and killed on exit.
 set -euo pipefail
@@ -20,6 +23,15 @@ ROOT=$(cd "$BENCH_DIR/.." && pwd)
 DUR=${BENCH_DURATION:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 LIBS=${BENCH_LIBS:-"ours tower actix"}
+if [[ ${BENCH_CLUSTER:-0} == 1 && " $LIBS " != *" ours-cluster "* ]]; then
+  with_cluster=""
+  for l in $LIBS; do
+    with_cluster+="$l "
+    [[ $l == ours ]] && with_cluster+="ours-cluster "
+  done
+  [[ " $with_cluster " == *" ours-cluster "* ]] || with_cluster+="ours-cluster"
+  LIBS=$(xargs <<<"$with_cluster")
+fi
 SCENARIOS=${BENCH_SCENARIOS:-"untouched read-hot read-many modify-hot modify-many new"}
 SESSIONS=${BENCH_SESSIONS:-1000}
 CONNS=${BENCH_CONNECTIONS:-64}
@@ -53,11 +65,11 @@ for l in $LIBS; do
   EXTRA[$l]=""
   [[ $l == *+* ]] && EXTRA[$l]=$(tr '+=' '  ' <<<"${l#*+}")
   case ${BASE[$l]} in
-    ours)
+    ours|ours-cluster)
       if [[ -n ${BENCH_OURS_BIN:-} || -f "$ROOT/crates/redis-sessions/examples/counter.rs" ]]; then libs+=("$l")
-      else log "WARNING: crates/redis-sessions/examples/counter.rs does not exist yet: skipping ours"; fi ;;
+      else log "WARNING: crates/redis-sessions/examples/counter.rs does not exist yet: skipping $l"; fi ;;
     tower|actix) libs+=("$l") ;;
-    *) die "unknown library '$l' in BENCH_LIBS (ours tower actix)" ;;
+    *) die "unknown library '$l' in BENCH_LIBS (ours ours-cluster tower actix)" ;;
   esac
 done
 ((${#libs[@]})) || die "no library to benchmark"
@@ -66,7 +78,7 @@ done
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
   if [[ " ${BASE[*]} " == *" tower "* || " ${BASE[*]} " == *" actix "* ]]; then
     log "building peers (cargo build --release in bench/)"
-    (cd "$BENCH_DIR" && cargo build --release --quiet)
+    (cd "$BENCH_DIR" && env -u CARGO_TARGET_DIR cargo build --release --quiet)  # bench/target
   fi
   if [[ " ${libs[*]} " == *" ours"* && -z ${BENCH_OURS_BIN:-} ]]; then
     log "building our counter (cargo build --release --example counter)"
@@ -74,10 +86,11 @@ if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
   fi
 fi
 declare -A BIN=(
-  [ours]="${BENCH_OURS_BIN:-$ROOT/target/release/examples/counter}"
+  [ours]="${BENCH_OURS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/counter}"
   [tower]="$BENCH_DIR/target/release/peer-tower-sessions"
   [actix]="$BENCH_DIR/target/release/peer-actix-session"
 )
+BIN[ours-cluster]=${BIN[ours]}
 for l in "${libs[@]}"; do [[ -x ${BIN[${BASE[$l]}]} ]] || die "missing binary ${BIN[${BASE[$l]}]}"; done
 
 # ---------------------------------------------------------------- processes
@@ -95,6 +108,12 @@ trap 'exit 130' INT TERM
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+free_ports() {  # free_ports N: N distinct free ports (all bound at once), space-separated
+  python3 -c 'import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
+}
 
 RPORT=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" \
@@ -104,6 +123,50 @@ R() { redis-cli -h 127.0.0.1 -p "$RPORT" "$@"; }
 for _ in $(seq 100); do R ping >/dev/null 2>&1 && break; sleep 0.05; done
 R ping >/dev/null || die "redis-server did not start (see $TMP/redis.log)"
 REDIS_URL="redis://127.0.0.1:$RPORT/"
+
+# ours-cluster: a private 3-master Redis Cluster (no replicas), each node in its own directory
+CPORTS=()
+if [[ " ${BASE[*]} " == *" ours-cluster "* ]]; then
+  [[ $(redis-server --version | sed -n 's/.*v=\([0-9]*\)\..*/\1/p') -ge 7 ]] \
+    || die "ours-cluster needs redis-server 7 or later (--cluster-port)"
+  read -r -a ports <<<"$(free_ports 6)"  # 3 client ports, 3 cluster bus ports
+  for i in 0 1 2; do
+    d="$TMP/cluster-$i"
+    mkdir -p "$d"
+    redis-server --port "${ports[$i]}" --cluster-port "${ports[$((i + 3))]}" --bind 127.0.0.1 \
+      --save "" --appendonly no --dir "$d" --daemonize no --logfile "$d/redis.log" \
+      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 &
+    PIDS+=($!)
+    CPORTS+=("${ports[$i]}")
+  done
+  for p in "${CPORTS[@]}"; do
+    for _ in $(seq 100); do redis-cli -h 127.0.0.1 -p "$p" ping >/dev/null 2>&1 && break; sleep 0.05; done
+    redis-cli -h 127.0.0.1 -p "$p" ping >/dev/null || die "cluster node $p did not start (see $TMP/cluster-*/redis.log)"
+  done
+  timeout 60 redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CPORTS[@]}") --cluster-replicas 0 \
+    --cluster-yes >"$TMP/cluster-create.log" 2>&1 \
+    || { cat "$TMP/cluster-create.log" >&2; die "redis-cli --cluster create failed"; }
+  ok=0
+  for _ in $(seq 200); do
+    ok=1
+    for p in "${CPORTS[@]}"; do
+      redis-cli -h 127.0.0.1 -p "$p" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || ok=0
+    done
+    ((ok)) && break
+    sleep 0.1
+  done
+  ((ok)) || die "the Cluster did not reach cluster_state:ok on every node within 20 s"
+  log "Redis Cluster: 3 masters on 127.0.0.1:${CPORTS[*]} (cluster_state:ok)"
+fi
+declare -A RPORTS  # per library: the Redis node(s) its server uses
+for l in "${libs[@]}"; do
+  if [[ ${BASE[$l]} == ours-cluster ]]; then RPORTS[$l]="${CPORTS[*]}"; else RPORTS[$l]=$RPORT; fi
+done
+RN() {  # RN LIB ARGS...: run ARGS on every Redis node of LIB (1, or the 3 Cluster masters)
+  local l=$1 p
+  shift
+  for p in ${RPORTS[$l]}; do redis-cli -h 127.0.0.1 -p "$p" "$@"; done
+}
 
 cat > "$TMP/counter.ini" <<INI
 [session]
@@ -116,6 +179,18 @@ default[port] = $RPORT
 default[prefix] = dm:
 default[pool_size] = 1
 INI
+if ((${#CPORTS[@]})); then
+  cat > "$TMP/counter-cluster.ini" <<INI
+[session]
+cookie_name = dmsession
+cookie_lifespan = 86400
+redis_connection_pool = default
+[redis]
+default[cluster_nodes] = $(printf '127.0.0.1:%s,' "${CPORTS[@]}" | sed 's/,$//')
+default[prefix] = dm:
+default[pool_size] = 1
+INI
+fi
 
 declare -A ADDR PID
 for l in "${libs[@]}"; do
@@ -124,6 +199,8 @@ for l in "${libs[@]}"; do
   # shellcheck disable=SC2086 # EXTRA is a list of flags
   case ${BASE[$l]} in
     ours) "${BIN[ours]}" --config "$TMP/counter.ini" --listen "${ADDR[$l]}" ${EXTRA[$l]} >"$TMP/$l.log" 2>&1 & ;;
+    ours-cluster) "${BIN[ours]}" --config "$TMP/counter-cluster.ini" --listen "${ADDR[$l]}" ${EXTRA[$l]} \
+                    >"$TMP/$l.log" 2>&1 & ;;
     *)    "${BIN[${BASE[$l]}]}" --redis "$REDIS_URL" --listen "${ADDR[$l]}" ${EXTRA[$l]} >"$TMP/$l.log" 2>&1 & ;;
   esac
   PID[$l]=$!
@@ -138,7 +215,7 @@ for l in "${libs[@]}"; do
   done
   ((ok)) || { cat "$TMP/$l.log" >&2; die "$l did not start on ${ADDR[$l]}"; }
   log "$l listening on ${ADDR[$l]} (pid ${PID[$l]})"
-  R flushall >/dev/null
+  RN "$l" flushall >/dev/null
   python3 "$BENCH_DIR/client.py" check "${ADDR[$l]}" || log "WARNING: $l breaks the route contract (above)"
 done
 
@@ -158,24 +235,30 @@ CENSUS_N=${BENCH_CENSUS_REQUESTS:-200}
 rm -f "$RAW" "$RESULTS/mem.csv"
 
 census() {  # census SCENARIO LIB ADDR PATH COOKIE COOKIE_FILE: which commands the app sends
-  local sc=$1 l=$2 addr=$3 path=$4 cookie=$5 file=$6 spec="-" mon
+  # one MONITOR per Redis node of LIB (3 for ours-cluster), merged: the census sums the nodes
+  local sc=$1 l=$2 addr=$3 path=$4 cookie=$5 file=$6 spec="-" mon p mons=()
   [[ -n $cookie ]] && spec=$cookie
   [[ -n $file ]] && spec="@$file"
-  timeout 30 redis-cli -h 127.0.0.1 -p "$RPORT" monitor >"$TMP/monitor" 2>/dev/null &
-  mon=$!
-  for _ in $(seq 100); do R client list | grep -q 'flags=O' && break; sleep 0.02; done
+  for p in ${RPORTS[$l]}; do
+    timeout 30 redis-cli -h 127.0.0.1 -p "$p" monitor >"$TMP/monitor.$p" 2>/dev/null &
+    mons+=($!)
+  done
+  for p in ${RPORTS[$l]}; do
+    for _ in $(seq 100); do redis-cli -h 127.0.0.1 -p "$p" client list | grep -q 'flags=O' && break; sleep 0.02; done
+  done
   python3 "$BENCH_DIR/client.py" replay "$addr" "$path" "$CENSUS_N" "$spec" \
     || log "WARNING: census requests failed ($sc, $l)"
   sleep 0.2
-  kill "$mon" 2>/dev/null || true
-  wait "$mon" 2>/dev/null || true
+  for mon in "${mons[@]}"; do kill "$mon" 2>/dev/null || true; done
+  for mon in "${mons[@]}"; do wait "$mon" 2>/dev/null || true; done
+  for p in ${RPORTS[$l]}; do cat "$TMP/monitor.$p"; done >"$TMP/monitor"
   python3 "$BENCH_DIR/report.py" census "$CENSUS" "$sc" "$l" "$CENSUS_N" "$TMP/monitor"
 }
 
 run_one() {  # run_one ROUND SCENARIO LIB
   local rnd=$1 sc=$2 l=$3 path cookie="" file="" t0 t1
   local addr=${ADDR[$l]}
-  R flushall >/dev/null
+  RN "$l" flushall >/dev/null
   case $sc in
     untouched) path=/ ;;
     plain) path=/plain ;;
@@ -192,10 +275,10 @@ run_one() {  # run_one ROUND SCENARIO LIB
   export WRK_PATH=$path COOKIE=$cookie COOKIE_FILE=$file
   wrk -t"$THREADS" -c"$CONNS" -d1s -s "$LUA" "http://$addr" >/dev/null 2>&1 || true  # warm-up
   t0=$(cpu_ticks "${PID[$l]}")
-  R info cpu commandstats stats clients >"$TMP/before"
+  RN "$l" info cpu commandstats stats clients >"$TMP/before"  # one section set per node
   wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --timeout 5s -s "$LUA" "http://$addr" >"$TMP/wrk.out" 2>&1 \
     || { cat "$TMP/wrk.out" >&2; die "wrk failed ($sc, $l)"; }
-  R info cpu commandstats stats clients >"$TMP/after"
+  RN "$l" info cpu commandstats stats clients >"$TMP/after"
   t1=$(cpu_ticks "${PID[$l]}")
   unset WRK_PATH COOKIE COOKIE_FILE
   if [[ $rnd == 1 ]]; then census "$sc" "$l" "$addr" "$path" "$cookie" "$file"; fi
@@ -216,22 +299,24 @@ for rnd in $(seq "$ROUNDS"); do
 done
 
 # ---------------------------------------------------------------- memory per session
-session_key_sizes() {  # prints MEMORY USAGE of every session key (lock keys ignored)
-  R --scan | grep -vi lock | sort -u >"$TMP/keys" || true
-  [[ -s $TMP/keys ]] || return 0
-  sed 's/^/MEMORY USAGE "/; s/$/" SAMPLES 0/' "$TMP/keys" | R >"$TMP/sizes"
-  cat "$TMP/sizes"
+session_key_sizes() {  # session_key_sizes LIB: MEMORY USAGE of every session key (lock keys
+  local p                # ignored), on every Redis node of LIB (each node measures its own keys)
+  for p in ${RPORTS[$1]}; do
+    redis-cli -h 127.0.0.1 -p "$p" --scan | grep -vi lock | sort -u >"$TMP/keys" || true
+    [[ -s $TMP/keys ]] || continue
+    sed 's/^/MEMORY USAGE "/; s/$/" SAMPLES 0/' "$TMP/keys" | redis-cli -h 127.0.0.1 -p "$p"
+  done
 }
 if [[ ${BENCH_NO_MEMORY:-0} != 1 ]]; then
   log "memory per session"
   for l in "${libs[@]}"; do
-    R flushall >/dev/null
+    RN "$l" flushall >/dev/null
     python3 "$BENCH_DIR/client.py" create "${ADDR[$l]}" "$SESSIONS" >/dev/null
-    session_key_sizes >"$TMP/mem-one"
+    session_key_sizes "$l" >"$TMP/mem-one"
     python3 "$BENCH_DIR/report.py" mem "$RESULTS/mem.csv" "$l" one "$TMP/mem-one"
-    R flushall >/dev/null
+    RN "$l" flushall >/dev/null
     python3 "$BENCH_DIR/client.py" chain "${ADDR[$l]}" "/incr?key=a" "/incr?key=b" "/incr?key=c" >/dev/null
-    session_key_sizes >"$TMP/mem-basket"
+    session_key_sizes "$l" >"$TMP/mem-basket"
     python3 "$BENCH_DIR/report.py" mem "$RESULTS/mem.csv" "$l" basket "$TMP/mem-basket"
   done
 fi
@@ -244,6 +329,9 @@ fi
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
   echo "- machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(free -g | awk '/^Mem:/{print $2}') GiB"
   echo "- Redis $(redis-server --version | awk '{print $3}' | sed 's/v=//'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), -t$THREADS -c$CONNS, ${DUR}s per run after a 1 s warm-up, runs interleaved per scenario (${libs[*]}), Redis flushed before each run; command census from MONITOR over $CENSUS_N sequential requests after each round-1 run"
+  if ((${#CPORTS[@]})); then
+    echo "- ours-cluster: the same counter (same \`pool_size = 1\`) against a private Redis Cluster of 3 masters, no replicas (\`--cluster-node-timeout 2000\`), every node flushed before each run; its Redis CPU, commands, read events, connections, census and memory are summed over the 3 nodes"
+  fi
   echo "- servers, Redis and wrk share all cores; every server uses mimalloc"
 } >"$TMP/header"
 python3 "$BENCH_DIR/report.py" table "$RAW" "$RESULTS/mem.csv" "$CENSUS" "$TMP/header" "${libs[@]}" | tee "$RESULTS/latest.md"
