@@ -5,21 +5,15 @@
 
 mod common;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::Counter;
+use common::failover::{self, WINDOW_BOUND};
 use redis_sessions::id::SessionId;
 use redis_sessions::store::{Loaded, Meta, Record, SessionStore, StoreError};
 use redis_sessions::{RedisPoolConfig, RedisStore};
 use redis_test_support::RedisSentinelSet;
-
-/// Longest a failover may leave the app failing requests.
-const WINDOW_BOUND: Duration = Duration::from_secs(15);
-
-/// One request: its key tag, when it was sent, and its status.
-type Sent = (usize, Instant, u16);
 
 /// The counter app over the set's sentinels, with every write acknowledged by the replica.
 fn app(set: &RedisSentinelSet) -> Counter {
@@ -40,94 +34,16 @@ async fn one_failover() -> Duration {
     let set = RedisSentinelSet::start_with_replicas(2);
     let app = app(&set);
     let cookie = app.new_session().await;
-    let sent: Mutex<Vec<Sent>> = Mutex::new(Vec::new());
-    let killed: Mutex<Option<Instant>> = Mutex::new(None);
-    let traffic = async {
-        let deadline = Instant::now() + Duration::from_secs(40);
-        let mut k = 0;
-        loop {
-            let started = Instant::now();
-            let status = app
-                .get(&format!("/incr?key=k{k}"), Some(&cookie))
-                .await
-                .status;
-            sent.lock().expect("list").push((k, started, status));
-            k += 1;
-            let kill = *killed.lock().expect("kill time");
-            let successes_after = kill.map_or(0, |t| {
-                let list = sent.lock().expect("list");
-                list.iter()
-                    .filter(|(_, at, status)| *at > t && *status == 200)
-                    .count()
-            });
-            if successes_after >= 20 || Instant::now() > deadline {
-                break;
-            }
-            if kill.is_some_and(|_| status != 200) {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
-    let kill = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let set = tokio::task::spawn_blocking(move || {
-            let mut set = set;
-            set.kill_master();
-            set
-        })
-        .await
-        .expect("kill");
-        *killed.lock().expect("kill time") = Some(Instant::now());
+    let (set, run) = failover::incr_through_a_kill(&app, &cookie, move || {
+        let mut set = set;
+        set.kill_master();
         set
-    };
-    let ((), set) = tokio::join!(traffic, kill);
-    let killed_at = killed.into_inner().expect("kill time").expect("killed");
-    let sent = sent.into_inner().expect("list");
-    let after: Vec<(u128, u16)> = sent
-        .iter()
-        .filter(|(_, at, _)| *at > killed_at)
-        .map(|(_, at, status)| ((*at - killed_at).as_millis(), *status))
-        .collect();
-    eprintln!("after the kill (ms, status): {after:?}");
-
-    let before = sent.iter().filter(|(_, at, _)| *at < killed_at).count();
-    assert!(before > 5, "traffic ran before the kill: {before} requests");
-    for (k, _, status) in &sent {
-        assert!(
-            *status == 200 || *status == 503,
-            "request k{k} answered {status}, neither a success nor a store error (503)"
-        );
-    }
-    let first_success = sent
-        .iter()
-        .find(|(_, at, status)| *at > killed_at && *status == 200)
-        .map(|(_, at, _)| *at)
-        .expect("a request succeeded after the failover, without an app restart");
-    let window = first_success - killed_at;
-    // Once the new master answers, the app keeps using it.
-    let last_failure = sent
-        .iter()
-        .filter(|(_, _, status)| *status != 200)
-        .map(|(_, at, _)| *at)
-        .max();
-    assert!(
-        last_failure.is_none_or(|t| t < killed_at + WINDOW_BOUND),
-        "requests still failed {WINDOW_BOUND:?} after the kill"
-    );
-
-    // Every write answered 200, before or after the kill, is on the new master.
+    })
+    .await;
+    let window = run.window();
     let new_master = set.master_port();
     assert_ne!(new_master, set.servers()[0].port(), "a new master");
-    for (k, _, status) in &sent {
-        if *status == 200 {
-            let reply = app.get(&format!("/read?key=k{k}"), Some(&cookie)).await;
-            assert_eq!(
-                (reply.status, reply.body.as_str()),
-                (200, "1"),
-                "k{k} was answered 200 but is missing after the failover"
-            );
-        }
-    }
+    run.check_acknowledged_writes(&app, &cookie).await;
     drop(set);
     window
 }
@@ -140,16 +56,7 @@ async fn the_app_follows_a_failover_and_loses_no_acknowledged_write() {
         eprintln!("failover run {run}: requests failed for {window:?} after the kill");
         windows.push(window);
     }
-    windows.sort();
-    let median = windows[1];
-    eprintln!("failover window: median {median:?} of {windows:?}");
-    for window in &windows {
-        assert!(
-            *window < WINDOW_BOUND,
-            "the app failed requests for {window:?} after the master died (bound \
-             {WINDOW_BOUND:?})"
-        );
-    }
+    failover::median(windows);
 }
 
 /// `[redis]` lines loaded as a file.

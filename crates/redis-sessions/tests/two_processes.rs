@@ -2,24 +2,93 @@
 //! `redis-server` share sessions (a cookie issued by one works on the other), a logout or login
 //! on one ends the old id on the other at once, and they serialise the locked read-modify-write
 //! of one session between them, because the lock is held in Redis, not in either process.
+//! Each case runs on a single server and on a Redis Cluster of 3 masters with a replica each,
+//! whose writes are acknowledged by the replica (`min_replicas_ack = 1`).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::{Counter, lock_keys};
-use redis_test_support::RedisServer;
+use redis_test_support::{RedisCluster, RedisServer};
+
+/// Where the apps keep their sessions.
+enum Redis {
+    Single(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Redis {
+    fn start(cluster: bool) -> Redis {
+        if cluster {
+            Redis::Cluster(RedisCluster::start_with_replicas(3, 1))
+        } else {
+            Redis::Single(RedisServer::start())
+        }
+    }
+
+    /// A counter over this Redis with `[session]` lines `session`.
+    fn app(&self, session: &str) -> Counter {
+        match self {
+            Redis::Single(server) => Counter::start(server.port(), session, ""),
+            Redis::Cluster(cluster) => {
+                let pool = format!(
+                    "default[cluster_nodes] = {}\ndefault[min_replicas_ack] = 1",
+                    cluster.nodes().join(",")
+                );
+                // The port is unused: the pool reads the slot map from the nodes.
+                Counter::start(1, session, &pool)
+            }
+        }
+    }
+
+    /// Lock keys on every node.
+    fn lock_keys(&self) -> Vec<String> {
+        match self {
+            Redis::Single(server) => lock_keys(server),
+            Redis::Cluster(cluster) => cluster.servers().iter().flat_map(lock_keys).collect(),
+        }
+    }
+}
+
+/// `#[tokio::test]`s running `$case(cluster: bool)` on a single server and on a Cluster.
+macro_rules! on_single_and_cluster {
+    ($($case:ident),* $(,)?) => {
+        mod single {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(false).await;
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(true).await;
+                }
+            )*
+        }
+    };
+}
+
+on_single_and_cluster!(
+    the_lock_serialises_requests_split_across_two_processes,
+    a_lock_held_by_one_process_makes_the_other_wait,
+    a_cookie_issued_by_one_instance_works_on_the_other,
+    logout_or_login_on_one_instance_ends_the_old_id_on_the_other_at_once,
+);
 
 /// Locked requests per process.
 const PER_PROCESS: usize = 30;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_lock_serialises_requests_split_across_two_processes() {
-    let redis = RedisServer::start();
+async fn the_lock_serialises_requests_split_across_two_processes(cluster: bool) {
+    let redis = Redis::start(cluster);
     let session = "lock_wait = 30\nlock_ttl = 30";
     let apps = [
-        Counter::start(redis.port(), session, ""),
-        Counter::start(redis.port(), session, ""),
+        redis.app(session),
+        redis.app(session),
     ];
     let cookie = apps[0].new_session().await;
     let requests = (0..2 * PER_PROCESS).map(|i| {
@@ -46,18 +115,17 @@ async fn the_lock_serialises_requests_split_across_two_processes() {
         );
     }
     assert_eq!(
-        lock_keys(&redis),
+        redis.lock_keys(),
         Vec::<String>::new(),
         "a lock key is left behind"
     );
 }
 
-#[tokio::test]
-async fn a_lock_held_by_one_process_makes_the_other_wait() {
-    let redis = RedisServer::start();
+async fn a_lock_held_by_one_process_makes_the_other_wait(cluster: bool) {
+    let redis = Redis::start(cluster);
     let session = "lock_wait = 10\nlock_ttl = 30";
-    let first = Counter::start(redis.port(), session, "");
-    let second = Counter::start(redis.port(), session, "");
+    let first = redis.app(session);
+    let second = redis.app(session);
     let cookie = first.new_session().await;
     let hold = Duration::from_millis(1500);
 
@@ -65,7 +133,7 @@ async fn a_lock_held_by_one_process_makes_the_other_wait() {
     let waiter = async {
         // The lock is a Redis key, visible to every process.
         let deadline = Instant::now() + Duration::from_secs(3);
-        while lock_keys(&redis).is_empty() {
+        while redis.lock_keys().is_empty() {
             assert!(Instant::now() < deadline, "no lock key appeared in Redis");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -86,18 +154,17 @@ async fn a_lock_held_by_one_process_makes_the_other_wait() {
         "the second process got the lock after {took:?} while the first held it for {hold:?}"
     );
     assert_eq!(
-        lock_keys(&redis),
+        redis.lock_keys(),
         Vec::<String>::new(),
         "a lock key is left behind"
     );
 }
 
-#[tokio::test]
-async fn a_cookie_issued_by_one_instance_works_on_the_other() {
-    let redis = RedisServer::start();
+async fn a_cookie_issued_by_one_instance_works_on_the_other(cluster: bool) {
+    let redis = Redis::start(cluster);
     let apps = [
-        Counter::start(redis.port(), "", ""),
-        Counter::start(redis.port(), "", ""),
+        redis.app(""),
+        redis.app(""),
     ];
     let cookie = apps[0].new_session().await;
     let reply = apps[1].get("/incr", Some(&cookie)).await;
@@ -109,12 +176,11 @@ async fn a_cookie_issued_by_one_instance_works_on_the_other() {
     assert_eq!(apps[0].get("/read", Some(&cookie)).await.body, "2");
 }
 
-#[tokio::test]
-async fn logout_or_login_on_one_instance_ends_the_old_id_on_the_other_at_once() {
-    let redis = RedisServer::start();
+async fn logout_or_login_on_one_instance_ends_the_old_id_on_the_other_at_once(cluster: bool) {
+    let redis = Redis::start(cluster);
     let apps = [
-        Counter::start(redis.port(), "", ""),
-        Counter::start(redis.port(), "", ""),
+        redis.app(""),
+        redis.app(""),
     ];
     let logged_out = apps[0].new_session().await;
     apps[0].get("/logout", Some(&logged_out)).await;

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod acl;
+pub mod failover;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
