@@ -1,10 +1,20 @@
 //! The Redis Cluster with replicas: after a master is crashed, one of its replicas is promoted
 //! and still holds the key that was written (and replicated) before the crash.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redis::Value;
 use redis_test_support::RedisCluster;
+
+fn connect(url: &str) -> redis::Connection {
+    let client = redis::Client::open(url).expect("client");
+    let con = client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("connect");
+    con.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    con
+}
 
 #[test]
 fn a_replica_takes_over_when_its_master_is_killed() {
@@ -19,9 +29,22 @@ fn a_replica_takes_over_when_its_master_is_killed() {
     let master = cluster.master_for_key("failover-key");
     let replicas = cluster.replicas_of(master);
     assert_eq!(replicas.len(), 1, "replicas of node {master}: {replicas:?}");
-    let server = &cluster.servers()[master];
-    assert_eq!(server.cmd(&["SET", "failover-key", "v1"]), Value::Okay);
-    assert_eq!(server.cmd(&["WAIT", "1", "1000"]), Value::Int(1));
+    // SET and WAIT on one connection: WAIT waits for the replicas to acknowledge the
+    // writes of its own connection, so after `cmd` (a fresh connection each time) it would
+    // return at once without waiting for the SET.
+    let mut con = connect(&cluster.servers()[master].url());
+    let set: Value = redis::cmd("SET")
+        .arg("failover-key")
+        .arg("v1")
+        .query(&mut con)
+        .expect("SET");
+    assert_eq!(set, Value::Okay);
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(1000)
+        .query(&mut con)
+        .expect("WAIT");
+    assert_eq!(acked, 1, "the replica did not acknowledge the SET");
     // Every master has one replica, and no node is both.
     let masters: Vec<usize> = (0..6)
         .filter(|&i| cluster.replicas_of(i).len() == 1)
