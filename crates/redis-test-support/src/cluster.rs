@@ -27,6 +27,11 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Number of hash slots of a Redis Cluster.
 const SLOTS: usize = 16384;
 
+/// `--cluster-node-timeout` of a cluster without replicas, in milliseconds: short, but long
+/// enough that a node stalled by a loaded machine is not declared failed (which, with no
+/// replica to take over, would take the cluster down).
+const NODE_TIMEOUT_MS: &str = "2000";
+
 /// Lines of each node's log quoted when a cluster wait times out.
 const NODE_LOG_LINES: usize = 12;
 
@@ -34,8 +39,9 @@ const NODE_LOG_LINES: usize = 12;
 /// replicas per master ([`RedisCluster::start_with_replicas`]), all on 127.0.0.1.
 ///
 /// Each node is a [`RedisServer`] started with `--cluster-enabled yes
-/// --cluster-config-file nodes.conf --cluster-node-timeout 2000` (and a free
-/// `--cluster-port` for the cluster bus); the slots are split evenly by
+/// --cluster-config-file nodes.conf --cluster-node-timeout 2000` (1000 with replicas,
+/// for faster failovers; and a free `--cluster-port` for the cluster bus); the slots are
+/// split evenly by
 /// `redis-cli --cluster create ... --cluster-replicas R --cluster-yes`.
 /// The constructors return only once every node reports `cluster_state:ok`,
 /// knows all nodes, sees all 16384 slots assigned and sees every node as
@@ -100,13 +106,17 @@ impl RedisCluster {
             "a TLS Redis Cluster with replicas is not supported by the harness"
         );
         let redis_cli = find_binary("redis-cli");
+        let node_timeout = match replicas {
+            0 => NODE_TIMEOUT_MS,
+            _ => replicas::NODE_TIMEOUT_MS,
+        };
         let mut node_args: Vec<String> = [
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
             "nodes.conf",
             "--cluster-node-timeout",
-            "2000",
+            node_timeout,
         ]
         .iter()
         .map(|s| (*s).to_owned())
