@@ -1,5 +1,14 @@
 //! A small Redis Cluster made of private servers.
+//!
+//! This module builds the cluster (nodes, `redis-cli --cluster create`, the wait until it is
+//! healthy); `CLUSTER NODES` is parsed in [`nodes`] and the replica and failover methods live
+//! in [`replicas`], so that no file grows past a few hundred lines.
 
+mod nodes;
+mod replicas;
+
+use std::collections::HashMap;
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -8,6 +17,9 @@ use tempfile::TempDir;
 use crate::process::{POLL_INTERVAL, WAIT_TIMEOUT, find_binary, log_tail, run_bounded};
 use crate::{RedisServer, TestCertificates};
 
+use nodes::{parse_nodes, text};
+use replicas::KilledNode;
+
 /// Upper bound for `redis-cli --cluster create` (it normally needs 2 to 5 s,
 /// mostly its own one-second polls while the nodes meet).
 const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -15,19 +27,35 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Number of hash slots of a Redis Cluster.
 const SLOTS: usize = 16384;
 
-/// A Redis Cluster of N ≥ 3 masters and no replicas, all on 127.0.0.1.
+/// `--cluster-node-timeout` of a cluster without replicas, in milliseconds: short, but long
+/// enough that a node stalled by a loaded machine is not declared failed (which, with no
+/// replica to take over, would take the cluster down).
+const NODE_TIMEOUT_MS: &str = "2000";
+
+/// Lines of each node's log quoted when a cluster wait times out.
+const NODE_LOG_LINES: usize = 12;
+
+/// A Redis Cluster of N ≥ 3 masters, without replicas ([`RedisCluster::start`]) or with R
+/// replicas per master ([`RedisCluster::start_with_replicas`]), all on 127.0.0.1.
 ///
 /// Each node is a [`RedisServer`] started with `--cluster-enabled yes
-/// --cluster-config-file nodes.conf --cluster-node-timeout 2000` (and a free
-/// `--cluster-port` for the cluster bus); the slots are split evenly by
-/// `redis-cli --cluster create ... --cluster-replicas 0 --cluster-yes`.
-/// [`RedisCluster::start`] returns only once every node reports
-/// `cluster_state:ok`, knows all N nodes and sees all 16384 slots assigned.
-/// All nodes are killed on drop.
+/// --cluster-config-file nodes.conf --cluster-node-timeout 2000` (1000 with replicas,
+/// for faster failovers; and a free `--cluster-port` for the cluster bus); the slots are
+/// split evenly by
+/// `redis-cli --cluster create ... --cluster-replicas R --cluster-yes`.
+/// The constructors return only once every node reports `cluster_state:ok`,
+/// knows all nodes, sees all 16384 slots assigned and sees every node as
+/// healthy with the expected number of masters and replicas (and, with
+/// replicas, every replica's link to its master is up).
+/// All nodes are killed on drop, also when the test panics.
 #[derive(Debug)]
 pub struct RedisCluster {
     /// The nodes, in the order given to `redis-cli --cluster create`.
     servers: Vec<RedisServer>,
+    /// The node ID (`CLUSTER MYID`) of each server, in the order of `servers`.
+    ids: Vec<String>,
+    /// What [`RedisCluster::kill_node`] saw of each node it killed, by index.
+    killed: HashMap<usize, KilledNode>,
     /// For a TLS cluster: the directory of the certificates all nodes share, and them.
     tls: Option<(TempDir, TestCertificates)>,
 }
@@ -36,7 +64,7 @@ impl RedisCluster {
     /// Starts `masters` nodes (at least 3), joins them into a cluster and
     /// waits until it is healthy. Panics with the relevant logs on failure.
     pub fn start(masters: usize) -> RedisCluster {
-        RedisCluster::start_with(masters, None)
+        RedisCluster::start_with(masters, 0, None)
     }
 
     /// Like [`RedisCluster::start`], but every node speaks TLS only to clients that use
@@ -51,7 +79,7 @@ impl RedisCluster {
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
         let certs = TestCertificates::generate(dir.path());
-        RedisCluster::start_with(masters, Some((dir, certs, client_auth)))
+        RedisCluster::start_with(masters, 0, Some((dir, certs, client_auth)))
     }
 
     /// The certificates of a [`RedisCluster::start_tls`] cluster. Panics for a plain one.
@@ -62,24 +90,41 @@ impl RedisCluster {
         }
     }
 
-    fn start_with(masters: usize, tls: Option<(TempDir, TestCertificates, bool)>) -> RedisCluster {
+    /// Starts `masters * (1 + replicas)` nodes, creates the cluster with `replicas` replicas
+    /// per master and waits until it is healthy.
+    fn start_with(
+        masters: usize,
+        replicas: usize,
+        tls: Option<(TempDir, TestCertificates, bool)>,
+    ) -> RedisCluster {
         assert!(
             masters >= 3,
             "a Redis Cluster needs at least 3 masters, {masters} requested"
         );
+        assert!(
+            replicas == 0 || tls.is_none(),
+            "a TLS Redis Cluster with replicas is not supported by the harness"
+        );
         let redis_cli = find_binary("redis-cli");
-        let node_args: Vec<String> = [
+        let node_timeout = match replicas {
+            0 => NODE_TIMEOUT_MS,
+            _ => replicas::NODE_TIMEOUT_MS,
+        };
+        let mut node_args: Vec<String> = [
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
             "nodes.conf",
             "--cluster-node-timeout",
-            "2000",
+            node_timeout,
         ]
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-        let servers: Vec<RedisServer> = (0..masters)
+        if replicas > 0 {
+            node_args.extend(replicas::REPLICA_NODE_ARGS.iter().map(|s| (*s).to_owned()));
+        }
+        let servers: Vec<RedisServer> = (0..masters * (1 + replicas))
             .map(|_| match &tls {
                 None => RedisServer::launch(&node_args, true),
                 Some((_, certs, client_auth)) => {
@@ -89,8 +134,10 @@ impl RedisCluster {
                 }
             })
             .collect();
-        let cluster = RedisCluster {
+        let mut cluster = RedisCluster {
             servers,
+            ids: Vec::new(),
+            killed: HashMap::new(),
             tls: tls.map(|(dir, certs, _)| (dir, certs)),
         };
 
@@ -100,11 +147,11 @@ impl RedisCluster {
         };
         args.extend(["--cluster".to_owned(), "create".to_owned()]);
         args.extend(cluster.nodes());
-        args.extend(
-            ["--cluster-replicas", "0", "--cluster-yes"]
-                .iter()
-                .map(|s| (*s).to_owned()),
-        );
+        args.extend([
+            "--cluster-replicas".to_owned(),
+            replicas.to_string(),
+            "--cluster-yes".to_owned(),
+        ]);
         let first_dir = cluster.servers[0].dir();
         let create_log = first_dir.join("cluster-create.log");
         match run_bounded(&redis_cli, &args, first_dir, &create_log, CREATE_TIMEOUT) {
@@ -119,7 +166,12 @@ impl RedisCluster {
             ),
         }
 
-        cluster.wait_healthy(&create_log);
+        cluster.wait_healthy(masters, replicas, &create_log);
+        cluster.ids = cluster
+            .servers
+            .iter()
+            .map(|server| text(&server.cmd(&["CLUSTER", "MYID"])))
+            .collect();
         cluster
     }
 
@@ -153,35 +205,94 @@ impl RedisCluster {
         &mut self.servers
     }
 
-    /// Waits until every node reports `cluster_state:ok`, knows every node
-    /// and sees every slot assigned.
-    fn wait_healthy(&self, create_log: &std::path::Path) {
+    /// Waits until every node reports `cluster_state:ok`, knows every node, sees every slot
+    /// assigned, sees `masters` masters and `masters * replicas` replicas none of which is
+    /// failing or still in the handshake, and, on a replica, reports `master_link_status:up`.
+    fn wait_healthy(&self, masters: usize, replicas: usize, create_log: &Path) {
         let expected = [
             "cluster_state:ok".to_owned(),
             format!("cluster_slots_assigned:{SLOTS}"),
+            format!("cluster_slots_ok:{SLOTS}"),
             format!("cluster_known_nodes:{}", self.servers.len()),
         ];
-        let deadline = Instant::now() + WAIT_TIMEOUT;
-        for server in &self.servers {
-            loop {
-                let info = match server.cmd(&["CLUSTER", "INFO"]) {
-                    redis::Value::BulkString(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                    redis::Value::VerbatimString { text, .. } => text,
-                    other => format!("{other:?}"),
-                };
-                let lines: Vec<&str> = info.lines().map(str::trim).collect();
-                if expected.iter().all(|e| lines.contains(&e.as_str())) {
-                    break;
+        self.poll_until(
+            "the cluster to be healthy after `redis-cli --cluster create`",
+            WAIT_TIMEOUT,
+            Some(create_log),
+            || {
+                for server in &self.servers {
+                    let port = server.port();
+                    let info = text(&server.cmd(&["CLUSTER", "INFO"]));
+                    let lines: Vec<&str> = info.lines().map(str::trim).collect();
+                    if let Some(missing) = expected.iter().find(|e| !lines.contains(&e.as_str())) {
+                        return Err(format!(
+                            "node {port}: no `{missing}` in CLUSTER INFO:\n{info}"
+                        ));
+                    }
+                    let view = text(&server.cmd(&["CLUSTER", "NODES"]));
+                    let nodes = parse_nodes(&view);
+                    let bad = nodes.iter().any(|n| {
+                        ["fail", "fail?", "handshake", "noaddr"]
+                            .iter()
+                            .any(|f| n.has_flag(f))
+                    });
+                    let seen_masters = nodes.iter().filter(|n| n.has_flag("master")).count();
+                    let seen_replicas = nodes
+                        .iter()
+                        .filter(|n| n.has_flag("slave") && n.master_id.is_some())
+                        .count();
+                    if bad || seen_masters != masters || seen_replicas != masters * replicas {
+                        return Err(format!(
+                            "node {port} expects {masters} masters and {} replicas, all \
+                             healthy; CLUSTER NODES says:\n{view}",
+                            masters * replicas
+                        ));
+                    }
+                    let me = nodes.iter().find(|n| n.has_flag("myself"));
+                    if me.is_some_and(|n| n.has_flag("slave")) {
+                        let replication = text(&server.cmd(&["INFO", "replication"]));
+                        if !replication.contains("master_link_status:up") {
+                            return Err(format!(
+                                "replica {port} has not synced with its master:\n{replication}"
+                            ));
+                        }
+                    }
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "cluster node 127.0.0.1:{} not healthy {WAIT_TIMEOUT:?} after `redis-cli \
-                     --cluster create`; expected {expected:?}, CLUSTER INFO says:\n{info}\n{}",
-                    server.port(),
-                    log_tail(create_log, 60)
+                Ok(())
+            },
+        );
+    }
+
+    /// Polls `check` every 50 ms until it returns `Ok`, and returns its value. After
+    /// `timeout`, panics with `what`, the last reason `check` gave, the tail of `extra_log`
+    /// and the tail of every node's log.
+    fn poll_until<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        extra_log: Option<&Path>,
+        mut check: impl FnMut() -> Result<T, String>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let reason = match check() {
+                Ok(value) => return value,
+                Err(reason) => reason,
+            };
+            if Instant::now() >= deadline {
+                let mut logs: Vec<String> =
+                    extra_log.map(|l| log_tail(l, 60)).into_iter().collect();
+                logs.extend(
+                    self.servers
+                        .iter()
+                        .map(|s| log_tail(&s.log, NODE_LOG_LINES)),
                 );
-                thread::sleep(POLL_INTERVAL * 5);
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}: {reason}\n{}",
+                    logs.join("\n")
+                );
             }
+            thread::sleep(POLL_INTERVAL * 5);
         }
     }
 }

@@ -23,7 +23,12 @@
 //! - [`rss_bytes`]: the resident memory (`VmRSS`) of a process, e.g. of an
 //!   app server under load;
 //! - [`RedisCluster`]: a Redis Cluster of N ≥ 3 masters built with
-//!   `redis-cli --cluster create`;
+//!   `redis-cli --cluster create`; [`RedisCluster::start_with_replicas`] adds R replicas per
+//!   master (`--cluster-replicas R`, each replica synced before it returns) for failover
+//!   tests: [`RedisCluster::master_for_key`] and [`RedisCluster::replicas_of`] say who serves
+//!   a key and who would take over, [`RedisCluster::kill_node`] crashes a node (SIGKILL) and
+//!   [`RedisCluster::wait_for_failover`] polls the surviving nodes until a replica of the
+//!   killed master has been promoted and all of them agree on it;
 //! - TLS and ACL: [`RedisServer::start_tls`] starts a server that also listens for TLS on
 //!   [`RedisServer::tls_port`] (`--tls-port`, with `--tls-auth-clients yes` for mutual TLS),
 //!   with a fresh CA, a server certificate for `127.0.0.1`/`localhost` and a client

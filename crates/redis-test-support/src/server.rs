@@ -301,6 +301,13 @@ impl RedisServer {
     /// a connection or I/O failure (e.g. the server is stopped) panics.
     /// Logs in with the `--requirepass` password if one was given. On a
     /// cluster node the command runs on that node only.
+    ///
+    /// Each call is a new connection, so commands that act on their
+    /// connection do not see the previous call: `WAIT` after a `SET` made
+    /// with `cmd` returns at once without waiting for that write (run both
+    /// on one connection of a [`redis::Client`] opened on
+    /// [`RedisServer::url`]), and `MULTI`, `SELECT` or `CLIENT SETNAME`
+    /// last for that one call only.
     pub fn cmd(&self, args: &[&str]) -> redis::Value {
         let Some((name, rest)) = args.split_first() else {
             panic!("RedisServer::cmd needs at least a command name");

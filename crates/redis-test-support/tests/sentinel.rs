@@ -12,8 +12,24 @@ fn the_sentinels_fail_over_to_the_replica_when_the_master_dies() {
     assert_eq!(set.sentinel_nodes().len(), 3);
     let first = set.master_port();
     assert_eq!(first, set.servers()[0].port());
-    assert_eq!(set.master().cmd(&["SET", "k", "v"]), Value::Okay);
-    assert_eq!(set.master().cmd(&["WAIT", "1", "5000"]), Value::Int(1));
+    // SET and WAIT on one connection: WAIT only waits for its own connection's writes, and
+    // `cmd` opens a new connection per call.
+    let client = redis::Client::open(set.master().url()).expect("client");
+    let mut con = client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("connect");
+    let reply: Value = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut con)
+        .expect("SET");
+    assert_eq!(reply, Value::Okay);
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query(&mut con)
+        .expect("WAIT");
+    assert_eq!(acked, 1, "the replica did not acknowledge the SET");
 
     let killed_at = Instant::now();
     assert_eq!(set.kill_master(), first);
