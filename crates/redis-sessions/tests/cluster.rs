@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis::Value;
 use redis_sessions::id::{SessionId, StorageId};
-use redis_sessions::store::{Loaded, Meta, Record, SessionStore};
+use redis_sessions::store::{Loaded, Meta, Record, SessionStore, StoreError};
 use redis_sessions::{RedisPoolConfig, RedisStore};
 use redis_test_support::{RedisCluster, RedisServer};
 
@@ -194,4 +194,55 @@ async fn a_session_follows_its_slot_to_another_node() {
         moved_before,
         "after one MOVED the store knows the new node"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_replicas_ack_waits_for_the_replica_of_the_sessions_own_master() {
+    let mut cluster = RedisCluster::start_with_replicas(3, 1);
+    let config = RedisPoolConfig {
+        cluster_nodes: cluster.nodes(),
+        prefix: "cl:".into(),
+        min_replicas_ack: 1,
+        timeout: Duration::from_secs(1),
+        ..RedisPoolConfig::default()
+    };
+    let store = RedisStore::new(&config).expect("store");
+    let id = SessionId::generate().storage_id();
+    store
+        .create(&id, &record("apple"), LONG)
+        .await
+        .expect("acknowledged create");
+
+    // Without the replica of this session's master, no write of it can be acknowledged, while
+    // the other masters' replicas still could (a WAIT sent to another node would pass).
+    let master = cluster.master_for_key(&store.session_key(&id));
+    for replica in cluster.replicas_of(master) {
+        cluster.kill_node(replica);
+    }
+    let changes = redis_sessions::store::ChangeSet {
+        set: [("basket".to_owned(), Bytes::from_static(b"pear"))].into(),
+        removed: Vec::new(),
+        meta: record("").meta,
+        ttl: LONG,
+        unlock: None,
+        within_lifetime: true,
+    };
+    // Several times: a WAIT sent to the nodes in turn would reach a healthy one at least once.
+    for _ in 0..3 {
+        let refused = store.save(&id, &changes).await;
+        assert!(
+            matches!(&refused, Err(StoreError::Unavailable(m)) if m.contains("min_replicas_ack")),
+            "a save no replica acknowledged must fail, got {refused:?}"
+        );
+    }
+    let other = loop {
+        let other = SessionId::generate().storage_id();
+        if cluster.master_for_key(&store.session_key(&other)) != master {
+            break other;
+        }
+    };
+    store
+        .create(&other, &record("plum"), LONG)
+        .await
+        .expect("a session on another master");
 }

@@ -86,10 +86,7 @@ const PER_PROCESS: usize = 30;
 async fn the_lock_serialises_requests_split_across_two_processes(cluster: bool) {
     let redis = Redis::start(cluster);
     let session = "lock_wait = 30\nlock_ttl = 30";
-    let apps = [
-        redis.app(session),
-        redis.app(session),
-    ];
+    let apps = [redis.app(session), redis.app(session)];
     let cookie = apps[0].new_session().await;
     let requests = (0..2 * PER_PROCESS).map(|i| {
         let (app, cookie) = (&apps[i % 2], &cookie);
@@ -162,10 +159,7 @@ async fn a_lock_held_by_one_process_makes_the_other_wait(cluster: bool) {
 
 async fn a_cookie_issued_by_one_instance_works_on_the_other(cluster: bool) {
     let redis = Redis::start(cluster);
-    let apps = [
-        redis.app(""),
-        redis.app(""),
-    ];
+    let apps = [redis.app(""), redis.app("")];
     let cookie = apps[0].new_session().await;
     let reply = apps[1].get("/incr", Some(&cookie)).await;
     assert_eq!((reply.status, reply.body.as_str()), (200, "2"), "{reply:?}");
@@ -178,10 +172,7 @@ async fn a_cookie_issued_by_one_instance_works_on_the_other(cluster: bool) {
 
 async fn logout_or_login_on_one_instance_ends_the_old_id_on_the_other_at_once(cluster: bool) {
     let redis = Redis::start(cluster);
-    let apps = [
-        redis.app(""),
-        redis.app(""),
-    ];
+    let apps = [redis.app(""), redis.app("")];
     let logged_out = apps[0].new_session().await;
     apps[0].get("/logout", Some(&logged_out)).await;
     let late = apps[1].get("/incr", Some(&logged_out)).await;

@@ -1,5 +1,6 @@
 //! One specification for every store: memory, Redis standalone and Redis Cluster run the same
 //! tests (a macro over a store constructor), so code tested on one behaves the same on another.
+//! The Cluster has a replica per master that acknowledges every write (`min_replicas_ack`).
 //! The cases are in `saving.rs` (load, create, save on both save paths, TTLs) and `ending.rs`
 //! (end, tombstones, the lock). `secured.rs` builds the Redis stores behind TLS, mutual TLS and a
 //! limited ACL user (single server and Cluster); `sentinel_store.rs` reaches the master through
@@ -155,10 +156,12 @@ fn redis_store() -> (RedisStore, RedisServer) {
     (RedisStore::new(&config).expect("store"), server)
 }
 
+/// A Cluster of 3 masters with a replica each, every write acknowledged by the replica.
 fn cluster_store() -> (RedisStore, RedisCluster) {
-    let cluster = RedisCluster::start(3);
+    let cluster = RedisCluster::start_with_replicas(3, 1);
     let config = RedisPoolConfig {
         cluster_nodes: cluster.nodes(),
+        min_replicas_ack: 1,
         timeout: Duration::from_secs(2),
         ..RedisPoolConfig::default()
     };
