@@ -119,7 +119,7 @@ impl SessionManager {
             CookieAction::Remove
         };
         let write = match state.id.clone() {
-            None if state.data.is_empty() => Write::None,
+            None if state.data.holds_nothing() => Write::None,
             None => {
                 let id = SessionId::generate();
                 state.meta = Meta {

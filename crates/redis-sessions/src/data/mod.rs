@@ -55,7 +55,19 @@ pub enum DataError {
     /// Session keys must be non-empty (the empty field name is reserved for metadata).
     #[error("session keys must not be empty")]
     EmptyKey,
+    /// Keys that begin with a NUL character hold the library's own values (the CSRF token, the
+    /// user a session is bound to); handlers cannot read or write them as data.
+    #[error(
+        "session key {key:?} begins with a NUL character: such keys are reserved for the library"
+    )]
+    ReservedKey {
+        /// The session key.
+        key: String,
+    },
 }
+
+/// The first character of the keys the library keeps its own values under.
+pub(crate) const RESERVED: char = '\0';
 
 /// The data of one session: string keys to serde values.
 ///
@@ -143,8 +155,23 @@ impl SessionData {
     ///
     /// # Errors
     ///
-    /// [`DataError::Decode`] when the stored bytes are not a `T`; other keys are unaffected.
+    /// [`DataError::Decode`] when the stored bytes are not a `T` (other keys are unaffected);
+    /// [`DataError::ReservedKey`] for a key that begins with a NUL character.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, DataError> {
+        reject_reserved(key)?;
+        self.get_any(key)
+    }
+
+    /// [`SessionData::get`] of a reserved key (the library's own values).
+    pub(crate) fn get_reserved<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, DataError> {
+        debug_assert!(key.starts_with(RESERVED));
+        self.get_any(key)
+    }
+
+    fn get_any<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, DataError> {
         let Some(bytes) = self.values.get(key) else {
             return Ok(None);
         };
@@ -161,12 +188,27 @@ impl SessionData {
     ///
     /// # Errors
     ///
-    /// [`DataError::Encode`], [`DataError::ValueTooLarge`], [`DataError::SessionTooLarge`] or
-    /// [`DataError::EmptyKey`]; on error the data is unchanged.
+    /// [`DataError::Encode`], [`DataError::ValueTooLarge`], [`DataError::SessionTooLarge`],
+    /// [`DataError::EmptyKey`] or [`DataError::ReservedKey`]; on error the data is unchanged.
     pub fn put<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), DataError> {
         if key.is_empty() {
             return Err(DataError::EmptyKey);
         }
+        reject_reserved(key)?;
+        self.put_any(key, value)
+    }
+
+    /// [`SessionData::put`] of a reserved key (the library's own values).
+    pub(crate) fn put_reserved<T: Serialize + ?Sized>(
+        &mut self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), DataError> {
+        debug_assert!(key.starts_with(RESERVED));
+        self.put_any(key, value)
+    }
+
+    fn put_any<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), DataError> {
         let encoded = rmp_serde::to_vec_named(value).map_err(|e| DataError::Encode {
             key: key.to_owned(),
             message: e.to_string(),
@@ -196,8 +238,21 @@ impl SessionData {
         Ok(())
     }
 
-    /// Removes `key`; returns whether it was there.
+    /// Removes `key`; returns whether it was there (a reserved key is never removed here).
     pub fn remove(&mut self, key: &str) -> bool {
+        if key.starts_with(RESERVED) {
+            return false;
+        }
+        self.remove_any(key)
+    }
+
+    /// [`SessionData::remove`] of a reserved key (the library's own values).
+    pub(crate) fn remove_reserved(&mut self, key: &str) -> bool {
+        debug_assert!(key.starts_with(RESERVED));
+        self.remove_any(key)
+    }
+
+    fn remove_any(&mut self, key: &str) -> bool {
         let Some(old) = self.values.remove(key) else {
             return false;
         };
@@ -207,35 +262,44 @@ impl SessionData {
         true
     }
 
-    /// Whether `key` holds a value.
+    /// Whether `key` holds a value (never true for a reserved key).
     #[must_use]
     pub fn contains(&self, key: &str) -> bool {
-        self.values.contains_key(key)
+        !key.starts_with(RESERVED) && self.values.contains_key(key)
     }
 
-    /// The keys, in no particular order.
+    /// The keys, in no particular order (the library's reserved keys are not listed).
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.values.keys().map(String::as_str)
+        self.values
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !k.starts_with(RESERVED))
     }
 
-    /// Removes every key.
+    /// Removes every key (the library's reserved keys, e.g. the CSRF token, stay).
     pub fn clear(&mut self) {
-        let keys: Vec<String> = self.values.keys().cloned().collect();
+        let keys: Vec<String> = self.keys().map(str::to_owned).collect();
         for key in keys {
             self.remove(&key);
         }
     }
 
-    /// Whether the session holds no keys.
+    /// Whether the session holds no keys (reserved keys not counted).
     #[must_use]
     pub fn is_empty(&self) -> bool {
+        self.keys().next().is_none()
+    }
+
+    /// Whether nothing at all is held, the library's own values included: a new session with
+    /// only a CSRF token is still worth storing.
+    pub(crate) fn holds_nothing(&self) -> bool {
         self.values.is_empty()
     }
 
-    /// Number of keys.
+    /// Number of keys (reserved keys not counted).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.keys().count()
     }
 
     /// Whether anything changed since load or the last persist.
@@ -291,77 +355,15 @@ impl SessionData {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn putting_an_equal_value_changes_nothing() {
-        let mut data = SessionData::from_stored(
-            [(
-                "n".to_owned(),
-                Bytes::from(rmp_serde::to_vec_named(&5).unwrap_or_default()),
-            )],
-            100,
-            1000,
-        );
-        data.put("n", &5).unwrap_or_default();
-        assert!(!data.is_modified());
-        data.put("n", &6).unwrap_or_default();
-        assert!(data.is_modified());
+/// [`DataError::ReservedKey`] for a key the library keeps to itself.
+fn reject_reserved(key: &str) -> Result<(), DataError> {
+    if key.starts_with(RESERVED) {
+        return Err(DataError::ReservedKey {
+            key: key.to_owned(),
+        });
     }
-
-    #[test]
-    fn oversized_value_is_rejected_and_nothing_changes() {
-        let mut data = SessionData::with_limits(10, 1000);
-        let err = data.put("k", &"x".repeat(20));
-        assert!(matches!(
-            err,
-            Err(DataError::ValueTooLarge {
-                size: 21,
-                limit: 10,
-                ..
-            })
-        ));
-        assert!(data.is_empty());
-        assert!(!data.is_modified());
-    }
-
-    #[test]
-    fn session_limit_counts_keys_and_values() {
-        let mut data = SessionData::with_limits(100, 30);
-        assert!(data.put("a", &"x".repeat(10)).is_ok());
-        assert!(data.put("b", &"x".repeat(10)).is_ok());
-        assert!(matches!(
-            data.put("c", &"x".repeat(10)),
-            Err(DataError::SessionTooLarge { .. })
-        ));
-        assert!(data.put("a", &"y").is_ok(), "shrinking is always allowed");
-    }
-
-    #[test]
-    fn changes_track_puts_and_removes() {
-        let mut data = SessionData::default();
-        data.put("a", &1).unwrap_or_default();
-        data.put("b", &2).unwrap_or_default();
-        data.remove("b");
-        let changes = data.take_changes();
-        assert_eq!(changes.set.len(), 1);
-        assert_eq!(changes.removed, ["b"]);
-        assert!(!data.is_modified());
-    }
-
-    #[test]
-    fn wrong_type_is_a_decode_error_for_that_key() {
-        let mut data = SessionData::default();
-        data.put("s", "text").unwrap_or_default();
-        assert!(matches!(
-            data.get::<u32>("s"),
-            Err(DataError::Decode { .. })
-        ));
-        assert_eq!(
-            data.get::<String>("s").ok().flatten().as_deref(),
-            Some("text")
-        );
-    }
+    Ok(())
 }
+
+#[cfg(test)]
+mod tests;
