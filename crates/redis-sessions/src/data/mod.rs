@@ -163,6 +163,10 @@ impl SessionData {
     }
 
     /// [`SessionData::get`] of a reserved key (the library's own values).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "for the CSRF token and the user binding")
+    )]
     pub(crate) fn get_reserved<T: DeserializeOwned>(
         &self,
         key: &str,
@@ -199,6 +203,10 @@ impl SessionData {
     }
 
     /// [`SessionData::put`] of a reserved key (the library's own values).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "for the CSRF token and the user binding")
+    )]
     pub(crate) fn put_reserved<T: Serialize + ?Sized>(
         &mut self,
         key: &str,
@@ -247,6 +255,10 @@ impl SessionData {
     }
 
     /// [`SessionData::remove`] of a reserved key (the library's own values).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "for the CSRF token and the user binding")
+    )]
     pub(crate) fn remove_reserved(&mut self, key: &str) -> bool {
         debug_assert!(key.starts_with(RESERVED));
         self.remove_any(key)
