@@ -8,14 +8,20 @@
 //! a router without the session layer (the benchmark's baseline); `GET /read?key=K` returns the
 //! integer under K (default `n`) or 0; `GET /incr?key=K&delay_ms=D` reads K, waits D ms, stores
 //! K+1 and returns it; `GET /incr-locked?key=K&delay_ms=D` the same under the session lock;
-//! `GET /rotate?delay_ms=D` waits D ms, then gives the session a new id; `GET /login?delay_ms=D`
-//! the same under the session lock (and stores `user`); `GET /logout` destroys it.
+//! `GET /rotate?delay_ms=D` waits D ms, then gives the session a new id; `GET /login?delay_ms=D&
+//! user=U&about=A` the same under the session lock, binding it to user U (default `alice`,
+//! described as A); `GET /logout` destroys it. Users' sessions: `GET /sessions` lists the
+//! signed-in user's sessions, one line each (`handle current created_ms last_seen_ms about`);
+//! `GET /logout-others` ends the others; `GET /revoke?handle=H` ends one; `GET /revoke-all?user=U`
+//! ends all of U's sessions (as after a password change).
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use redis_sessions::{LockedSession, Session, SessionError, SessionManager};
 use serde::Deserialize;
 
@@ -26,6 +32,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Params {
     key: Option<String>,
     delay_ms: Option<u64>,
+    user: Option<String>,
+    about: Option<String>,
+    handle: Option<String>,
 }
 
 impl Params {
@@ -73,9 +82,71 @@ async fn login(
     Query(p): Query<Params>,
 ) -> Result<&'static str, SessionError> {
     p.delay().await;
-    session.put("user", "alice")?;
-    session.rotate();
+    let user = p.user.as_deref().unwrap_or("alice");
+    session.put("user", user)?;
+    session.bind_user(user)?;
+    if let Some(about) = &p.about {
+        session.describe(about)?;
+    }
     Ok("logged in")
+}
+
+/// The signed-in user, or `401`.
+fn signed_in(session: &Session) -> Result<String, (StatusCode, &'static str)> {
+    session
+        .user_id()
+        .ok_or((StatusCode::UNAUTHORIZED, "not signed in"))
+}
+
+async fn sessions(
+    session: Session,
+    Extension(manager): Extension<SessionManager>,
+) -> Result<String, Response> {
+    let user = signed_in(&session).map_err(IntoResponse::into_response)?;
+    let list = manager
+        .user_sessions(&user, Some(&session))
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let ms = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    };
+    Ok(list
+        .iter()
+        .map(|s| {
+            let about = s.description.as_deref().unwrap_or("-");
+            let (created, seen) = (ms(s.created), ms(s.last_seen));
+            format!("{} {} {created} {seen} {about}\n", s.handle, s.current)
+        })
+        .collect())
+}
+
+async fn logout_others(
+    session: Session,
+    Extension(manager): Extension<SessionManager>,
+) -> Result<String, Response> {
+    let user = signed_in(&session).map_err(IntoResponse::into_response)?;
+    let ended = manager.revoke_user_sessions(&user, Some(&session)).await;
+    Ok(ended.map_err(IntoResponse::into_response)?.to_string())
+}
+
+async fn revoke(
+    session: Session,
+    Extension(manager): Extension<SessionManager>,
+    Query(p): Query<Params>,
+) -> Result<String, Response> {
+    let user = signed_in(&session).map_err(IntoResponse::into_response)?;
+    let handle = p.handle.as_deref().unwrap_or_default();
+    let ended = manager.revoke_user_session(&user, handle).await;
+    Ok(ended.map_err(IntoResponse::into_response)?.to_string())
+}
+
+async fn revoke_all(
+    Extension(manager): Extension<SessionManager>,
+    Query(p): Query<Params>,
+) -> Result<String, SessionError> {
+    let user = p.user.as_deref().unwrap_or("alice");
+    Ok(manager.revoke_user_sessions(user, None).await?.to_string())
 }
 
 async fn logout(session: Session) -> &'static str {
@@ -93,7 +164,12 @@ fn app(manager: &SessionManager) -> Router {
         .route("/rotate", get(rotate))
         .route("/login", get(login))
         .route("/logout", get(logout))
-        .layer(manager.layer());
+        .route("/sessions", get(sessions))
+        .route("/logout-others", get(logout_others))
+        .route("/revoke", get(revoke))
+        .route("/revoke-all", get(revoke_all))
+        .layer(manager.layer())
+        .layer(Extension(manager.clone()));
     Router::new()
         .route("/plain", get(|| async { "ok" }))
         .merge(sessions)

@@ -119,6 +119,44 @@ impl StorageId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A storage id read back from a store (e.g. from a user's index): exactly 22 base64url
+    /// characters, else `None`.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        let valid = text.len() == STORAGE_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        valid.then(|| Self(text.to_owned()))
+    }
+}
+
+/// Length of a storage id (16 bytes as base64url without padding).
+const STORAGE_LEN: usize = 22;
+
+/// The store's name for the index of one user's sessions: base64url of the first 16 bytes of
+/// SHA-256 of the user id (with a domain prefix, so it never equals a storage id). Any user id
+/// (an e-mail address, a number, any bytes) becomes a short key-safe name, and the store's
+/// keyspace does not list user ids.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct UserIndexId(String);
+
+impl UserIndexId {
+    /// The index name of `user_id`.
+    #[must_use]
+    pub fn of_user(user_id: &str) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(b"redis-sessions user index\0");
+        hasher.update(user_id.as_bytes());
+        Self(URL_SAFE_NO_PAD.encode(&hasher.finalize()[..STORAGE_BYTES]))
+    }
+
+    /// The 22-character text of the index name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Display for StorageId {
@@ -160,6 +198,19 @@ mod tests {
         let other = alphabet[(pos & !3) | ((pos + 1) & 3)] as char;
         let bad = format!("{}{other}", &good[..42]);
         assert!(SessionId::parse(&bad).is_none());
+    }
+
+    #[test]
+    fn storage_ids_parse_back_and_user_index_names_differ_per_user() {
+        let s = SessionId::generate().storage_id();
+        assert_eq!(StorageId::parse(s.as_str()), Some(s.clone()));
+        assert_eq!(StorageId::parse(&s.as_str()[1..]), None);
+        assert_eq!(StorageId::parse(&format!("{}{{", &s.as_str()[1..])), None);
+        let alice = UserIndexId::of_user("alice@example.com");
+        assert_eq!(alice, UserIndexId::of_user("alice@example.com"));
+        assert_ne!(alice, UserIndexId::of_user("bob@example.com"));
+        assert_eq!(alice.as_str().len(), STORAGE_LEN);
+        assert!(!alice.as_str().contains("alice"));
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub use crate::data::{DataError, SessionData};
 pub use crate::error::SessionError;
 pub use crate::id::SessionId;
 pub use crate::layer::SessionLayer;
-pub use crate::manager::{Persisted, SessionManager};
+pub use crate::manager::{Persisted, SessionManager, UserSession};
 pub use crate::session::Session;
 pub use crate::store::redis::RedisStore;
 pub use crate::store::{SessionStore, StoreError};

@@ -16,6 +16,13 @@ use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::store::{HeldLock, Meta};
 
+/// Reserved key of the user a session is bound to.
+pub(crate) const USER_KEY: &str = "\0user";
+/// Reserved key of the session's description in its user's list.
+pub(crate) const ABOUT_KEY: &str = "\0about";
+/// Longest description kept, in characters.
+const MAX_DESCRIPTION: usize = 200;
+
 /// Why a session can no longer be written in this request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ended {
@@ -185,6 +192,52 @@ impl Session {
         self.state().rotate = true;
     }
 
+    /// Binds the session to a user (at login) and gives it a new id, as [`Session::rotate`]
+    /// does: on persist, the session enters the user's index first, so
+    /// [`SessionManager::user_sessions`](crate::SessionManager::user_sessions) lists it and
+    /// [`SessionManager::revoke_user_sessions`](crate::SessionManager::revoke_user_sessions)
+    /// ends it. The user id is kept in the session, out of reach of [`Session::get`]; the store
+    /// sees only a hash of it in the index's name.
+    ///
+    /// ```
+    /// # fn f(session: &redis_sessions::Session) -> Result<(), redis_sessions::DataError> {
+    /// session.bind_user("alice@example.com")?;
+    /// session.describe("Firefox on Linux")?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`DataError::SessionTooLarge`] when the user id does not fit in the session.
+    pub fn bind_user(&self, user_id: &str) -> Result<(), DataError> {
+        let mut state = self.state();
+        state.data.put_reserved(USER_KEY, user_id)?;
+        state.rotate = true;
+        Ok(())
+    }
+
+    /// The user this session is bound to ([`Session::bind_user`]), if any.
+    #[must_use]
+    pub fn user_id(&self) -> Option<String> {
+        self.state().data.get_reserved(USER_KEY).ok().flatten()
+    }
+
+    /// Stores a short description of this session for the user's list of sessions (e.g. the
+    /// browser and system from the `User-Agent`), cut to 200 characters.
+    ///
+    /// # Errors
+    ///
+    /// [`DataError::SessionTooLarge`] when it does not fit in the session.
+    pub fn describe(&self, description: &str) -> Result<(), DataError> {
+        let cut: String = description.chars().take(MAX_DESCRIPTION).collect();
+        self.state().data.put_reserved(ABOUT_KEY, &cut)
+    }
+
+    /// The storage id of the session's current id (its handle in the user's list), if stored.
+    pub(crate) fn storage_id(&self) -> Option<crate::id::StorageId> {
+        self.state().id.as_ref().map(SessionId::storage_id)
+    }
+
     /// Ends the session: its data is cleared now, its record deleted on persist, and the response
     /// removes the cookie. Data put afterwards starts a new session with a new id.
     pub fn destroy(&self) {
@@ -192,7 +245,7 @@ impl Session {
         if let Some(id) = state.id.take() {
             state.destroyed.push(id);
         }
-        state.data.clear();
+        state.data.clear_all();
         state.data.mark_persisted();
         state.rotate = false;
         state.touch_due = false;

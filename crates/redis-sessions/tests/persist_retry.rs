@@ -7,13 +7,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use http::Request;
-use redis_sessions::id::StorageId;
+use redis_sessions::id::{StorageId, UserIndexId};
 use redis_sessions::store::memory::MemoryStore;
 use redis_sessions::store::{
     ChangeSet, EndOutcome, EndRequest, Loaded, LockToken, LockedLoad, Record, SaveOutcome,
     SessionStore, StoreError, StoreFuture,
 };
-use redis_sessions::{Config, SessionError, SessionManager};
+use redis_sessions::{Config, SessionError, SessionId, SessionManager};
 
 /// A memory store whose calls named in `fail` answer `Unavailable` (each name once). Clones
 /// share one store.
@@ -103,6 +103,33 @@ impl SessionStore for FlakyStore {
         Box::pin(async move {
             self.check("end")?;
             self.inner.end(id, request).await
+        })
+    }
+    fn index_add<'a>(
+        &'a self,
+        user: &'a UserIndexId,
+        id: &'a StorageId,
+        keep: Duration,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.check("index_add")?;
+            self.inner.index_add(user, id, keep).await
+        })
+    }
+    fn index_list<'a>(&'a self, user: &'a UserIndexId) -> StoreFuture<'a, Vec<StorageId>> {
+        Box::pin(async move {
+            self.check("index_list")?;
+            self.inner.index_list(user).await
+        })
+    }
+    fn index_remove<'a>(
+        &'a self,
+        user: &'a UserIndexId,
+        ids: &'a [StorageId],
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.check("index_remove")?;
+            self.inner.index_remove(user, ids).await
         })
     }
 }
@@ -252,4 +279,72 @@ async fn a_session_found_gone_stays_dead_for_the_rest_of_the_request() {
         .expect_err("still dead");
     assert!(matches!(err, SessionError::Gone), "{err}");
     assert_eq!(read_n(&manager, &cookie).await, None);
+}
+
+/// The storage ids in alice's index, and whether every live session of the store is among them.
+async fn alice_index(store: &FlakyStore) -> Vec<redis_sessions::id::StorageId> {
+    store
+        .inner
+        .index_list(&UserIndexId::of_user("alice"))
+        .await
+        .expect("list")
+}
+
+#[tokio::test]
+async fn a_login_whose_index_entry_failed_creates_no_session_and_its_retry_is_indexed() {
+    let (manager, store) = setup();
+    let cookie = stored(&manager).await;
+    let mut req = request(Some(&cookie));
+    manager
+        .start(&mut req)
+        .await
+        .expect("start")
+        .bind_user("alice")
+        .expect("bind");
+    store.fail_next("index_add");
+    persist_fails_with_the_store(&manager, &req).await;
+    assert_eq!(
+        store.inner.len(),
+        1,
+        "no new record without its index entry"
+    );
+    assert!(alice_index(&store).await.is_empty());
+    assert_eq!(
+        read_n(&manager, &cookie).await,
+        Some(1),
+        "the old id still works"
+    );
+
+    let login = cookie_pair(&manager.persist_session(&req).await.expect("retry"));
+    let new = SessionId::parse(login.split_once('=').expect("pair").1).expect("id");
+    assert_eq!(alice_index(&store).await, vec![new.storage_id()]);
+    assert_eq!(read_n(&manager, &login).await, Some(1));
+    assert_eq!(read_n(&manager, &cookie).await, None, "the old id is dead");
+}
+
+#[tokio::test]
+async fn a_login_whose_record_failed_leaves_only_a_stale_index_entry() {
+    let (manager, store) = setup();
+    let mut req = request(None);
+    let session = manager.start(&mut req).await.expect("start");
+    session.put("n", &1).expect("put");
+    session.bind_user("alice").expect("bind");
+    store.fail_next("create");
+    persist_fails_with_the_store(&manager, &req).await;
+    // The entry went first: the index knows an id whose record was never written.
+    assert_eq!(alice_index(&store).await.len(), 1);
+    assert!(store.inner.is_empty());
+    let listed = manager.user_sessions("alice", None).await.expect("list");
+    assert!(
+        listed.is_empty(),
+        "a stale entry lists no session: {listed:?}"
+    );
+    // The retry (a new session gets a fresh id) enters the index before its record too; the
+    // stale entry stays until its time passes.
+    let login = cookie_pair(&manager.persist_session(&req).await.expect("retry"));
+    let id = SessionId::parse(login.split_once('=').expect("pair").1).expect("id");
+    assert!(alice_index(&store).await.contains(&id.storage_id()));
+    let listed = manager.user_sessions("alice", None).await.expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].handle, id.storage_id().as_str());
 }

@@ -163,10 +163,6 @@ impl SessionData {
     }
 
     /// [`SessionData::get`] of a reserved key (the library's own values).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for the CSRF token and the user binding")
-    )]
     pub(crate) fn get_reserved<T: DeserializeOwned>(
         &self,
         key: &str,
@@ -203,10 +199,6 @@ impl SessionData {
     }
 
     /// [`SessionData::put`] of a reserved key (the library's own values).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for the CSRF token and the user binding")
-    )]
     pub(crate) fn put_reserved<T: Serialize + ?Sized>(
         &mut self,
         key: &str,
@@ -300,6 +292,14 @@ impl SessionData {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.keys().next().is_none()
+    }
+
+    /// Removes every key, the library's own values included (a destroyed session keeps nothing).
+    pub(crate) fn clear_all(&mut self) {
+        let keys: Vec<String> = self.values.keys().cloned().collect();
+        for key in keys {
+            self.remove_any(&key);
+        }
     }
 
     /// Whether nothing at all is held, the library's own values included: a new session with

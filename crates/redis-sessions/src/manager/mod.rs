@@ -18,6 +18,7 @@ mod load;
 mod persist;
 mod rotate;
 mod ttl;
+mod users;
 
 use http::{Extensions, Request};
 use tokio::sync::OnceCell;
@@ -31,6 +32,7 @@ use crate::store::SessionStore;
 use crate::store::redis::RedisStore;
 use load::LocalLocks;
 pub use persist::Persisted;
+pub use users::UserSession;
 
 /// The session of one request, shared by the layer and every extractor of that request.
 #[derive(Clone)]

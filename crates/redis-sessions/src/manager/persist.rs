@@ -13,8 +13,8 @@ use super::SessionManager;
 use crate::cookie;
 use crate::data::{DataChanges, SessionData};
 use crate::error::SessionError;
-use crate::id::SessionId;
-use crate::session::{Ended, Session, SessionState};
+use crate::id::{SessionId, UserIndexId};
+use crate::session::{Ended, Session, SessionState, USER_KEY};
 use crate::store::{
     ChangeSet, EndOutcome, EndRequest, HeldLock, LockToken, Meta, Record, SaveOutcome, now_ms,
 };
@@ -73,6 +73,9 @@ pub(crate) struct Plan {
     cookie: CookieAction,
     /// Data changes taken out of the session, put back if the writes fail.
     taken: DataChanges,
+    /// The user's index the write must enter first (a bound session created or rotated) or
+    /// refresh (a bound session whose TTL moves on with a touch).
+    index: Option<UserIndexId>,
     /// The session's id, rotation request, metadata and touch as they were before the plan.
     before: Before,
 }
@@ -173,6 +176,12 @@ impl SessionManager {
             }
             Some(_) => Write::None,
         };
+        let touched = state.touch_due;
+        let index = match &write {
+            Write::Create(..) | Write::Rotate(_) => bound_user(&state.data),
+            Write::Save(..) if touched => bound_user(&state.data),
+            Write::Save(..) | Write::None => None,
+        };
         state.rotate = false;
         state.touch_due = false;
         // A lock on a destroyed id ends with its record.
@@ -185,6 +194,7 @@ impl SessionManager {
             lock_goes_with_write,
             cookie,
             taken,
+            index,
             before,
         }
     }
@@ -211,6 +221,7 @@ impl SessionManager {
             lock_goes_with_write: false,
             cookie: CookieAction::Keep,
             taken: DataChanges::default(),
+            index: None,
             before,
         }
     }
@@ -236,13 +247,17 @@ impl SessionManager {
             lock,
             lock_goes_with_write,
             taken,
+            index,
             before,
             ..
         } = plan;
         let token = lock.as_ref().and_then(|(_, held)| held.token().cloned());
         let mut result = match refused {
             Some(error) => Err(error),
-            None => self.write(&delete, &write, token.as_ref()).await,
+            None => {
+                let writes = self.write(&delete, &write, token.as_ref());
+                self.indexed(index.as_ref(), &write, writes).await
+            }
         };
         // Unless the store was unreachable (then the lock goes back into the session for a
         // retry), the request is done with its lock: release it unless the write did.
@@ -335,6 +350,12 @@ impl SessionManager {
         }
         Ok(())
     }
+}
+
+/// The index of the user `data` is bound to, if any.
+fn bound_user(data: &SessionData) -> Option<UserIndexId> {
+    let user: Option<String> = data.get_reserved(USER_KEY).ok().flatten();
+    user.map(|user| UserIndexId::of_user(&user))
 }
 
 pub(super) fn record_of(data: &SessionData, meta: Meta) -> Record {

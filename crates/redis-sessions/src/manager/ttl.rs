@@ -23,7 +23,7 @@ impl SessionManager {
 
     /// Slack for clock differences between app servers and for time spent between deciding and
     /// writing: half the lifespan, at most 5 s.
-    fn clock_margin(&self) -> Duration {
+    pub(super) fn clock_margin(&self) -> Duration {
         (self.inner.config.cookie_lifespan / 2).min(Duration::from_secs(5))
     }
 

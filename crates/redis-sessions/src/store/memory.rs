@@ -15,7 +15,7 @@ use super::{
     ChangeSet, EndOutcome, EndRequest, Loaded, LockToken, LockedLoad, Meta, Record, SaveOutcome,
     SessionStore, StoreError, StoreFuture,
 };
-use crate::id::StorageId;
+use crate::id::{StorageId, UserIndexId};
 
 #[derive(Debug)]
 struct Entry {
@@ -42,6 +42,8 @@ struct State {
     sessions: HashMap<String, Entry>,
     locks: HashMap<String, Lock>,
     tombstones: HashMap<String, Tombstone>,
+    /// Users' indexes: user index name to (storage id to the entry's end).
+    users: HashMap<String, HashMap<String, Instant>>,
     writes_since_sweep: usize,
 }
 
@@ -85,6 +87,10 @@ impl State {
             self.sessions.retain(|_, e| e.expires > now);
             self.locks.retain(|_, l| l.expires > now);
             self.tombstones.retain(|_, t| t.expires > now);
+            for entries in self.users.values_mut() {
+                entries.retain(|_, until| *until > now);
+            }
+            self.users.retain(|_, entries| !entries.is_empty());
         }
     }
 }
@@ -262,6 +268,60 @@ impl SessionStore for MemoryStore {
                     s.locks.remove(id);
                 }
                 outcome
+            })
+        })
+    }
+
+    fn index_add<'a>(
+        &'a self,
+        user: &'a UserIndexId,
+        id: &'a StorageId,
+        keep: Duration,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.with_state(|s, now| {
+                s.sweep_now_and_then(now);
+                let until = now + keep;
+                let entries = s.users.entry(user.as_str().to_owned()).or_default();
+                entries.retain(|_, until| *until > now);
+                let entry = entries.entry(id.as_str().to_owned()).or_insert(until);
+                *entry = (*entry).max(until);
+            })
+        })
+    }
+
+    fn index_list<'a>(&'a self, user: &'a UserIndexId) -> StoreFuture<'a, Vec<StorageId>> {
+        Box::pin(async move {
+            self.with_state(|s, now| {
+                let Some(entries) = s.users.get_mut(user.as_str()) else {
+                    return Vec::new();
+                };
+                entries.retain(|_, until| *until > now);
+                let mut ids: Vec<StorageId> = entries
+                    .keys()
+                    .filter_map(|id| StorageId::parse(id))
+                    .collect();
+                ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+                ids
+            })
+        })
+    }
+
+    fn index_remove<'a>(
+        &'a self,
+        user: &'a UserIndexId,
+        ids: &'a [StorageId],
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.with_state(|s, _| {
+                if let Some(entries) = s.users.get_mut(user.as_str()) {
+                    for id in ids {
+                        entries.remove(id.as_str());
+                    }
+                    if entries.is_empty() {
+                        s.users.remove(user.as_str());
+                    }
+                }
             })
         })
     }

@@ -19,6 +19,8 @@
 //!   session both survive.
 //! - a save that holds the session lock releases it, and refuses to write if the lock is no
 //!   longer its own ([`SaveOutcome::LockLost`]).
+//! - a user's index (`index_*`) lists every live session bound to the user: entries are added
+//!   before the record exists and kept longer than it lives; it may list dead ones.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::id::StorageId;
+use crate::id::{StorageId, UserIndexId};
 
 pub mod memory;
 pub mod redis;
@@ -312,4 +314,25 @@ pub trait SessionStore: Send + Sync + 'static {
     /// ended, even with [`ChangeSet::within_lifetime`] set.
     fn end<'a>(&'a self, id: &'a StorageId, request: EndRequest<'a>)
     -> StoreFuture<'a, EndOutcome>;
+
+    /// Adds `id` to the user's index (or refreshes its entry), to be kept at least `keep` from
+    /// now, and keeps the index itself at least as long; drops entries whose time has passed. Called *before* the record is created
+    /// and whenever the session's TTL is refreshed, so an entry outlives its session.
+    fn index_add<'a>(
+        &'a self,
+        user: &'a UserIndexId,
+        id: &'a StorageId,
+        keep: Duration,
+    ) -> StoreFuture<'a, ()>;
+
+    /// The ids in the user's index, after dropping the entries whose time has passed (their
+    /// sessions have certainly expired). Live sessions of the user are all among them.
+    fn index_list<'a>(&'a self, user: &'a UserIndexId) -> StoreFuture<'a, Vec<StorageId>>;
+
+    /// Removes `ids` from the user's index (after their records were ended).
+    fn index_remove<'a>(
+        &'a self,
+        user: &'a UserIndexId,
+        ids: &'a [StorageId],
+    ) -> StoreFuture<'a, ()>;
 }

@@ -21,4 +21,9 @@ pub(crate) const ACL_RULES: &[&str] = &[
     "+evalsha",
     "+ping",
     "+info",
+    // Users' indexes of sessions (`store/redis/users.rs`).
+    "+zadd",
+    "+zrange",
+    "+zremrangebyscore",
+    "+zrem",
 ];

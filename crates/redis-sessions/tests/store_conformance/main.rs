@@ -2,16 +2,18 @@
 //! tests (a macro over a store constructor), so code tested on one behaves the same on another.
 //! The Cluster has a replica per master that acknowledges every write (`min_replicas_ack`).
 //! The cases are in `saving.rs` (load, create, save on both save paths, TTLs) and `ending.rs`
-//! (end, tombstones, the lock). `secured.rs` builds the Redis stores behind TLS, mutual TLS and a
+//! (end, tombstones, the lock), `indexing.rs` (users' indexes of sessions). `secured.rs` builds the Redis stores behind TLS, mutual TLS and a
 //! limited ACL user (single server and Cluster); `sentinel_store.rs` reaches the master through
 //! Redis Sentinel.
 
 mod ending;
+mod indexing;
 mod saving;
 mod secured;
 mod sentinel_store;
 
 use ending::*;
+use indexing::*;
 use saving::*;
 use secured::{
     acl_cluster_store, acl_store, mtls_acl_cluster_store, mtls_store, tls_cluster_store, tls_store,
@@ -131,6 +133,9 @@ macro_rules! conformance {
                 the_lock_admits_one_holder_and_only_its_owner_releases_it,
                 a_save_whose_lock_expired_writes_nothing,
                 the_tombstone_outlives_the_lock_of_an_ended_record,
+                an_index_lists_its_entries_until_their_time_passes,
+                an_index_entry_only_moves_later,
+                removed_index_entries_are_gone,
             );
         }
     };

@@ -70,6 +70,11 @@ impl RedisStore {
     /// write just made) until that many replicas have the write, for at most half the pool's
     /// timeout; fewer is an `Unavailable` error, so the request is not answered as a success.
     pub(super) async fn replicated(&self, id: &StorageId) -> Result<(), StoreError> {
+        self.replicated_on(Route::Session(id)).await
+    }
+
+    /// [`RedisStore::replicated`] for the write just made on `route`'s connection.
+    pub(super) async fn replicated_on(&self, route: Route<'_>) -> Result<(), StoreError> {
         let wanted = self.inner.replicas;
         if wanted == 0 {
             return Ok(());
@@ -79,11 +84,7 @@ impl RedisStore {
             .arg(wanted)
             .arg(ttl_ms(within))
             .to_owned();
-        let reply = self
-            .inner
-            .pool
-            .exec_ok(Route::Session(id), vec![wait])
-            .await?;
+        let reply = self.inner.pool.exec_ok(route, vec![wait]).await?;
         match reply.first() {
             Some(Value::Int(acked)) if usize::try_from(*acked).is_ok_and(|n| n >= wanted) => Ok(()),
             other => Err(StoreError::Unavailable(format!(

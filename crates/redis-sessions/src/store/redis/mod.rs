@@ -44,6 +44,7 @@ mod durability;
 mod pool;
 mod reply;
 mod sentinel;
+mod users;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -56,7 +57,7 @@ use super::{
     SessionStore, StoreError, StoreFuture,
 };
 use crate::config::RedisPoolConfig;
-use crate::id::StorageId;
+use crate::id::{StorageId, UserIndexId};
 pub use durability::EvictionRisk;
 use pool::{Pool, Route, Script, store_error};
 use reply::{META_FIELD, hset, pexpire, ttl_ms};
@@ -271,6 +272,27 @@ impl SessionStore for RedisStore {
             }
             Ok(outcome)
         })
+    }
+
+    fn index_add<'a>(
+        &'a self,
+        user: &'a UserIndexId,
+        id: &'a StorageId,
+        keep: Duration,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.add_to_index(user, id, keep))
+    }
+
+    fn index_list<'a>(&'a self, user: &'a UserIndexId) -> StoreFuture<'a, Vec<StorageId>> {
+        Box::pin(self.list_index(user))
+    }
+
+    fn index_remove<'a>(
+        &'a self,
+        user: &'a UserIndexId,
+        ids: &'a [StorageId],
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.remove_from_index(user, ids))
     }
 }
 

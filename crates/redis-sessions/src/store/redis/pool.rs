@@ -13,7 +13,7 @@ use std::time::Duration;
 use redis::{Cmd, RedisError, RedisResult, Value};
 
 use super::{batch, cluster, sentinel};
-use crate::id::StorageId;
+use crate::id::{StorageId, UserIndexId};
 use crate::store::StoreError;
 
 pub(super) enum Connections {
@@ -39,6 +39,8 @@ pub(super) struct Pool {
 pub(super) enum Route<'a> {
     /// The connection of this session, always the same one.
     Session(&'a StorageId),
+    /// The connection of this user's index of sessions, always the same one.
+    User(&'a UserIndexId),
     /// The next connection, round robin.
     Any,
 }
@@ -106,14 +108,18 @@ impl Pool {
 
     fn index(&self, route: Route<'_>) -> usize {
         match route {
-            // Storage ids are base64 of a hash: their first bytes are uniformly spread.
-            Route::Session(id) => id
-                .as_str()
-                .bytes()
-                .take(3)
-                .fold(0usize, |acc, b| acc * 64 + usize::from(b)),
+            Route::Session(id) => Self::spread(id.as_str()),
+            Route::User(user) => Self::spread(user.as_str()),
             Route::Any => self.next.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// A connection number from an id: ids are base64 of a hash, their first bytes uniformly
+    /// spread.
+    fn spread(id: &str) -> usize {
+        id.bytes()
+            .take(3)
+            .fold(0usize, |acc, b| acc * 64 + usize::from(b))
     }
 
     /// Sends `commands` as one pipeline on the route's connection, bounded by the pool's timeout,
@@ -133,6 +139,7 @@ impl Pool {
             Connections::Cluster(c) => {
                 let target = match route {
                     Route::Session(id) => cluster::Target::Slot(cluster::slot_of(id.as_str())),
+                    Route::User(user) => cluster::Target::Slot(cluster::slot_of(user.as_str())),
                     Route::Any => cluster::Target::Any,
                 };
                 c.exec(n, target, commands).await
