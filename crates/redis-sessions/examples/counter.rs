@@ -17,11 +17,11 @@
 
 use std::time::Duration;
 
-use axum::extract::Query;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 use redis_sessions::{LockedSession, Session, SessionError, SessionManager};
 use serde::Deserialize;
 
@@ -100,7 +100,7 @@ fn signed_in(session: &Session) -> Result<String, (StatusCode, &'static str)> {
 
 async fn sessions(
     session: Session,
-    Extension(manager): Extension<SessionManager>,
+    State(manager): State<SessionManager>,
 ) -> Result<String, Response> {
     let user = signed_in(&session).map_err(IntoResponse::into_response)?;
     let list = manager
@@ -123,7 +123,7 @@ async fn sessions(
 
 async fn logout_others(
     session: Session,
-    Extension(manager): Extension<SessionManager>,
+    State(manager): State<SessionManager>,
 ) -> Result<String, Response> {
     let user = signed_in(&session).map_err(IntoResponse::into_response)?;
     let ended = manager.revoke_user_sessions(&user, Some(&session)).await;
@@ -132,7 +132,7 @@ async fn logout_others(
 
 async fn revoke(
     session: Session,
-    Extension(manager): Extension<SessionManager>,
+    State(manager): State<SessionManager>,
     Query(p): Query<Params>,
 ) -> Result<String, Response> {
     let user = signed_in(&session).map_err(IntoResponse::into_response)?;
@@ -142,7 +142,7 @@ async fn revoke(
 }
 
 async fn revoke_all(
-    Extension(manager): Extension<SessionManager>,
+    State(manager): State<SessionManager>,
     Query(p): Query<Params>,
 ) -> Result<String, SessionError> {
     let user = p.user.as_deref().unwrap_or("alice");
@@ -169,7 +169,7 @@ fn app(manager: &SessionManager) -> Router {
         .route("/revoke", get(revoke))
         .route("/revoke-all", get(revoke_all))
         .layer(manager.layer())
-        .layer(Extension(manager.clone()));
+        .with_state(manager.clone());
     Router::new()
         .route("/plain", get(|| async { "ok" }))
         .merge(sessions)
