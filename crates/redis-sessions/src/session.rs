@@ -238,6 +238,13 @@ impl Session {
         self.state().id.as_ref().map(SessionId::storage_id)
     }
 
+    /// This session's handle in its user's list of sessions
+    /// ([`UserSession::handle`](crate::UserSession::handle)), once it is stored; not its id.
+    #[must_use]
+    pub fn handle(&self) -> Option<String> {
+        self.storage_id().map(|id| id.as_str().to_owned())
+    }
+
     /// Ends the session: its data is cleared now, its record deleted on persist, and the response
     /// removes the cookie. Data put afterwards starts a new session with a new id.
     pub fn destroy(&self) {
