@@ -179,20 +179,28 @@ impl Session {
     }
 
     /// Gives the session a new id when persisted, keeping its data; the old id stops working.
-    /// Call it when privileges change (login), against session fixation. No effect on a session
-    /// that is not stored yet: it gets a fresh id anyway.
+    /// Call it when privileges change (login), against session fixation. A session that is not
+    /// stored yet gets a fresh id anyway.
+    ///
+    /// The CSRF token is dropped now (see [`Session::csrf_token`]): one learned before the
+    /// login is useless after it, and the next `csrf_token` call makes a fresh one.
     pub fn rotate(&self) {
-        self.state().rotate = true;
+        let mut state = self.state();
+        state.rotate = true;
+        crate::csrf::drop_token(&mut state.data);
     }
 
-    /// Ends the session: its data is cleared now, its record deleted on persist, and the response
-    /// removes the cookie. Data put afterwards starts a new session with a new id.
+    /// Ends the session: its data (and CSRF token) is cleared now, its record deleted on persist,
+    /// and the response removes the cookie. Data put afterwards starts a new session with a new
+    /// id.
     pub fn destroy(&self) {
         let mut state = self.state();
         if let Some(id) = state.id.take() {
             state.destroyed.push(id);
         }
         state.data.clear();
+        // `clear` keeps the library's values; a token left behind would start a new session.
+        crate::csrf::drop_token(&mut state.data);
         state.data.mark_persisted();
         state.rotate = false;
         state.touch_due = false;
