@@ -112,6 +112,37 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// The attributes of the `Set-Cookie` header, lower-cased, without the `name=value` pair.
+    pub fn attributes(&self) -> Vec<String> {
+        let header = self.set_cookie.as_deref().expect("a Set-Cookie header");
+        header
+            .split(';')
+            .skip(1)
+            .map(|a| a.trim().to_ascii_lowercase())
+            .collect()
+    }
+}
+
+/// The id (cookie value) in a `name=value` pair.
+pub fn id_of(pair: &str) -> &str {
+    pair.split_once('=').map_or("", |(_, v)| v)
+}
+
+/// The Redis key the session of a `name=value` cookie pair is stored under (prefix `dm:`).
+pub fn key_of(pair: &str) -> String {
+    let id = redis_sessions::SessionId::parse(id_of(pair)).expect("a well-formed id");
+    format!("dm:{{{}}}", id.storage_id())
+}
+
+/// What `TYPE key` answers on `server` (`hash`, `string`, `none`, ...).
+pub fn key_type(server: &redis_test_support::RedisServer, key: &str) -> String {
+    match server.cmd(&["TYPE", key]) {
+        redis::Value::SimpleString(t) => t,
+        other => panic!("TYPE answered {other:?}"),
+    }
+}
+
 impl Counter {
     /// Starts the counter with `[session]` lines `session` and pool lines `pool` added to a config
     /// that points at `redis_port`.
