@@ -143,6 +143,16 @@ try {
     await waitText(page, "qty-mug-enamel", "2");
   });
 
+  let tokenBeforeLogin = null;
+  await step("the page gets the session's CSRF token and keeps it", async () => {
+    tokenBeforeLogin = await page.evaluate(() => csrf());
+    assert.match(tokenBeforeLogin, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(await page.evaluate(() => csrf()), tokenBeforeLogin, "fetched once, then kept");
+    const fresh = await page.evaluate(async () => (await api("GET", "/api/csrf")).token);
+    assert.equal(fresh, tokenBeforeLogin, "the server's token is stable within the session");
+    assert.equal(await sessionCookie(shopper), firstCookie, "asking for it changes no cookie");
+  });
+
   await step("logging in changes the session cookie and keeps the basket", async () => {
     await page.fill(tid("login-name"), "Ada Lovelace");
     await page.click(tid("login-submit"));
@@ -151,6 +161,9 @@ try {
     const cookie = await sessionCookie(shopper);
     assert.ok(cookie, "still a session cookie");
     assert.notEqual(cookie, firstCookie, "login must give the session a new id");
+    const token = await page.evaluate(() => csrf());
+    assert.match(token, /^[A-Za-z0-9_-]{43}$/);
+    assert.notEqual(token, tokenBeforeLogin, "login must replace the CSRF token");
     await page.reload();
     await page.locator("body[data-ready=true]").waitFor();
     await waitText(page, "user-name", "Ada Lovelace");

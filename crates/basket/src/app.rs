@@ -8,6 +8,11 @@
 //! | `DELETE /api/basket/items/{sku}` | locked read-modify-write of the basket |
 //! | `POST /api/login` `{"user"}` | locked; rotates the id, keeps the basket, stores the user |
 //! | `POST /api/logout` | destroys the session; the response expires the cookie |
+//! | `GET /api/csrf` | `{"token": ...}`: the session's CSRF token, made (and stored) on first use |
+//!
+//! The CSRF token is for routes guarded by [`CsrfGuard`](redis_sessions::CsrfGuard): the page
+//! fetches it when one needs it and sends it in `X-CSRF-Token`; a login or logout replaces it.
+//! The routes above keep their contract and do not ask for it.
 //!
 //! Routes with a body validate it completely *before* the session is started, so a bad request
 //! costs no Redis call, takes no lock, and leaves the basket unchanged. Every error is JSON
@@ -21,7 +26,7 @@ use axum::response::Html;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use redis_sessions::{LazySession, Session, SessionError, SessionManager};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::basket::{Basket, BasketView, MAX_ADD_QTY, MAX_LINE_QTY};
 use crate::catalog::{self, PRODUCTS, Product};
@@ -58,6 +63,7 @@ pub fn app(manager: SessionManager) -> Router {
         .route("/api/basket/items/{sku}", delete(remove_item))
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
+        .route("/api/csrf", get(csrf_token))
         .layer(manager.layer());
     Router::new()
         .route("/", get(|| async { Html(INDEX_HTML) }))
@@ -77,6 +83,17 @@ struct AddItem {
 #[derive(Deserialize)]
 struct Login {
     user: String,
+}
+
+/// Body of `GET /api/csrf`.
+#[derive(Serialize)]
+struct CsrfToken {
+    token: String,
+}
+
+async fn csrf_token(session: Result<Session, SessionError>) -> Result<Json<CsrfToken>, ApiError> {
+    let token = session?.csrf_token()?;
+    Ok(Json(CsrfToken { token }))
 }
 
 async fn products() -> Json<&'static [Product]> {

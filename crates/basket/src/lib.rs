@@ -15,6 +15,8 @@
 //!   session lock: two tabs or a double click add up, they never overwrite each other.
 //! - **Login rotates the id** (against session fixation) and keeps the basket; **logout destroys**
 //!   the session and expires the cookie.
+//! - **A CSRF token on demand**: `GET /api/csrf` gives the session's token for routes that check
+//!   `X-CSRF-Token` ([`CsrfGuard`](redis_sessions::CsrfGuard)); a login replaces it.
 //! - **Bad input never touches the session**: bodies are validated before the session is started,
 //!   and every error is JSON, `{"error": "..."}`.
 //!

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod cookie;
+pub mod csrf;
 pub mod data;
 pub mod error;
 pub mod id;
@@ -15,7 +16,7 @@ pub mod store;
 pub mod axum;
 
 #[cfg(feature = "axum")]
-pub use crate::axum::{LazySession, LockedSession};
+pub use crate::axum::{CsrfGuard, CsrfRejection, LazySession, LockedSession};
 pub use crate::config::{
     Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, SessionConfig,
 };

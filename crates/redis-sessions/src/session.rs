@@ -186,10 +186,15 @@ impl Session {
     }
 
     /// Gives the session a new id when persisted, keeping its data; the old id stops working.
-    /// Call it when privileges change (login), against session fixation. No effect on a session
-    /// that is not stored yet: it gets a fresh id anyway.
+    /// Call it when privileges change (login), against session fixation. A session that is not
+    /// stored yet gets a fresh id anyway.
+    ///
+    /// The CSRF token is dropped now (see [`Session::csrf_token`]): one learned before the
+    /// login is useless after it, and the next `csrf_token` call makes a fresh one.
     pub fn rotate(&self) {
-        self.state().rotate = true;
+        let mut state = self.state();
+        state.rotate = true;
+        crate::csrf::drop_token(&mut state.data);
     }
 
     /// Binds the session to a user (at login) and gives it a new id, as [`Session::rotate`]
@@ -213,6 +218,7 @@ impl Session {
         let mut state = self.state();
         state.data.put_reserved(USER_KEY, user_id)?;
         state.rotate = true;
+        crate::csrf::drop_token(&mut state.data);
         Ok(())
     }
 
@@ -245,13 +251,16 @@ impl Session {
         self.storage_id().map(|id| id.as_str().to_owned())
     }
 
-    /// Ends the session: its data is cleared now, its record deleted on persist, and the response
-    /// removes the cookie. Data put afterwards starts a new session with a new id.
+    /// Ends the session: its data (with the library's values: CSRF token, user binding) is
+    /// cleared now, its record deleted on persist, and the response removes the cookie. Data put
+    /// afterwards starts a new session with a new id.
     pub fn destroy(&self) {
         let mut state = self.state();
         if let Some(id) = state.id.take() {
             state.destroyed.push(id);
         }
+        // Everything, the library's values included: a token or binding left behind would
+        // start a new session.
         state.data.clear_all();
         state.data.mark_persisted();
         state.rotate = false;

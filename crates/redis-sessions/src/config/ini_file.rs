@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ini::{Ini, ParseOption};
 
+use super::cookie_rules;
 use super::validate::{
     self, LIFESPAN, LOCK_TTL, LONG, MAX_POOL_SIZE, MAX_REPLICAS_ACK, SHORT, Seconds,
 };
@@ -55,12 +56,12 @@ impl Config {
                 let field = Field::new("session", key, value);
                 let s = &mut config.session;
                 match key {
-                    "cookie_name" => s.cookie_name = field.checked(validate::cookie_name)?,
+                    "cookie_name" => s.cookie_name = field.checked(cookie_rules::cookie_name)?,
                     "cookie_lifespan" => s.cookie_lifespan = field.seconds(LIFESPAN)?,
                     "redis_connection_pool" => s.redis_connection_pool = field.non_empty()?,
                     "cookie_samesite" => s.cookie_samesite = field.same_site()?,
                     "cookie_secure" => s.cookie_secure = field.boolean()?,
-                    "cookie_path" => s.cookie_path = field.checked(validate::cookie_path)?,
+                    "cookie_path" => s.cookie_path = field.checked(cookie_rules::cookie_path)?,
                     "cookie_domain" => s.cookie_domain = field.cookie_domain()?,
                     "absolute_lifetime" => s.absolute_lifetime = field.seconds_or_none(LONG)?,
                     "max_value_bytes" => s.max_value_bytes = field.bytes()?,
@@ -245,7 +246,7 @@ impl<'a> Field<'a> {
     fn cookie_domain(&self) -> Result<Option<String>, ConfigError> {
         let domain = self.optional();
         if let Some(domain) = &domain {
-            validate::cookie_domain(domain).map_err(|reason| self.invalid(reason))?;
+            cookie_rules::cookie_domain(domain).map_err(|reason| self.invalid(reason))?;
         }
         Ok(domain)
     }

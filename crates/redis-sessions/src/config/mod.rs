@@ -12,11 +12,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod builder;
+mod cookie_rules;
 mod ini_file;
 mod pool_rules;
 mod validate;
 
 pub use builder::ConfigBuilder;
+pub use cookie_rules::{MAX_ATTRIBUTE_BYTES, MAX_COOKIE_BYTES, MAX_NAME_BYTES};
 
 /// A configuration that could not be loaded or is not valid.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +100,9 @@ pub struct SessionConfig {
     /// starting with `__Host-` unless it is `Secure`, has `Path=/` and no `Domain`; such a name is
     /// refused unless `cookie_secure` (and for `__Host-`, `cookie_path = /` and no
     /// `cookie_domain`) agree. The prefixes are matched ignoring letter case, as RFC 6265bis does.
+    ///
+    /// At most [`MAX_NAME_BYTES`] (4053) bytes: browsers keep a cookie only if its name and value
+    /// (the 43-character id) are at most [`MAX_COOKIE_BYTES`] (4096) together.
     pub cookie_name: String,
     /// Cookie `Max-Age` and server-side idle timeout (`cookie_lifespan`, seconds, default 86400):
     /// from 1 second (`Max-Age` counts whole seconds) to 315360000 (10 years).
@@ -109,11 +114,13 @@ pub struct SessionConfig {
     /// `Secure` attribute (`cookie_secure`, default true; browsers accept it on http://localhost).
     pub cookie_secure: bool,
     /// `Path` attribute (`cookie_path`, default `/`): starts with `/` and holds only visible
-    /// ASCII other than `;` and `,` (no spaces or control characters).
+    /// ASCII other than `;` and `,` (no spaces or control characters), at most
+    /// [`MAX_ATTRIBUTE_BYTES`] (1024) bytes: browsers ignore a longer attribute.
     pub cookie_path: String,
     /// `Domain` attribute (`cookie_domain`, default none: host-only cookie): a host name such as
     /// `example.com` of letters, digits, `-` and dots between non-empty labels, with at most one
-    /// leading dot (`.example.com`); no spaces, `;`, `/`, `:` or control characters.
+    /// leading dot (`.example.com`); no spaces, `;`, `/`, `:` or control characters; at most
+    /// [`MAX_ATTRIBUTE_BYTES`] (1024) bytes.
     pub cookie_domain: Option<String>,
     /// Longest a session may live however active it is (`absolute_lifetime`, seconds; 0 = none,
     /// the default): from 0.001 to 315360000 (10 years). In code, `None` means none.

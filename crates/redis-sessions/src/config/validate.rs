@@ -3,13 +3,14 @@
 //!
 //! The single-value checks are also called by the INI reader while it parses, so that its errors
 //! quote a value exactly as written; the rules that span keys only run in [`Config::validate`].
+//! The cookie's own rules (what browsers accept) are in `cookie_rules.rs`.
 //!
 //! [`ConfigBuilder`]: super::ConfigBuilder
 
 use std::time::Duration;
 
-use super::pool_rules;
 use super::{Config, ConfigError, RedisPoolConfig, SameSite, SessionConfig};
+use super::{cookie_rules, pool_rules};
 
 /// The range a duration key accepts, and how its error message states it.
 #[derive(Clone, Copy, Debug)]
@@ -106,45 +107,6 @@ pub(super) fn invalid(
     }
 }
 
-/// `cookie_name` must be an RFC 6265 token.
-pub(super) fn cookie_name(name: &str) -> Result<(), &'static str> {
-    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if !name.is_empty() && name.bytes().all(token) {
-        Ok(())
-    } else {
-        Err("must be a non-empty cookie name of letters, digits and !#$%&'*+-.^_`|~")
-    }
-}
-
-/// `cookie_path`: an absolute path of visible ASCII that cannot end the cookie attribute early.
-pub(super) fn cookie_path(path: &str) -> Result<(), &'static str> {
-    let visible = |b: u8| b.is_ascii_graphic() && b != b';' && b != b',';
-    if path.starts_with('/') && path.bytes().all(visible) {
-        Ok(())
-    } else {
-        Err(
-            "must start with / and hold only visible ASCII characters other than ; and , \
-             (no spaces or control characters), e.g. / or /app",
-        )
-    }
-}
-
-/// `cookie_domain`: a host name, optionally with the one leading dot old browsers expected.
-pub(super) fn cookie_domain(domain: &str) -> Result<(), &'static str> {
-    let host = domain.strip_prefix('.').unwrap_or(domain);
-    let label =
-        |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if host.split('.').all(label) {
-        Ok(())
-    } else {
-        Err(
-            "must be a host name such as example.com or .example.com: letters, digits, - and \
-             dots between non-empty labels, at most one leading dot, no spaces, ;, /, : or \
-             control characters",
-        )
-    }
-}
-
 /// One `cluster_nodes` seed, `host:port`.
 pub(super) fn cluster_node(node: &str) -> Result<(), &'static str> {
     match node.rsplit_once(':') {
@@ -156,7 +118,7 @@ pub(super) fn cluster_node(node: &str) -> Result<(), &'static str> {
 impl Config {
     /// Checks every rule of the configuration: each value on its own (the ranges documented on
     /// [`SessionConfig`] and [`RedisPoolConfig`]), then the rules that span keys (the named pool
-    /// exists, cookie name prefixes, `touch_interval` < `cookie_lifespan`, `lock_ttl` outlives a
+    /// exists, cookie name prefixes and sizes, `touch_interval` < `cookie_lifespan`, `lock_ttl` outlives a
     /// Redis command, SameSite=None needs Secure, `max_value_bytes` <= `max_session_bytes`).
     ///
     /// Loading `config.ini`, [`ConfigBuilder::build`](super::ConfigBuilder::build) and the session
@@ -177,10 +139,12 @@ impl Config {
 
 fn check_session_values(s: &SessionConfig) -> Result<(), ConfigError> {
     let session = |key: &str, value: &str, reason: &str| invalid("session", key, value, reason);
-    cookie_name(&s.cookie_name).map_err(|r| session("cookie_name", &s.cookie_name, r))?;
-    cookie_path(&s.cookie_path).map_err(|r| session("cookie_path", &s.cookie_path, r))?;
+    let name = &s.cookie_name;
+    cookie_rules::cookie_name(name).map_err(|r| session("cookie_name", name, r))?;
+    let path = &s.cookie_path;
+    cookie_rules::cookie_path(path).map_err(|r| session("cookie_path", path, r))?;
     if let Some(domain) = &s.cookie_domain {
-        cookie_domain(domain).map_err(|r| session("cookie_domain", domain, r))?;
+        cookie_rules::cookie_domain(domain).map_err(|r| session("cookie_domain", domain, r))?;
     }
     LIFESPAN.check("session", "cookie_lifespan", s.cookie_lifespan)?;
     if let Some(lifetime) = s.absolute_lifetime.filter(|d| !LONG.contains(*d)) {
@@ -242,7 +206,7 @@ fn check_pool(name: &str, p: &RedisPoolConfig) -> Result<(), ConfigError> {
 }
 
 fn check_session_rules(s: &SessionConfig, pool: &RedisPoolConfig) -> Result<(), ConfigError> {
-    cookie_prefix_rules(s)?;
+    cookie_rules::prefix_rules(s)?;
     if s.cookie_samesite == SameSite::None && !s.cookie_secure {
         let reason = "browsers reject SameSite=None without cookie_secure = true";
         return Err(invalid("session", "cookie_samesite", "none", reason));
@@ -278,44 +242,4 @@ fn check_session_rules(s: &SessionConfig, pool: &RedisPoolConfig) -> Result<(), 
         return Err(invalid("session", "max_value_bytes", value, reason));
     }
     Ok(())
-}
-
-/// Browsers drop a cookie whose name starts with `__Secure-` unless it is `Secure`, and one
-/// starting with `__Host-` unless it is also `Path=/` without `Domain`. RFC 6265bis matches the
-/// prefixes ignoring letter case (older browsers matched them exactly), so this does too.
-fn cookie_prefix_rules(s: &SessionConfig) -> Result<(), ConfigError> {
-    let starts_with = |prefix: &str| {
-        s.cookie_name
-            .get(..prefix.len())
-            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
-    };
-    let mut broken = Vec::new();
-    if !s.cookie_secure {
-        broken.push("cookie_secure = false".to_owned());
-    }
-    let rule = if starts_with("__Host-") {
-        if s.cookie_path != "/" {
-            broken.push(format!("cookie_path = {:?}", s.cookie_path));
-        }
-        if let Some(domain) = &s.cookie_domain {
-            broken.push(format!("cookie_domain = {domain:?}"));
-        }
-        "a cookie named __Host-... (in any letter case) is dropped by browsers unless \
-         cookie_secure = true, cookie_path = / and cookie_domain is unset"
-    } else if starts_with("__Secure-") {
-        "a cookie named __Secure-... (in any letter case) is dropped by browsers unless \
-         cookie_secure = true"
-    } else {
-        return Ok(());
-    };
-    if broken.is_empty() {
-        return Ok(());
-    }
-    let reason = format!("{rule}; here {}", broken.join(", "));
-    Err(invalid(
-        "session",
-        "cookie_name",
-        s.cookie_name.as_str(),
-        reason,
-    ))
 }

@@ -246,14 +246,16 @@ impl SessionData {
         self.remove_any(key)
     }
 
-    /// [`SessionData::remove`] of a reserved key (the library's own values).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for the CSRF token and the user binding")
-    )]
+    /// [`SessionData::remove`] of a reserved key (the library's own values). The removal is
+    /// recorded even when this copy does not hold the key, so that persisting also drops a value
+    /// another request stored meanwhile (and a rotation does not carry it over to the new id).
     pub(crate) fn remove_reserved(&mut self, key: &str) -> bool {
         debug_assert!(key.starts_with(RESERVED));
-        self.remove_any(key)
+        let removed = self.remove_any(key);
+        if !removed {
+            self.removed.insert(key.to_owned());
+        }
+        removed
     }
 
     fn remove_any(&mut self, key: &str) -> bool {

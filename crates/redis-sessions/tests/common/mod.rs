@@ -112,10 +112,57 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// The attributes of the `Set-Cookie` header, lower-cased, without the `name=value` pair.
+    pub fn attributes(&self) -> Vec<String> {
+        let header = self.set_cookie.as_deref().expect("a Set-Cookie header");
+        header
+            .split(';')
+            .skip(1)
+            .map(|a| a.trim().to_ascii_lowercase())
+            .collect()
+    }
+}
+
+/// The id (cookie value) in a `name=value` pair.
+pub fn id_of(pair: &str) -> &str {
+    pair.split_once('=').map_or("", |(_, v)| v)
+}
+
+/// The Redis key the session of a `name=value` cookie pair is stored under (prefix `dm:`).
+pub fn key_of(pair: &str) -> String {
+    let id = redis_sessions::SessionId::parse(id_of(pair)).expect("a well-formed id");
+    format!("dm:{{{}}}", id.storage_id())
+}
+
+/// What `TYPE key` answers on `server` (`hash`, `string`, `none`, ...).
+pub fn key_type(server: &redis_test_support::RedisServer, key: &str) -> String {
+    match server.cmd(&["TYPE", key]) {
+        redis::Value::SimpleString(t) => t,
+        other => panic!("TYPE answered {other:?}"),
+    }
+}
+
 impl Counter {
     /// Starts the counter with `[session]` lines `session` and pool lines `pool` added to a config
     /// that points at `redis_port`.
     pub fn start(redis_port: u16, session: &str, pool: &str) -> Counter {
+        Self::launch(redis_port, session, pool, false)
+    }
+
+    /// Like [`Counter::start`], logging at every level (`RUST_LOG=trace`, every crate) to a
+    /// file that [`Counter::log`] reads, instead of the test's stderr.
+    pub fn start_logged(redis_port: u16, session: &str, pool: &str) -> Counter {
+        Self::launch(redis_port, session, pool, true)
+    }
+
+    /// Everything the counter logged so far (empty unless started with
+    /// [`Counter::start_logged`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("counter.log")).unwrap_or_default()
+    }
+
+    fn launch(redis_port: u16, session: &str, pool: &str, logged: bool) -> Counter {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("config.ini");
         std::fs::write(
@@ -129,14 +176,20 @@ impl Counter {
         )
         .expect("write config");
         let port = free_port();
-        let child = Command::new(counter_exe())
+        let mut command = Command::new(counter_exe());
+        command
             .args(["--config", config.to_str().unwrap_or_default()])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--workers", "2"])
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start counter");
+            .stderr(Stdio::inherit());
+        if logged {
+            let log = std::fs::File::create(dir.path().join("counter.log")).expect("log file");
+            // tracing's fmt subscriber writes to stdout; errors go to stderr.
+            let err = log.try_clone().expect("log file");
+            command.env("RUST_LOG", "trace").stdout(log).stderr(err);
+        }
+        let child = command.spawn().expect("start counter");
         let counter = Counter {
             child,
             base: format!("http://127.0.0.1:{port}"),
