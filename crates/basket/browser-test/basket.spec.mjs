@@ -173,6 +173,39 @@ try {
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
   });
 
+  await step("a second browser signed in as the same user is ended from the first one", async () => {
+    const laptop = await browser.newContext();
+    try {
+      const other = await open(laptop);
+      await other.click(tid("add-tea-earl-grey"));
+      await waitText(other, "qty-tea-earl-grey", "1");
+      await other.fill(tid("login-name"), "Ada Lovelace");
+      await other.click(tid("login-submit"));
+      await waitText(other, "user-name", "Ada Lovelace");
+      // The first browser lists both sessions, its own marked, and ends the other one.
+      await page.reload();
+      await page.locator("body[data-ready=true]").waitFor();
+      await visible(page, "sessions-panel");
+      await page.locator(tid("session-other")).waitFor({ timeout: TIMEOUT_MS });
+      assert.equal(await page.locator(tid("session-current")).count(), 1);
+      assert.equal(await page.locator(tid("session-other")).count(), 1);
+      await page.click(tid("logout-others"));
+      await page.locator(tid("session-other")).waitFor({ state: "detached" });
+      // The other browser's next request is anonymous, with an empty basket.
+      await other.reload();
+      await other.locator("body[data-ready=true]").waitFor();
+      await visible(other, "login-form");
+      await visible(other, "basket-empty");
+      assert.deepEqual(await basketSkus(other), []);
+      assert.equal(await other.locator(tid("sessions-panel")).isVisible(), false);
+      // The first one is still signed in with its basket.
+      await waitText(page, "user-name", "Ada Lovelace");
+      await waitText(page, "qty-mug-enamel", "2");
+    } finally {
+      await laptop.close();
+    }
+  });
+
   await step("logging out empties the basket and drops the cookie", async () => {
     await page.click(tid("logout"));
     await visible(page, "basket-empty");

@@ -6,9 +6,10 @@
 //! | `GET /api/basket` | read only: no cookie, no write for a visitor without a session |
 //! | `POST /api/basket/items` `{"sku", "qty"}` | locked read-modify-write of the basket |
 //! | `DELETE /api/basket/items/{sku}` | locked read-modify-write of the basket |
-//! | `POST /api/login` `{"user"}` | locked; rotates the id, keeps the basket, stores the user |
+//! | `POST /api/login` `{"user"}` | locked; binds the session to the user (a new id, in the user's list of sessions), keeps the basket |
 //! | `POST /api/logout` | destroys the session; the response expires the cookie |
 //! | `GET /api/csrf` | `{"token": ...}`: the session's CSRF token, made (and stored) on first use |
+//! | `GET /api/sessions`, `POST /api/sessions/logout-others`, `DELETE /api/sessions/{handle}` | the signed-in user's sessions ([`mod@crate::sessions_api`]); the last two need the CSRF token |
 //!
 //! The CSRF token is for routes guarded by [`CsrfGuard`](redis_sessions::CsrfGuard): the page
 //! fetches it when one needs it and sends it in `X-CSRF-Token`; a login or logout replaces it.
@@ -22,6 +23,8 @@
 
 use axum::extract::Path;
 use axum::extract::rejection::JsonRejection;
+use axum::http::HeaderMap;
+use axum::http::header::USER_AGENT;
 use axum::response::Html;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -31,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::basket::{Basket, BasketView, MAX_ADD_QTY, MAX_LINE_QTY};
 use crate::catalog::{self, PRODUCTS, Product};
 use crate::error::ApiError;
+use crate::sessions_api;
 
 /// The session key holding the whole [`Basket`] (one key: see [`Basket`] for why).
 pub const BASKET_KEY: &str = "basket";
@@ -64,7 +68,14 @@ pub fn app(manager: SessionManager) -> Router {
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/csrf", get(csrf_token))
-        .layer(manager.layer());
+        .route("/api/sessions", get(sessions_api::list))
+        .route(
+            "/api/sessions/logout-others",
+            post(sessions_api::logout_others),
+        )
+        .route("/api/sessions/{handle}", delete(sessions_api::end_one))
+        .layer(manager.layer())
+        .with_state(manager);
     Router::new()
         .route("/", get(|| async { Html(INDEX_HTML) }))
         .route("/healthz", get(|| async { "ok" }))
@@ -144,6 +155,7 @@ async fn remove_item(
 
 async fn login(
     session: LazySession,
+    headers: HeaderMap,
     body: Result<Json<Login>, JsonRejection>,
 ) -> Result<Json<BasketView>, ApiError> {
     let Json(login) = body?;
@@ -160,7 +172,11 @@ async fn login(
     }
     // Locked, so a login never rotates the id away under an add that is still running.
     let session = session.start_locked().await?;
-    session.rotate(); // against session fixation: a new id now that privileges change
+    // A new id now that privileges change (against session fixation), listed among the user's
+    // sessions under the browser it came from.
+    session.bind_user(user)?;
+    let agent = headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
+    session.describe(agent.unwrap_or("unknown browser"))?;
     session.put(USER_KEY, user)?;
     Ok(Json(view(&session, &load_basket(&session)?)?))
 }

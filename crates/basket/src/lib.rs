@@ -30,6 +30,7 @@ pub mod basket;
 pub mod catalog;
 pub mod error;
 pub mod redis_setup;
+pub mod sessions_api;
 
 pub use crate::app::app;
 pub use crate::basket::{Basket, BasketView, ItemView};

@@ -117,8 +117,23 @@ impl Shop {
         cookie: Option<&str>,
         body: Body<'_>,
     ) -> Reply {
+        self.request_with(method, path, cookie, None, body).await
+    }
+
+    /// [`Shop::request`] with an `X-CSRF-Token` header when `csrf` is given.
+    pub async fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        csrf: Option<&str>,
+        body: Body<'_>,
+    ) -> Reply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = csrf {
+            request = request.header("x-csrf-token", token);
+        }
         if let Some(cookie) = cookie {
             request = request.header("cookie", cookie);
         }
