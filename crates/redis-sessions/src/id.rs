@@ -135,7 +135,10 @@ impl StorageId {
             && value
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            && matches!(URL_SAFE_NO_PAD.decode_slice(value, &mut bytes), Ok(STORAGE_BYTES));
+            && matches!(
+                URL_SAFE_NO_PAD.decode_slice(value, &mut bytes),
+                Ok(STORAGE_BYTES)
+            );
         well_formed.then(|| Self(value.to_owned()))
     }
 
