@@ -136,19 +136,20 @@ pub(crate) async fn purge(ctx: &Context, dry_run: bool, yes: bool) -> CtlResult<
         ctx.pool_name,
         addrs.join(", ")
     );
-    let found = sweep(&mut nodes, &ctx.pool.prefix, false).await?;
-    if dry_run || found.keys() == 0 {
-        let text = if dry_run {
-            format!(
-                "dry run: would delete {} under {place}; nothing deleted",
-                found.describe()
-            )
-        } else {
-            format!("nothing to delete under {place}")
-        };
-        return Ok(report(ctx, dry_run, found, text));
-    }
-    if !yes {
+    if dry_run || !yes {
+        let found = sweep(&mut nodes, &ctx.pool.prefix, false).await?;
+        if dry_run || found.keys() == 0 {
+            let text = if dry_run {
+                format!(
+                    "dry run: would delete {} under {place}; nothing deleted",
+                    found.describe()
+                )
+            } else {
+                format!("nothing to delete under {place}")
+            };
+            return Ok(report(ctx, dry_run, found, text));
+        }
+        // On a terminal (checked above): ask, showing what would go.
         eprint!(
             "Delete {} under {place}? Type yes to delete: ",
             found.describe()
