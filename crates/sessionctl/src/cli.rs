@@ -22,16 +22,27 @@ With --json, stdout holds exactly one JSON object, also for errors
 #[derive(Debug, Parser)]
 #[command(name = "sessionctl", version, after_help = EXIT_CODES)]
 pub(crate) struct Cli {
-    /// The configuration file (the [session] and [redis] sections of the application's).
-    #[arg(long, value_name = "PATH", default_value = "config.ini", global = true)]
+    /// The configuration file.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "config.ini",
+        global = true,
+        help = "The configuration file (the [session] and [redis] sections of the application's)"
+    )]
     pub(crate) config: PathBuf,
 
     /// Print one JSON object on stdout instead of text.
     #[arg(long, global = true)]
     pub(crate) json: bool,
 
-    /// The [redis] pool to work on (default: [session] redis_connection_pool).
-    #[arg(long, value_name = "NAME", global = true)]
+    /// The pool to work on.
+    #[arg(
+        long,
+        value_name = "NAME",
+        global = true,
+        help = "The [redis] pool to work on (default: [session] redis_connection_pool)"
+    )]
     pub(crate) pool: Option<String>,
 
     /// What to do.
