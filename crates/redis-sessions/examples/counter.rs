@@ -17,11 +17,11 @@
 
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use redis_sessions::{LockedSession, Session, SessionError, SessionManager};
 use serde::Deserialize;
 

@@ -24,6 +24,8 @@ const ID_BYTES: usize = 32;
 pub const ID_LEN: usize = 43;
 /// Bytes of SHA-256 kept for the storage id (128 bits: no collisions among live sessions).
 const STORAGE_BYTES: usize = 16;
+/// Length of a storage id as base64url without padding.
+pub const STORAGE_LEN: usize = 22;
 
 /// A session id: 256 random bits, shown to the client as 43 base64url characters.
 ///
@@ -114,26 +116,38 @@ impl fmt::Display for SessionId {
 pub struct StorageId(String);
 
 impl StorageId {
+    /// Parses a storage id given as text (e.g. to an admin tool, from a Redis key or a log line):
+    /// exactly 22 base64url characters that decode to 16 bytes and re-encode to the same text.
+    /// Anything else is `None`.
+    ///
+    /// ```
+    /// use redis_sessions::SessionId;
+    /// use redis_sessions::id::StorageId;
+    ///
+    /// let storage = SessionId::generate().storage_id();
+    /// assert_eq!(StorageId::parse(storage.as_str()), Some(storage));
+    /// assert_eq!(StorageId::parse("not-a-storage-id"), None);
+    /// ```
+    #[must_use]
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut bytes = [0u8; STORAGE_BYTES];
+        let well_formed = value.len() == STORAGE_LEN
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && matches!(
+                URL_SAFE_NO_PAD.decode_slice(value, &mut bytes),
+                Ok(STORAGE_BYTES)
+            );
+        well_formed.then(|| Self(value.to_owned()))
+    }
+
     /// The 22-character text of the storage id.
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// A storage id read back from a store (e.g. from a user's index): exactly 22 base64url
-    /// characters, else `None`.
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
-        let valid = text.len() == STORAGE_LEN
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        valid.then(|| Self(text.to_owned()))
-    }
 }
-
-/// Length of a storage id (16 bytes as base64url without padding).
-const STORAGE_LEN: usize = 22;
 
 /// The store's name for the index of one user's sessions: base64url of the first 16 bytes of
 /// SHA-256 of the user id (with a domain prefix, so it never equals a storage id). Any user id
@@ -218,7 +232,10 @@ mod tests {
         let id = SessionId::generate();
         let s = id.storage_id();
         assert_eq!(s, id.storage_id());
-        assert_eq!(s.as_str().len(), 22);
+        assert_eq!(s.as_str().len(), STORAGE_LEN);
+        assert_eq!(StorageId::parse(s.as_str()), Some(s.clone()));
+        assert!(StorageId::parse(&s.as_str()[..21]).is_none());
+        assert!(StorageId::parse(&id.expose()).is_none());
         assert!(!id.expose().contains(s.as_str()));
         assert!(!format!("{id} {id:?}").contains(&id.expose()));
     }

@@ -43,6 +43,15 @@ impl SessionManager {
     pub(super) fn tombstone(&self) -> Duration {
         PLAIN_SAVE_WINDOW + self.clock_margin()
     }
+
+    /// How long the tombstone of a destroyed session lasts with these settings: what a tool
+    /// that ends sessions outside a request (`sessionctl destroy`) must pass as
+    /// [`EndRequest::tombstone`](crate::store::EndRequest::tombstone) for the same
+    /// no-resurrection guarantee as [`SessionManager::destroy`].
+    #[must_use]
+    pub fn tombstone_time(&self) -> Duration {
+        self.tombstone()
+    }
 }
 
 #[cfg(test)]
