@@ -9,69 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Counter, lock_keys};
-use redis_test_support::{RedisCluster, RedisServer};
-
-/// Where the apps keep their sessions.
-enum Redis {
-    Single(RedisServer),
-    Cluster(RedisCluster),
-}
-
-impl Redis {
-    fn start(cluster: bool) -> Redis {
-        if cluster {
-            Redis::Cluster(RedisCluster::start_with_replicas(3, 1))
-        } else {
-            Redis::Single(RedisServer::start())
-        }
-    }
-
-    /// A counter over this Redis with `[session]` lines `session`.
-    fn app(&self, session: &str) -> Counter {
-        match self {
-            Redis::Single(server) => Counter::start(server.port(), session, ""),
-            Redis::Cluster(cluster) => {
-                let pool = format!(
-                    "default[cluster_nodes] = {}\ndefault[min_replicas_ack] = 1",
-                    cluster.nodes().join(",")
-                );
-                // The port is unused: the pool reads the slot map from the nodes.
-                Counter::start(1, session, &pool)
-            }
-        }
-    }
-
-    /// Lock keys on every node.
-    fn lock_keys(&self) -> Vec<String> {
-        match self {
-            Redis::Single(server) => lock_keys(server),
-            Redis::Cluster(cluster) => cluster.servers().iter().flat_map(lock_keys).collect(),
-        }
-    }
-}
-
-/// `#[tokio::test]`s running `$case(cluster: bool)` on a single server and on a Cluster.
-macro_rules! on_single_and_cluster {
-    ($($case:ident),* $(,)?) => {
-        mod single {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(false).await;
-                }
-            )*
-        }
-        mod cluster {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(true).await;
-                }
-            )*
-        }
-    };
-}
+use common::backends::Redis;
 
 on_single_and_cluster!(
     the_lock_serialises_requests_split_across_two_processes,
@@ -84,7 +22,7 @@ on_single_and_cluster!(
 const PER_PROCESS: usize = 30;
 
 async fn the_lock_serialises_requests_split_across_two_processes(cluster: bool) {
-    let redis = Redis::start(cluster);
+    let redis = Redis::start(cluster, 1);
     let session = "lock_wait = 30\nlock_ttl = 30";
     let apps = [redis.app(session), redis.app(session)];
     let cookie = apps[0].new_session().await;
@@ -119,7 +57,7 @@ async fn the_lock_serialises_requests_split_across_two_processes(cluster: bool) 
 }
 
 async fn a_lock_held_by_one_process_makes_the_other_wait(cluster: bool) {
-    let redis = Redis::start(cluster);
+    let redis = Redis::start(cluster, 1);
     let session = "lock_wait = 10\nlock_ttl = 30";
     let first = redis.app(session);
     let second = redis.app(session);
@@ -158,7 +96,7 @@ async fn a_lock_held_by_one_process_makes_the_other_wait(cluster: bool) {
 }
 
 async fn a_cookie_issued_by_one_instance_works_on_the_other(cluster: bool) {
-    let redis = Redis::start(cluster);
+    let redis = Redis::start(cluster, 1);
     let apps = [redis.app(""), redis.app("")];
     let cookie = apps[0].new_session().await;
     let reply = apps[1].get("/incr", Some(&cookie)).await;
@@ -171,7 +109,7 @@ async fn a_cookie_issued_by_one_instance_works_on_the_other(cluster: bool) {
 }
 
 async fn logout_or_login_on_one_instance_ends_the_old_id_on_the_other_at_once(cluster: bool) {
-    let redis = Redis::start(cluster);
+    let redis = Redis::start(cluster, 1);
     let apps = [redis.app(""), redis.app("")];
     let logged_out = apps[0].new_session().await;
     apps[0].get("/logout", Some(&logged_out)).await;

@@ -8,48 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Counter, session_keys};
-use redis_test_support::{RedisCluster, RedisServer};
-
-/// Where the app keeps its sessions.
-enum Redis {
-    Single(RedisServer),
-    Cluster(RedisCluster),
-}
-
-impl Redis {
-    fn start(cluster: bool) -> Redis {
-        if cluster {
-            Redis::Cluster(RedisCluster::start(3))
-        } else {
-            Redis::Single(RedisServer::start())
-        }
-    }
-
-    fn app(&self) -> Counter {
-        match self {
-            Redis::Single(server) => Counter::start(server.port(), "", ""),
-            // The port is unused: the pool reads the slot map from the nodes.
-            Redis::Cluster(cluster) => Counter::start(
-                1,
-                "",
-                &format!("default[cluster_nodes] = {}", cluster.nodes().join(",")),
-            ),
-        }
-    }
-
-    /// Live session hashes on every node.
-    fn session_count(&self) -> usize {
-        match self {
-            Redis::Single(server) => session_keys(server).len(),
-            Redis::Cluster(cluster) => cluster
-                .servers()
-                .iter()
-                .map(|s| session_keys(s).len())
-                .sum(),
-        }
-    }
-}
+use common::Counter;
+use common::backends::Redis;
 
 /// Signs in as `user` from a new browser: returns the session cookie.
 async fn sign_in(app: &Counter, user: &str, about: &str) -> String {
@@ -84,27 +44,6 @@ async fn works(app: &Counter, cookie: &str) -> bool {
     write.status == 200 && write.set_cookie.is_none()
 }
 
-macro_rules! on_single_and_cluster {
-    ($($case:ident),* $(,)?) => {
-        mod single {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(false).await;
-                }
-            )*
-        }
-        mod cluster {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(true).await;
-                }
-            )*
-        }
-    };
-}
-
 on_single_and_cluster!(
     a_user_with_five_sessions_logging_out_the_others_keeps_only_that_one,
     one_session_is_revoked_by_its_handle_and_only_by_its_user,
@@ -113,8 +52,8 @@ on_single_and_cluster!(
 );
 
 async fn a_user_with_five_sessions_logging_out_the_others_keeps_only_that_one(cluster: bool) {
-    let redis = Redis::start(cluster);
-    let app = redis.app();
+    let redis = Redis::start(cluster, 0);
+    let app = redis.app("");
     let mut cookies = Vec::new();
     for device in 0..5 {
         cookies.push(sign_in(&app, "alice", &format!("device{device}")).await);
@@ -158,8 +97,8 @@ async fn a_user_with_five_sessions_logging_out_the_others_keeps_only_that_one(cl
 }
 
 async fn one_session_is_revoked_by_its_handle_and_only_by_its_user(cluster: bool) {
-    let redis = Redis::start(cluster);
-    let app = redis.app();
+    let redis = Redis::start(cluster, 0);
+    let app = redis.app("");
     let laptop = sign_in(&app, "alice", "laptop").await;
     let phone = sign_in(&app, "alice", "phone").await;
     let mallory = sign_in(&app, "mallory", "x").await;
@@ -201,8 +140,8 @@ async fn one_session_is_revoked_by_its_handle_and_only_by_its_user(cluster: bool
 }
 
 async fn revoking_all_of_a_users_sessions_ends_every_one(cluster: bool) {
-    let redis = Redis::start(cluster);
-    let app = redis.app();
+    let redis = Redis::start(cluster, 0);
+    let app = redis.app("");
     let cookies = [
         sign_in(&app, "alice", "a").await,
         sign_in(&app, "alice", "b").await,
@@ -226,8 +165,8 @@ async fn revoking_all_of_a_users_sessions_ends_every_one(cluster: bool) {
 }
 
 async fn a_revoked_sessions_in_flight_write_does_not_bring_it_back(cluster: bool) {
-    let redis = Redis::start(cluster);
-    let app = redis.app();
+    let redis = Redis::start(cluster, 0);
+    let app = redis.app("");
     let kept = sign_in(&app, "alice", "kept").await;
     let revoked = sign_in(&app, "alice", "revoked").await;
     // The write loads the session, then waits while the other device logs it out.

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod acl;
+pub mod backends;
 pub mod failover;
 
 use std::net::TcpListener;
