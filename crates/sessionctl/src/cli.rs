@@ -7,8 +7,11 @@ use clap::{Parser, Subcommand};
 /// What `--help` prints after the commands: the contract scripts rely on.
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  success (count, show or destroy of a live session, purge done or --dry-run)
-  1  no such session (show, destroy): never existed, expired or already ended
+  0  success (count, show or destroy of a live session, purge done or --dry-run,
+     user list with sessions, user revoke that ended at least one)
+  1  no such session (show, destroy): never existed, expired or already ended;
+     user list: the user has no live session; user revoke: nothing was ended
+     (no live session, or no session of the user with that handle)
   2  usage or configuration error: bad arguments, a malformed id, a missing or
      invalid config file, an unknown pool
   3  Redis unreachable: connection refused or lost, no answer within the timeout
@@ -75,6 +78,30 @@ pub(crate) enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// A user's sessions (those bound at login): list them, or end them.
+    User {
+        /// What to do with the user's sessions.
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+/// The subcommands of `user`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// List the user's live sessions: handle, created, last seen, description.
+    List {
+        /// The user id the application bound the sessions to.
+        user: String,
+    },
+    /// End all the user's sessions (or the one of --handle), each with a tombstone as a logout.
+    Revoke {
+        /// The user id the application bound the sessions to.
+        user: String,
+        /// End only this session (a handle shown by `user list`).
+        #[arg(long, value_name = "HANDLE")]
+        handle: Option<String>,
+    },
 }
 
 #[cfg(test)]
@@ -95,5 +122,17 @@ mod tests {
             Ok((true, Some(p), Command::Purge { yes: true, dry_run: false })) if p == "p"
         ));
         assert!(Cli::try_parse_from(["sessionctl", "show"]).is_err());
+    }
+
+    #[test]
+    fn user_commands_take_a_user_and_an_optional_handle() {
+        let cli = Cli::try_parse_from(["sessionctl", "user", "revoke", "alice", "--handle", "h"]);
+        assert!(matches!(
+            cli.map(|c| c.command),
+            Ok(Command::User { command: UserCommand::Revoke { user, handle: Some(h) } })
+                if user == "alice" && h == "h"
+        ));
+        assert!(Cli::try_parse_from(["sessionctl", "user", "list"]).is_err());
+        assert!(Cli::try_parse_from(["sessionctl", "user"]).is_err());
     }
 }

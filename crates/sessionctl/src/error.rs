@@ -8,7 +8,8 @@ use std::process::ExitCode;
 pub(crate) mod code {
     /// Success.
     pub(crate) const OK: u8 = 0;
-    /// `show`/`destroy`: no live session with that id.
+    /// `show`/`destroy`: no live session with that id; `user list`: the user has no live
+    /// session; `user revoke`: nothing was ended.
     pub(crate) const NOT_FOUND: u8 = 1;
     /// Bad arguments, a malformed id, a missing or invalid `config.ini`, an unknown pool.
     pub(crate) const USAGE: u8 = 2;
@@ -83,6 +84,16 @@ impl CtlError {
             redis_sessions::StoreError::Backend(m) => {
                 Self::Redis(format!("Redis refused ({place}: {m})"))
             }
+        }
+    }
+
+    /// A failure of the library's manager (used by `user`) at `place`: a store failure is
+    /// sorted as by [`CtlError::store`]; anything else is the Redis data not being what the
+    /// library wrote (exit 4).
+    pub(crate) fn session(place: &str, e: &redis_sessions::SessionError) -> Self {
+        match e {
+            redis_sessions::SessionError::Store(e) => Self::store(place, e),
+            other => Self::Redis(format!("unexpected session data ({place}: {other})")),
         }
     }
 }

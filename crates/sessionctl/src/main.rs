@@ -1,6 +1,7 @@
 //! `sessionctl`: the operator's view of the sessions redis-sessions keeps in Redis (issue 9):
-//! count them, show one, destroy one for good, purge them all. It reads the application's own
-//! `config.ini` through the library's `Config`, so it always looks where the application writes.
+//! count them, show one, destroy one for good, purge them all, list or revoke a user's sessions.
+//! It reads the application's own `config.ini` through the library's `Config`, so it always
+//! looks where the application writes.
 //!
 //! Each command returns an [`Outcome`] (exit code, text, JSON) or a [`CtlError`]; this file only
 //! parses the command line, loads the configuration and prints. Exit codes: see `cli.rs`.
@@ -11,6 +12,7 @@ mod nodes;
 mod scan;
 mod session;
 mod sweep;
+mod user;
 mod value;
 
 use std::process::ExitCode;
@@ -19,7 +21,7 @@ use clap::Parser as _;
 use redis_sessions::{Config, RedisPoolConfig};
 use serde_json::json;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, UserCommand};
 use crate::error::{CtlError, CtlResult};
 
 /// What a command needs: the configuration and the pool it works on.
@@ -82,6 +84,12 @@ fn run(cli: Cli) -> CtlResult<Outcome> {
             Command::Show { id } => session::show(&ctx, id).await,
             Command::Destroy { id } => session::destroy(&ctx, id).await,
             Command::Purge { dry_run, yes } => sweep::purge(&ctx, *dry_run, *yes).await,
+            Command::User { command } => match command {
+                UserCommand::List { user } => user::list(&ctx, user).await,
+                UserCommand::Revoke { user, handle } => {
+                    user::revoke(&ctx, user, handle.as_deref()).await
+                }
+            },
         }
     })
 }

@@ -169,7 +169,7 @@ fn describe(
 }
 
 /// Where a pool's Redis is, for messages.
-fn place(pool: &redis_sessions::RedisPoolConfig) -> String {
+pub(crate) fn place(pool: &redis_sessions::RedisPoolConfig) -> String {
     if !pool.cluster_nodes.is_empty() {
         format!("Cluster {}", pool.cluster_nodes.join(","))
     } else if !pool.sentinel_nodes.is_empty() {
