@@ -4,6 +4,9 @@
 //   SCREENSHOT  where to save a picture of the page (default: artifacts/basket.png)
 //   CHROMIUM    the browser binary (default: /usr/bin/chromium)
 // Steps run in order and build on each other; the last line is "browser: N passed, N failed".
+// Every page is watched from its first request: the last step fails on any JavaScript error, any
+// console error or failed request that no step declared (expectHttpError), such as a 404 for
+// /favicon.ico.
 
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -38,8 +41,41 @@ async function visible(page, id) {
   await page.locator(tid(id)).waitFor({ state: "visible", timeout: TIMEOUT_MS });
 }
 
+// What the pages said that a person would see in the developer console.
+const consoleErrors = []; // console.error messages and Chromium's "Failed to load resource" lines
+const pageErrors = []; // uncaught exceptions and unhandled rejections
+const requestFailures = []; // requests that got no response at all
+const httpErrors = []; // responses with a status of 400 or more: { method, path, status }
+const expectedHttpErrors = []; // declared by the steps that provoke them, in the same shape
+
+/** Declares that the next request `method path` is meant to fail with `status`. */
+function expectHttpError(method, path, status) {
+  expectedHttpErrors.push({ method, path, status });
+}
+
+function watch(page) {
+  page.on("console", (message) => {
+    if (message.type() === "error") {
+      consoleErrors.push({ text: message.text(), url: message.location()?.url ?? "" });
+    }
+  });
+  page.on("pageerror", (error) => pageErrors.push(String(error?.stack ?? error)));
+  page.on("requestfailed", (request) => {
+    // A navigation (reload) may abort a fetch still in flight; that is not an error of the page.
+    const why = request.failure()?.errorText ?? "";
+    if (why !== "net::ERR_ABORTED") requestFailures.push(`${request.method()} ${request.url()}: ${why}`);
+  });
+  page.on("response", (response) => {
+    if (response.status() >= 400) {
+      const url = new URL(response.url());
+      httpErrors.push({ method: response.request().method(), path: url.pathname, status: response.status() });
+    }
+  });
+}
+
 async function open(context) {
   const page = await context.newPage();
+  watch(page);
   page.setDefaultTimeout(TIMEOUT_MS);
   await page.goto(BASE_URL + "/");
   await page.locator("body[data-ready=true]").waitFor({ timeout: TIMEOUT_MS });
@@ -110,6 +146,7 @@ try {
     await page.click(tid("remove-biscuits-oat"));
     await page.locator(tid("basket-line-biscuits-oat")).waitFor({ state: "detached" });
     await waitText(page, "basket-total", "€30.50");
+    assert.equal(await page.locator(tid("error")).isVisible(), false, "no error shown");
     firstCookie = await sessionCookie(shopper);
     assert.ok(firstCookie, "a session cookie once the basket has something in it");
 
@@ -134,10 +171,16 @@ try {
   });
 
   await step("a refused login shows the server's message and changes nothing", async () => {
+    assert.equal(await page.locator('label[for="login-name"]').textContent(), "User name");
+    expectHttpError("POST", "/api/login", 422);
     await page.fill(tid("login-name"), "   ");
     await page.click(tid("login-submit"));
     await visible(page, "error");
-    assert.match(await page.locator(tid("error")).textContent(), /user must be 1 to 64 characters/);
+    assert.equal(
+      await page.locator(tid("error")).textContent(),
+      "user name must be text of 1 to 64 characters",
+      "the message names the field as its label does",
+    );
     assert.equal(await sessionCookie(shopper), firstCookie, "no rotation");
     assert.equal(await page.locator(tid("current-user")).isVisible(), false);
     await waitText(page, "qty-mug-enamel", "2");
@@ -216,6 +259,31 @@ try {
     await page.locator("body[data-ready=true]").waitFor();
     await visible(page, "basket-empty");
     assert.deepEqual(await basketSkus(page), []);
+  });
+
+  await step("the console shows no JavaScript errors and no unexpected failed requests", async () => {
+    // Let late events (a favicon request, a last fetch) arrive.
+    await page.waitForTimeout(300);
+    assert.deepEqual(pageErrors, [], "uncaught JavaScript errors");
+    assert.deepEqual(requestFailures, [], "requests that got no response");
+    const key = (e) => `${e.status} ${e.method} ${e.path}`;
+    const expected = expectedHttpErrors.map(key).sort();
+    assert.deepEqual(httpErrors.map(key).sort(), expected, "responses of 400 or more, against those the steps provoked");
+    // Chromium logs every response of 400 or more as a console error ("Failed to load resource:
+    // the server responded with a status of 422 ..."): exactly those, one each, are expected.
+    const unexplained = consoleErrors.filter(
+      (e) => !/^Failed to load resource: the server responded with a status of \d{3}\b/.test(e.text),
+    );
+    assert.deepEqual(unexplained, [], "console errors other than the expected failed loads");
+    const failedLoads = consoleErrors.map((e) => {
+      const status = Number(/status of (\d{3})/.exec(e.text)[1]);
+      return `${status} ${new URL(e.url).pathname}`;
+    });
+    assert.deepEqual(
+      failedLoads.sort(),
+      expectedHttpErrors.map((e) => `${e.status} ${e.path}`).sort(),
+      "'Failed to load resource' lines, against the responses the steps provoked",
+    );
   });
 } finally {
   await browser.close();

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::basket::{Basket, BasketView, MAX_ADD_QTY, MAX_LINE_QTY};
 use crate::catalog::{self, PRODUCTS, Product};
-use crate::error::ApiError;
+use crate::error::{ApiError, Field};
 use crate::sessions_api;
 
 /// The session key holding the whole [`Basket`] (one key: see [`Basket`] for why).
@@ -83,6 +83,34 @@ pub fn app(manager: SessionManager) -> Router {
         .merge(with_session)
 }
 
+/// What `qty` must be, in every error about it.
+const QTY_RULE: &str = "qty must be a whole number from 1 to 99";
+const _: () = assert!(MAX_ADD_QTY == 99, "QTY_RULE names MAX_ADD_QTY");
+
+/// The fields of [`AddItem`] and what each must hold, for [`ApiError::bad_body`].
+const ADD_FIELDS: &[Field] = &[
+    Field {
+        name: "sku",
+        rule: "sku must be the sku of a product, as text (\"mug-enamel\")",
+    },
+    Field {
+        name: "qty",
+        rule: QTY_RULE,
+    },
+];
+const ADD_EXAMPLE: &str = r#"{"sku": "mug-enamel", "qty": 1}"#;
+
+/// What the login's `user` must be: the page's "User name" field.
+const USER_RULE: &str = "user name must be text of 1 to 64 characters";
+const _: () = assert!(MAX_USER_CHARS == 64, "USER_RULE names MAX_USER_CHARS");
+
+/// The field of [`Login`], for [`ApiError::bad_body`].
+const LOGIN_FIELDS: &[Field] = &[Field {
+    name: "user",
+    rule: USER_RULE,
+}];
+const LOGIN_EXAMPLE: &str = r#"{"user": "Ada"}"#;
+
 /// Body of `POST /api/basket/items`.
 #[derive(Deserialize)]
 struct AddItem {
@@ -120,11 +148,9 @@ async fn add_item(
     session: LazySession,
     body: Result<Json<AddItem>, JsonRejection>,
 ) -> Result<Json<BasketView>, ApiError> {
-    let Json(add) = body?;
+    let Json(add) = body.map_err(|e| ApiError::bad_body(&e, ADD_FIELDS, ADD_EXAMPLE))?;
     if !(1..=MAX_ADD_QTY).contains(&add.qty) {
-        return Err(ApiError::unprocessable(format!(
-            "qty must be a whole number from 1 to {MAX_ADD_QTY}"
-        )));
+        return Err(ApiError::unprocessable(QTY_RULE));
     }
     let product = catalog::find(&add.sku).ok_or_else(|| ApiError::unknown_sku(&add.sku))?;
     // Held until the layer has saved: a concurrent add of this session waits for this one.
@@ -132,7 +158,8 @@ async fn add_item(
     let mut basket = load_basket(&session)?;
     basket.add(product.sku, add.qty).map_err(|full| {
         ApiError::unprocessable(format!(
-            "a basket line holds at most {MAX_LINE_QTY}; this one has {}",
+            "qty is too large: the basket holds at most {MAX_LINE_QTY} of one product and has {} \
+             of this one",
             full.qty
         ))
     })?;
@@ -158,16 +185,14 @@ async fn login(
     headers: HeaderMap,
     body: Result<Json<Login>, JsonRejection>,
 ) -> Result<Json<BasketView>, ApiError> {
-    let Json(login) = body?;
+    let Json(login) = body.map_err(|e| ApiError::bad_body(&e, LOGIN_FIELDS, LOGIN_EXAMPLE))?;
     let user = login.user.trim();
     if !(1..=MAX_USER_CHARS).contains(&user.chars().count()) {
-        return Err(ApiError::unprocessable(format!(
-            "user must be 1 to {MAX_USER_CHARS} characters"
-        )));
+        return Err(ApiError::unprocessable(USER_RULE));
     }
     if user.chars().any(char::is_control) {
         return Err(ApiError::unprocessable(
-            "user must not contain control characters",
+            "user name must not contain control characters",
         ));
     }
     // Locked, so a login never rotates the id away under an add that is still running.

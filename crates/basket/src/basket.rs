@@ -11,9 +11,11 @@ use crate::catalog;
 /// Most units of one product a single "add" may ask for.
 pub const MAX_ADD_QTY: u32 = 99;
 
-/// Most units of one product a basket line may hold; an add beyond it is refused (`422`) and the
-/// line is left as it was. It keeps a line's total far from any overflow and the session small.
-pub const MAX_LINE_QTY: u32 = 999;
+/// Most units of one product a basket line may hold: the same limit as one add, so "at most 99"
+/// holds for the line as well as for each request. An add beyond it is refused (`422`) and the
+/// line is left as it was. It also keeps a line's total far from any overflow and the session
+/// small.
+pub const MAX_LINE_QTY: u32 = MAX_ADD_QTY;
 
 /// The basket as stored in the session, under the one key [`crate::app::BASKET_KEY`].
 ///
@@ -54,8 +56,9 @@ impl Basket {
     /// let mut basket = basket::basket::Basket::default();
     /// assert_eq!(basket.add("mug-enamel", 2), Ok(2));
     /// assert_eq!(basket.add("mug-enamel", 3), Ok(5));
-    /// assert!(basket.add("mug-enamel", 999).is_err()); // over MAX_LINE_QTY: unchanged
-    /// assert_eq!(basket.qty("mug-enamel"), 5);
+    /// assert!(basket.add("mug-enamel", 95).is_err()); // 100 is over MAX_LINE_QTY: unchanged
+    /// assert_eq!(basket.add("mug-enamel", 94), Ok(99));
+    /// assert_eq!(basket.qty("mug-enamel"), 99);
     /// ```
     ///
     /// # Errors
@@ -170,6 +173,7 @@ mod tests {
 
     #[test]
     fn a_line_never_exceeds_the_cap() {
+        assert_eq!(MAX_LINE_QTY, 99);
         let mut basket = Basket::default();
         assert_eq!(basket.add("mug-enamel", MAX_LINE_QTY), Ok(MAX_LINE_QTY));
         assert_eq!(

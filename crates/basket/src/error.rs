@@ -31,10 +31,13 @@ impl ApiError {
         }
     }
 
-    /// `404`: the shop does not sell `sku`.
+    /// `404`: the shop does not sell `sku` ("sku \"unicorn\" is not a product of this shop").
     #[must_use]
     pub fn unknown_sku(sku: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, format!("unknown sku {sku:?}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            format!("sku {sku:?} is not a product of this shop"),
+        )
     }
 
     /// `422`: a well-formed request whose values are not acceptable.
@@ -49,11 +52,68 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A body that is not JSON (`400`), not sent as `application/json` (`415`), or not of the
-/// expected shape: a missing field, a wrong type such as `"qty": "2"` or `1.5` (`422`).
+/// One field of a JSON request body, for [`ApiError::bad_body`]: its name and the sentence that
+/// says what it must hold (`"qty must be a whole number from 1 to 99"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// The field's name in the JSON body.
+    pub name: &'static str,
+    /// What the field must hold, as a sentence a person reads.
+    pub rule: &'static str,
+}
+
+impl ApiError {
+    /// A request body that was refused before the handler ran, as a short sentence about the
+    /// field at fault, never serde's text (`invalid value: integer -1, expected u32 at line 1
+    /// column 31`):
+    ///
+    /// - not sent as `application/json`: `415`, "send the body as JSON ...";
+    /// - not JSON at all: `400`, "the body is not valid JSON; send ...";
+    /// - a field of the wrong type or value: `422`, the field's [`Field::rule`];
+    /// - a missing field: `422`, "`name` is missing: " and the rule;
+    /// - anything else (an array, `null`): `422`, "send a JSON object like ...".
+    ///
+    /// `example` is a well-formed body, shown in the sentences that need one.
+    #[must_use]
+    pub fn bad_body(rejection: &JsonRejection, fields: &[Field], example: &str) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Self::new(
+                rejection.status(),
+                "send the body as JSON, with the header Content-Type: application/json",
+            ),
+            JsonRejection::JsonSyntaxError(_) => Self::new(
+                rejection.status(),
+                format!("the body is not valid JSON; send a JSON object like {example}"),
+            ),
+            JsonRejection::JsonDataError(_) => {
+                let text = rejection.body_text();
+                // axum's text: "Failed to deserialize ... target type: PATH: ERROR" (PATH absent
+                // for an error of the whole object, such as a missing field).
+                let detail = text.split_once("target type: ").map_or(&*text, |(_, d)| d);
+                let sentence = fields.iter().find_map(|field| {
+                    if detail.starts_with(&format!("{}: ", field.name)) {
+                        Some(field.rule.to_owned())
+                    } else if detail.starts_with(&format!("missing field `{}`", field.name)) {
+                        Some(format!("{} is missing: {}", field.name, field.rule))
+                    } else {
+                        None
+                    }
+                });
+                Self::unprocessable(
+                    sentence.unwrap_or_else(|| format!("send a JSON object like {example}")),
+                )
+            }
+            // The body could not be read (too large, the connection broke).
+            _ => Self::new(rejection.status(), "the request body could not be read"),
+        }
+    }
+}
+
+/// A body refused by axum's `Json` extractor, where no field list is at hand: see
+/// [`ApiError::bad_body`], which the handlers use.
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        Self::new(rejection.status(), rejection.body_text())
+        Self::bad_body(&rejection, &[], "{...}")
     }
 }
 

@@ -10,7 +10,12 @@ use basket::redis_setup;
 use redis_sessions::{Config, SessionManager};
 
 const USAGE: &str = "usage: basket [--config PATH] [--listen ADDR]  \
-    (defaults: --config config.ini --listen 127.0.0.1:8080)";
+    (defaults: --config config.ini --listen 127.0.0.1:8080; \
+    through cargo: cargo run --release --bin basket -- --listen 127.0.0.1:8081)";
+
+/// The settings used when the default `config.ini` is absent: the library's defaults, but the
+/// demo's own key prefix, so its sessions never mix with an application's `dm:` keys.
+const BUILT_IN_CONFIG: &str = "[redis]\ndefault[prefix] = basket:\n";
 
 /// Command-line options.
 struct Args {
@@ -73,7 +78,8 @@ fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             .await
             .map_err(|e| {
                 format!(
-                    "cannot listen on {}: {e} (pass another address, e.g. --listen 127.0.0.1:8081)",
+                    "cannot listen on {}: {e} (pass another address: `--listen 127.0.0.1:8081`, \
+                     or through cargo `cargo run --release --bin basket -- --listen 127.0.0.1:8081`)",
                     args.listen
                 )
             })?;
@@ -96,9 +102,10 @@ fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 fn load_config(args: &Args) -> Result<Config, redis_sessions::ConfigError> {
     if !args.config_given && !Path::new(&args.config).exists() {
         println!(
-            "basket demo: no config.ini here; using the built-in defaults (Redis at 127.0.0.1:6379)"
+            "basket demo: no config.ini here; using the built-in defaults (Redis at \
+             127.0.0.1:6379, database 0, key prefix basket:)"
         );
-        return Config::from_ini_str("");
+        return Config::from_ini_str(BUILT_IN_CONFIG);
     }
     Config::from_ini_file(&args.config)
 }

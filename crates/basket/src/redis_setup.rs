@@ -114,6 +114,41 @@ impl Drop for PrivateRedis {
 ///
 /// [`SetupError`], whose message says what the user should do.
 pub fn ensure_redis(config: &mut Config) -> Result<Option<PrivateRedis>, SetupError> {
+    let redis = find_or_start(config)?;
+    println!("basket demo: {}", storage_note(config)?);
+    Ok(redis)
+}
+
+/// Where the demo's sessions go, in one line: "sessions are kept in Redis at 127.0.0.1:6379,
+/// database 0, under keys basket:*, for 86400 s after their last use".
+///
+/// # Errors
+///
+/// [`SetupError::Config`] when the configuration names no usable pool.
+pub fn storage_note(config: &Config) -> Result<String, SetupError> {
+    let pool = config.pool()?;
+    let place = if !pool.cluster_nodes.is_empty() {
+        "the Redis Cluster of cluster_nodes".to_owned()
+    } else if !pool.sentinel_nodes.is_empty() {
+        let master = pool.sentinel_master.as_deref().unwrap_or_default();
+        format!(
+            "the master {master:?} of sentinel_nodes, database {}",
+            pool.db_index
+        )
+    } else {
+        format!(
+            "Redis at {}:{}, database {}",
+            pool.host, pool.port, pool.db_index
+        )
+    };
+    Ok(format!(
+        "sessions are kept in {place}, under keys {}*, for {} s after their last use",
+        pool.prefix,
+        config.session.cookie_lifespan.as_secs()
+    ))
+}
+
+fn find_or_start(config: &mut Config) -> Result<Option<PrivateRedis>, SetupError> {
     let pool = config.pool()?.clone();
     let managed = !pool.cluster_nodes.is_empty() || !pool.sentinel_nodes.is_empty();
     if managed || answers(&pool.host, pool.port) {
@@ -343,6 +378,16 @@ mod tests {
         assert!(is_this_machine("[::1]"));
         assert!(!is_this_machine("10.1.2.3"));
         assert!(!is_this_machine("redis.internal"));
+    }
+
+    #[test]
+    fn the_storage_note_says_where_and_for_how_long() {
+        let config = Config::from_ini_str("[redis]\ndefault[prefix] = basket:\n").expect("config");
+        assert_eq!(
+            storage_note(&config).expect("note"),
+            "sessions are kept in Redis at 127.0.0.1:6379, database 0, under keys basket:*, \
+             for 86400 s after their last use"
+        );
     }
 
     #[test]

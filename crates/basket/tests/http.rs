@@ -108,18 +108,22 @@ async fn added_items_show_with_catalogue_names_prices_and_total() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_adds_of_one_sku_never_lose_quantity() {
+async fn concurrent_adds_of_one_sku_never_lose_quantity_nor_pass_the_line_cap() {
     let shop = Shop::start().await;
     let cookie = shop.session_with("biscuits-oat", 1).await;
 
-    let adds = (0..200).map(|_| shop.add("biscuits-oat", 1, Some(&cookie)));
+    // 120 adds of 1 at once onto a line of 1: exactly 98 fit under the cap of 99.
+    let adds = (0..120).map(|_| shop.add("biscuits-oat", 1, Some(&cookie)));
     let replies = futures_util::future::join_all(adds).await;
 
-    for reply in &replies {
-        assert_eq!(reply.status, 200, "{reply:?}");
+    let accepted = replies.iter().filter(|r| r.status == 200).count();
+    for reply in replies.iter().filter(|r| r.status != 200) {
+        assert_eq!(reply.status, 422, "{reply:?}");
+        assert!(reply.error().contains("at most 99"), "{reply:?}");
     }
+    assert_eq!(accepted, 98);
     let basket = shop.basket(Some(&cookie)).await;
-    assert_eq!(lines(&basket), owned(&[("biscuits-oat", 201)]));
+    assert_eq!(lines(&basket), owned(&[("biscuits-oat", 99)]));
 }
 
 #[tokio::test]
@@ -131,7 +135,10 @@ async fn an_unknown_sku_is_404_with_a_json_error_and_changes_nothing() {
     let reply = shop.add("unicorn", 1, Some(&cookie)).await;
 
     assert_eq!(reply.status, 404, "{reply:?}");
-    assert!(reply.error().contains("unicorn"), "{reply:?}");
+    assert_eq!(
+        reply.error(),
+        r#"sku "unicorn" is not a product of this shop"#
+    );
     assert_eq!(shop.basket(Some(&cookie)).await, before);
 }
 
@@ -219,26 +226,102 @@ async fn a_body_not_sent_as_json_is_refused() {
 }
 
 #[tokio::test]
-async fn a_line_never_exceeds_999_units() {
+async fn a_line_never_exceeds_99_units_the_limit_of_one_add() {
     let shop = Shop::start().await;
-    let cookie = shop.session_with("tea-earl-grey", 99).await;
-    for _ in 0..9 {
-        assert_eq!(
-            shop.add("tea-earl-grey", 99, Some(&cookie)).await.status,
-            200
-        );
-    }
+    let cookie = shop.session_with("tea-earl-grey", 98).await;
+
+    let over = shop.add("tea-earl-grey", 2, Some(&cookie)).await;
+    assert_eq!(over.status, 422, "{over:?}");
     assert_eq!(
-        shop.add("tea-earl-grey", 9, Some(&cookie)).await.status,
-        200
+        over.error(),
+        "qty is too large: the basket holds at most 99 of one product and has 98 of this one"
+    );
+    assert_eq!(
+        lines(&shop.basket(Some(&cookie)).await),
+        owned(&[("tea-earl-grey", 98)]),
+        "a refused add leaves the line as it was"
     );
 
-    let reply = shop.add("tea-earl-grey", 1, Some(&cookie)).await;
+    let last = shop.add("tea-earl-grey", 1, Some(&cookie)).await;
+    assert_eq!(lines(&last.basket()), owned(&[("tea-earl-grey", 99)]));
+    for qty in [1, 99] {
+        let reply = shop.add("tea-earl-grey", qty, Some(&cookie)).await;
+        assert_eq!(reply.status, 422, "{reply:?}");
+        assert!(reply.error().contains("has 99 of this one"), "{reply:?}");
+    }
+    // Other lines have their own 99.
+    let other = shop.add("mug-enamel", 99, Some(&cookie)).await;
+    assert_eq!(
+        lines(&other.basket()),
+        owned(&[("tea-earl-grey", 99), ("mug-enamel", 99)])
+    );
+}
 
-    assert_eq!(reply.status, 422, "{reply:?}");
-    assert!(reply.error().contains("999"), "{reply:?}");
-    let basket = shop.basket(Some(&cookie)).await;
-    assert_eq!(lines(&basket), owned(&[("tea-earl-grey", 999)]));
+#[tokio::test]
+async fn every_refused_add_says_in_one_sentence_which_field_is_wrong() {
+    let shop = Shop::start().await;
+    let qty = "qty must be a whole number from 1 to 99";
+    let sku = r#"sku must be the sku of a product, as text ("mug-enamel")"#;
+    let object = r#"send a JSON object like {"sku": "mug-enamel", "qty": 1}"#;
+    let cases: [(&str, u16, String); 14] = [
+        (r#"{"sku": "mug-enamel", "qty": 0}"#, 422, qty.into()),
+        (r#"{"sku": "mug-enamel", "qty": 100}"#, 422, qty.into()),
+        (r#"{"sku": "mug-enamel", "qty": -1}"#, 422, qty.into()),
+        (r#"{"sku": "mug-enamel", "qty": 1.5}"#, 422, qty.into()),
+        (r#"{"sku": "mug-enamel", "qty": "2"}"#, 422, qty.into()),
+        (r#"{"sku": "mug-enamel", "qty": null}"#, 422, qty.into()),
+        (
+            r#"{"sku": "mug-enamel", "qty": 4294967296}"#,
+            422,
+            qty.into(),
+        ),
+        (
+            r#"{"sku": "mug-enamel"}"#,
+            422,
+            format!("qty is missing: {qty}"),
+        ),
+        (r#"{"qty": 1}"#, 422, format!("sku is missing: {sku}")),
+        (r#"{"sku": 7, "qty": 1}"#, 422, sku.into()),
+        (r#"[1, 2]"#, 422, object.into()),
+        (r#"null"#, 422, object.into()),
+        (
+            r#"{"sku": "mug-enamel", "qty": "#,
+            400,
+            format!("the body is not valid JSON; {object}"),
+        ),
+        (
+            r#"{"sku": "mug-enamel", "qty": 1} trailing"#,
+            400,
+            format!("the body is not valid JSON; {object}"),
+        ),
+    ];
+
+    for (body, status, error) in cases {
+        let reply = shop
+            .request("POST", "/api/basket/items", None, Body::RawJson(body))
+            .await;
+        assert_eq!((reply.status, reply.error()), (status, error), "{body}");
+        assert!(
+            !reply.body.contains("line 1") && !reply.body.contains("expected"),
+            "{body}: no serde text in {reply:?}"
+        );
+    }
+    let form = shop
+        .request(
+            "POST",
+            "/api/basket/items",
+            None,
+            Body::Form("sku=mug-enamel&qty=1"),
+        )
+        .await;
+    assert_eq!(
+        (form.status, form.error().as_str()),
+        (
+            415,
+            "send the body as JSON, with the header Content-Type: application/json"
+        )
+    );
+    assert_eq!(shop.dbsize(), 0);
 }
 
 #[tokio::test]
