@@ -87,6 +87,12 @@ async function sessionCookie(context) {
   return cookies.find((c) => c.name === COOKIE_NAME)?.value ?? null;
 }
 
+/** The flash messages the page shows, once it has read them (after a load or an action). */
+async function flashes(page) {
+  await page.locator(`${tid("flashes")}[data-loaded=true]`).waitFor({ state: "attached" });
+  return page.locator(tid("flash")).allTextContents();
+}
+
 async function basketSkus(page) {
   return page.locator(`${tid("basket-lines")} tr`).evaluateAll((rows) =>
     rows.map((row) => row.dataset.testid.replace(/^basket-line-/, "")),
@@ -158,6 +164,34 @@ try {
     assert.deepEqual(await basketSkus(page), ["mug-enamel", "tea-earl-grey"]);
   });
 
+  await step("an add shows its flash message once; other requests do not take it", async () => {
+    const visitor = await browser.newContext();
+    try {
+      const other = await open(visitor);
+      assert.deepEqual(await flashes(other), [], "nothing to show on a first visit");
+      await other.click(tid("add-tea-earl-grey"));
+      await waitText(other, "flash", "Added Earl Grey tea, 100 g");
+      await other.reload();
+      await other.locator("body[data-ready=true]").waitFor();
+      assert.deepEqual(await flashes(other), [], "shown once: not again after a reload");
+      // A message is left alone by requests that do not read messages (the basket, the token).
+      const taken = await other.evaluate(async () => {
+        await fetch("/api/basket/items", {
+          method: "POST", headers: { "content-type": "application/json" },
+          body: JSON.stringify({ sku: "mug-enamel", qty: 1 }),
+        });
+        await fetch("/api/basket");
+        await fetch("/api/csrf");
+        const first = await (await fetch("/api/flashes")).json();
+        const second = await (await fetch("/api/flashes")).json();
+        return [first.flashes, second.flashes];
+      });
+      assert.deepEqual(taken, [["Added Enamel mug"], []]);
+    } finally {
+      await visitor.close();
+    }
+  });
+
   await step("a second, fresh browser sees an empty basket", async () => {
     const stranger = await browser.newContext();
     try {
@@ -196,11 +230,12 @@ try {
     assert.equal(await sessionCookie(shopper), firstCookie, "asking for it changes no cookie");
   });
 
-  await step("logging in changes the session cookie and keeps the basket", async () => {
+  await step("logging in changes the session cookie, keeps the basket and says so once", async () => {
     await page.fill(tid("login-name"), "Ada Lovelace");
     await page.click(tid("login-submit"));
     await visible(page, "current-user");
     await waitText(page, "user-name", "Ada Lovelace");
+    await waitText(page, "flash", "Signed in");
     const cookie = await sessionCookie(shopper);
     assert.ok(cookie, "still a session cookie");
     assert.notEqual(cookie, firstCookie, "login must give the session a new id");
@@ -212,6 +247,7 @@ try {
     await waitText(page, "user-name", "Ada Lovelace");
     await waitText(page, "qty-mug-enamel", "2");
     await waitText(page, "basket-total", "€30.50");
+    assert.deepEqual(await flashes(page), [], "\"Signed in\" is shown once");
     mkdirSync(dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
   });

@@ -9,6 +9,7 @@
 //! | `POST /api/login` `{"user"}` | locked; binds the session to the user (a new id, in the user's list of sessions), keeps the basket |
 //! | `POST /api/logout` | destroys the session; the response expires the cookie |
 //! | `GET /api/csrf` | `{"token": ...}`: the session's CSRF token, made (and stored) on first use |
+//! | `GET /api/flashes` | `{"flashes": ["Added Enamel mug"]}`: the session's flash messages, each returned once (an add sets `Added <name>`, a login `Signed in`) |
 //! | `GET /api/sessions`, `POST /api/sessions/logout-others`, `DELETE /api/sessions/{handle}` | the signed-in user's sessions ([`mod@crate::sessions_api`]); the last two need the CSRF token |
 //!
 //! The CSRF token is for routes guarded by [`CsrfGuard`](redis_sessions::CsrfGuard): the page
@@ -28,7 +29,7 @@ use axum::http::header::USER_AGENT;
 use axum::response::Html;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use redis_sessions::{LazySession, Session, SessionError, SessionManager};
+use redis_sessions::{Flashes, LazySession, Session, SessionError, SessionManager};
 use serde::{Deserialize, Serialize};
 
 use crate::basket::{Basket, BasketView, MAX_ADD_QTY, MAX_LINE_QTY};
@@ -41,6 +42,9 @@ pub const BASKET_KEY: &str = "basket";
 
 /// The session key holding the logged-in user's name.
 pub const USER_KEY: &str = "user";
+
+/// The key of the shop's flash messages (shown once by the page, from `GET /api/flashes`).
+pub const FLASH_KEY: &str = "info";
 
 /// Longest user name accepted by `POST /api/login`, in characters.
 pub const MAX_USER_CHARS: usize = 64;
@@ -68,6 +72,7 @@ pub fn app(manager: SessionManager) -> Router {
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/csrf", get(csrf_token))
+        .route("/api/flashes", get(flashes))
         .route("/api/sessions", get(sessions_api::list))
         .route(
             "/api/sessions/logout-others",
@@ -135,6 +140,19 @@ async fn csrf_token(session: Result<Session, SessionError>) -> Result<Json<CsrfT
     Ok(Json(CsrfToken { token }))
 }
 
+/// Body of `GET /api/flashes`.
+#[derive(Serialize)]
+struct FlashList {
+    flashes: Vec<String>,
+}
+
+/// The flash messages, taken: the next call answers without them.
+async fn flashes(flashes: Result<Flashes, SessionError>) -> Result<Json<FlashList>, ApiError> {
+    let Flashes(flashes) = flashes?;
+    let flashes = flashes.into_iter().map(|(_, message)| message).collect();
+    Ok(Json(FlashList { flashes }))
+}
+
 async fn products() -> Json<&'static [Product]> {
     Json(PRODUCTS)
 }
@@ -164,6 +182,7 @@ async fn add_item(
         ))
     })?;
     store_basket(&session, &basket)?;
+    session.flash(FLASH_KEY, &format!("Added {}", product.name))?;
     Ok(Json(view(&session, &basket)?))
 }
 
@@ -203,6 +222,7 @@ async fn login(
     let agent = headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
     session.describe(agent.unwrap_or("unknown browser"))?;
     session.put(USER_KEY, user)?;
+    session.flash(FLASH_KEY, "Signed in")?;
     Ok(Json(view(&session, &load_basket(&session)?)?))
 }
 

@@ -167,3 +167,39 @@ async fn logout_expires_the_cookie_and_empties_the_basket() {
     );
     assert_eq!(shop.live_sessions(), 0, "the session record is gone");
 }
+
+#[tokio::test]
+async fn an_add_and_a_login_leave_a_flash_message_shown_once() {
+    let shop = Shop::start().await;
+    let flashes = |reply: common::Reply| {
+        assert_eq!(reply.status, 200, "{reply:?}");
+        serde_json::from_str::<serde_json::Value>(&reply.body).expect("JSON")["flashes"].clone()
+    };
+    assert_eq!(flashes(shop.get("/api/flashes", None).await), json!([]));
+    let cookie = shop.session_with("tea-earl-grey", 1).await;
+    shop.basket(Some(&cookie)).await; // a request that does not read messages leaves them
+    let first = flashes(shop.get("/api/flashes", Some(&cookie)).await);
+    assert_eq!(first, json!(["Added Earl Grey tea, 100 g"]));
+    assert_eq!(
+        flashes(shop.get("/api/flashes", Some(&cookie)).await),
+        json!([])
+    );
+
+    let login = shop
+        .request(
+            "POST",
+            "/api/login",
+            Some(&cookie),
+            Body::Json(json!({ "user": "ada" })),
+        )
+        .await;
+    let new = login.cookie();
+    assert_eq!(
+        flashes(shop.get("/api/flashes", Some(&new)).await),
+        json!(["Signed in"])
+    );
+    assert_eq!(
+        flashes(shop.get("/api/flashes", Some(&new)).await),
+        json!([])
+    );
+}

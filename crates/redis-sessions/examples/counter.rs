@@ -13,7 +13,10 @@
 //! described as A); `GET /logout` destroys it. Users' sessions: `GET /sessions` lists the
 //! signed-in user's sessions, one line each (`handle current created_ms last_seen_ms about`);
 //! `GET /logout-others` ends the others; `GET /revoke?handle=H` ends one; `GET /revoke-all?user=U`
-//! ends all of U's sessions (as after a password change).
+//! ends all of U's sessions (as after a password change). Flash messages: `GET /flash?msg=M&
+//! delay_ms=D` adds the message M (under the key `info`) after D ms; `GET /flashes?delay_ms=D`
+//! loads the session, waits D ms, then takes its messages, one line each; `GET
+//! /flashes-extracted` takes them through the `Flashes` extractor.
 
 use std::time::Duration;
 
@@ -22,7 +25,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use redis_sessions::{LockedSession, Session, SessionError, SessionManager};
+use redis_sessions::{Flashes, LockedSession, Session, SessionError, SessionManager};
 use serde::Deserialize;
 
 #[global_allocator]
@@ -35,6 +38,7 @@ struct Params {
     user: Option<String>,
     about: Option<String>,
     handle: Option<String>,
+    msg: Option<String>,
 }
 
 impl Params {
@@ -149,6 +153,27 @@ async fn revoke_all(
     Ok(manager.revoke_user_sessions(user, None).await?.to_string())
 }
 
+async fn flash(session: Session, Query(p): Query<Params>) -> Result<&'static str, SessionError> {
+    p.delay().await;
+    session.flash("info", p.msg.as_deref().unwrap_or_default())?;
+    Ok("flashed")
+}
+
+async fn flashes(
+    State(manager): State<SessionManager>,
+    session: Session,
+    Query(p): Query<Params>,
+) -> Result<String, SessionError> {
+    p.delay().await;
+    let flashes = manager.take_flashes::<String>(&session).await?;
+    Ok(flashes.into_iter().map(|(_, m)| m + "\n").collect())
+}
+
+/// The same through the axum extractor (no delay).
+async fn flashes_extracted(Flashes(flashes): Flashes) -> String {
+    flashes.into_iter().map(|(_, m)| m + "\n").collect()
+}
+
 async fn logout(session: Session) -> &'static str {
     session.destroy();
     "bye"
@@ -168,6 +193,9 @@ fn app(manager: &SessionManager) -> Router {
         .route("/logout-others", get(logout_others))
         .route("/revoke", get(revoke))
         .route("/revoke-all", get(revoke_all))
+        .route("/flash", get(flash))
+        .route("/flashes", get(flashes))
+        .route("/flashes-extracted", get(flashes_extracted))
         .layer(manager.layer())
         .with_state(manager.clone());
     Router::new()

@@ -6,6 +6,7 @@ pub mod cookie;
 pub mod csrf;
 pub mod data;
 pub mod error;
+pub mod flash;
 pub mod id;
 pub mod layer;
 pub mod manager;
@@ -22,6 +23,8 @@ pub use crate::config::{
 };
 pub use crate::data::{DataError, SessionData};
 pub use crate::error::SessionError;
+#[cfg(feature = "axum")]
+pub use crate::flash::Flashes;
 pub use crate::id::SessionId;
 pub use crate::layer::SessionLayer;
 pub use crate::manager::{Persisted, SessionManager, UserSession};

@@ -105,6 +105,16 @@ impl SessionStore for FlakyStore {
             self.inner.end(id, request).await
         })
     }
+    fn take_fields<'a>(
+        &'a self,
+        id: &'a StorageId,
+        fields: &'a [String],
+    ) -> StoreFuture<'a, Vec<bool>> {
+        Box::pin(async move {
+            self.check("take_fields")?;
+            self.inner.take_fields(id, fields).await
+        })
+    }
     fn index_add<'a>(
         &'a self,
         user: &'a UserIndexId,

@@ -258,6 +258,30 @@ impl SessionData {
         removed
     }
 
+    /// The reserved keys beginning with `prefix`, with their encoded values and whether they
+    /// are pending (changed in this request, not persisted yet).
+    pub(crate) fn reserved_with_prefix(&self, prefix: &str) -> Vec<(String, Bytes, bool)> {
+        debug_assert!(prefix.starts_with(RESERVED));
+        self.values
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone(), self.changed.contains(k)))
+            .collect()
+    }
+
+    /// Drops a reserved key from this copy without recording a change (the store has already
+    /// removed it, or never had it); returns whether it was there.
+    pub(crate) fn forget_reserved(&mut self, key: &str) -> bool {
+        debug_assert!(key.starts_with(RESERVED));
+        self.changed.remove(key);
+        self.removed.remove(key);
+        let Some(old) = self.values.remove(key) else {
+            return false;
+        };
+        self.size -= key.len() + old.len();
+        true
+    }
+
     fn remove_any(&mut self, key: &str) -> bool {
         let Some(old) = self.values.remove(key) else {
             return false;

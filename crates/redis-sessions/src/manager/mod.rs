@@ -184,6 +184,11 @@ impl SessionManager {
         &self.inner.config
     }
 
+    /// The store sessions live in (for the library's own features, e.g. flash messages).
+    pub(crate) fn store(&self) -> &dyn SessionStore {
+        self.inner.store.as_ref()
+    }
+
     /// The tower layer that gives each request a session slot and persists after the handler.
     #[must_use]
     pub fn layer(&self) -> crate::layer::SessionLayer {

@@ -272,6 +272,22 @@ impl SessionStore for MemoryStore {
         })
     }
 
+    fn take_fields<'a>(
+        &'a self,
+        id: &'a StorageId,
+        fields: &'a [String],
+    ) -> StoreFuture<'a, Vec<bool>> {
+        Box::pin(async move {
+            self.with_state(|s, now| match s.live(id.as_str(), now) {
+                Some(entry) => fields
+                    .iter()
+                    .map(|field| entry.fields.remove(field).is_some())
+                    .collect(),
+                None => vec![false; fields.len()],
+            })
+        })
+    }
+
     fn index_add<'a>(
         &'a self,
         user: &'a UserIndexId,

@@ -19,6 +19,9 @@
 //!   session both survive.
 //! - a save that holds the session lock releases it, and refuses to write if the lock is no
 //!   longer its own ([`SaveOutcome::LockLost`]).
+//! - `take_fields` removes each given field on its own and says whether it was this call that
+//!   removed it, so of two concurrent calls for one field exactly one gets `true` (flash
+//!   messages rely on it to be shown once); it never creates a record, nor touches its TTL.
 //! - a user's index (`index_*`) lists every live session bound to the user: entries are added
 //!   before the record exists and kept longer than it lives; it may list dead ones.
 
@@ -314,6 +317,16 @@ pub trait SessionStore: Send + Sync + 'static {
     /// ended, even with [`ChangeSet::within_lifetime`] set.
     fn end<'a>(&'a self, id: &'a StorageId, request: EndRequest<'a>)
     -> StoreFuture<'a, EndOutcome>;
+
+    /// Removes `fields` from the live record, each atomically on its own, and answers for each
+    /// (in order) whether this call removed it: `false` when it was not there, e.g. another call
+    /// took it first. Neither the TTL nor the metadata change; a missing or ended record is not
+    /// created, and every answer is then `false`.
+    fn take_fields<'a>(
+        &'a self,
+        id: &'a StorageId,
+        fields: &'a [String],
+    ) -> StoreFuture<'a, Vec<bool>>;
 
     /// Adds `id` to the user's index (or refreshes its entry), to be kept at least `keep` from
     /// now, and keeps the index itself at least as long; drops entries whose time has passed. Called *before* the record is created

@@ -1,7 +1,7 @@
 //! One specification for every store: memory, Redis standalone and Redis Cluster run the same
 //! tests (a macro over a store constructor), so code tested on one behaves the same on another.
 //! The Cluster has a replica per master that acknowledges every write (`min_replicas_ack`).
-//! The cases are in `saving.rs` (load, create, save on both save paths, TTLs) and `ending.rs`
+//! The cases are in `saving.rs` (load, create, save on both save paths, TTLs, taking fields) and `ending.rs`
 //! (end, tombstones, the lock), `indexing.rs` (users' indexes of sessions). `secured.rs` builds the Redis stores behind TLS, mutual TLS and a
 //! limited ACL user (single server and Cluster); `sentinel_store.rs` reaches the master through
 //! Redis Sentinel.
@@ -125,6 +125,7 @@ macro_rules! conformance {
                 a_plain_save_refreshes_the_ttl,
                 a_plain_save_sets_the_ttl_it_is_given,
                 a_save_of_thousands_of_fields_works_on_the_atomic_path,
+                take_fields_takes_each_field_once,
                 end_returns_the_record_as_it_stood_and_leaves_it_ended,
                 a_tombstone_expires_after_its_time,
                 a_retried_rotation_recognises_its_own_tombstone,

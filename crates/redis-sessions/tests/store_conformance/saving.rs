@@ -141,3 +141,47 @@ pub(crate) async fn a_save_of_thousands_of_fields_works_on_the_atomic_path(
         pairs(&[("a", "1")])
     );
 }
+
+/// `take_fields` (flash messages): each field is taken once, by exactly one of two concurrent
+/// calls, the other fields stay, and neither a missing nor an ended record is created.
+pub(crate) async fn take_fields_takes_each_field_once(store: &dyn SessionStore) {
+    let id = stored(store, &[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]).await;
+    let fields = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+    let first = fields(&["a", "x", "b"]);
+    assert_eq!(
+        store.take_fields(&id, &first).await.expect("take"),
+        [true, false, true]
+    );
+    let again = fields(&["a"]);
+    assert_eq!(store.take_fields(&id, &again).await.expect("take"), [false]);
+    let c = fields(&["c"]);
+    let (one, two) = tokio::join!(store.take_fields(&id, &c), store.take_fields(&id, &c));
+    let mut answers = [one.expect("take"), two.expect("take")].concat();
+    answers.sort_unstable();
+    assert_eq!(
+        answers,
+        [false, true],
+        "one of two concurrent takes gets it"
+    );
+    assert_eq!(
+        sorted(store.load(&id).await.expect("load")),
+        pairs(&[("d", "4")])
+    );
+    store.end(&id, destroy()).await.expect("end");
+    let d = fields(&["d"]);
+    assert_eq!(store.take_fields(&id, &d).await.expect("take"), [false]);
+    assert_eq!(store.load(&id).await.ok(), Some(Loaded::Ended));
+    let unknown = super::id();
+    assert_eq!(
+        store.take_fields(&unknown, &d).await.expect("take"),
+        [false]
+    );
+    assert_eq!(store.load(&unknown).await.ok(), Some(Loaded::Missing));
+    assert!(
+        store
+            .take_fields(&unknown, &[])
+            .await
+            .expect("take")
+            .is_empty()
+    );
+}

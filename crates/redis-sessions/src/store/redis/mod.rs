@@ -24,6 +24,10 @@
 //! restart without persistence) between load and save: the save then recreates the changed
 //! fields with a fresh TTL. That is data Redis had already lost, not a logout undone.
 //!
+//! Flash messages are taken with one pipelined `HDEL` per field (`take_fields`): each reply says
+//! whether that call removed the field, and on a tombstone they fail with `WRONGTYPE` (nothing
+//! taken, nothing created).
+//!
 //! `destroy` and the old id of a rotation go through `end.lua`, which reads the record and writes
 //! the tombstone in one atomic step (so a rotation carries over every write that landed before
 //! it) and releases only a lock this request owns. Tombstones live for the manager's tombstone
@@ -271,6 +275,30 @@ impl SessionStore for RedisStore {
                 self.replicated(id).await?;
             }
             Ok(outcome)
+        })
+    }
+
+    fn take_fields<'a>(
+        &'a self,
+        id: &'a StorageId,
+        fields: &'a [String],
+    ) -> StoreFuture<'a, Vec<bool>> {
+        Box::pin(async move {
+            if fields.is_empty() {
+                return Ok(Vec::new());
+            }
+            // One `HDEL` per field, pipelined: each says whether it removed its field.
+            let key = self.session_key(id);
+            let commands = fields
+                .iter()
+                .map(|field| redis::cmd("HDEL").arg(&key).arg(field).to_owned())
+                .collect();
+            let replies = self.inner.pool.exec(Route::Session(id), commands).await?;
+            let taken = reply::taken(replies, fields.len())?;
+            if taken.contains(&true) {
+                self.replicated(id).await?;
+            }
+            Ok(taken)
         })
     }
 

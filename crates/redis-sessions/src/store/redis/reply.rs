@@ -86,6 +86,31 @@ pub(super) fn loaded(reply: Option<RedisResult<Value>>) -> Result<Loaded, StoreE
     Ok(record.map_or(Loaded::Missing, Loaded::Found))
 }
 
+/// What the replies of `take_fields`'s `HDEL`s say: for each field, whether it was removed by
+/// this call. `WRONGTYPE` (a tombstone: the session ended) removed nothing.
+pub(super) fn taken(
+    replies: Vec<RedisResult<Value>>,
+    expected: usize,
+) -> Result<Vec<bool>, StoreError> {
+    if replies.len() != expected {
+        return Err(StoreError::Backend(format!(
+            "{} replies to {expected} HDEL",
+            replies.len()
+        )));
+    }
+    replies
+        .into_iter()
+        .map(|reply| match reply {
+            Ok(Value::Int(n)) => Ok(n > 0),
+            Err(e) if e.code() == Some("WRONGTYPE") => Ok(false),
+            Err(e) => Err(store_error(&e)),
+            Ok(other) => Err(StoreError::Backend(format!(
+                "unexpected HDEL reply: {other:?}"
+            ))),
+        })
+        .collect()
+}
+
 /// What an `end.lua` reply says (see the script's header).
 pub(super) fn ended(value: Value) -> Result<EndOutcome, StoreError> {
     let Value::Array(items) = value else {
