@@ -9,6 +9,7 @@ pub mod error;
 pub mod id;
 pub mod layer;
 pub mod manager;
+pub mod observe;
 pub mod session;
 pub mod store;
 
