@@ -29,6 +29,7 @@ pub mod app;
 pub mod basket;
 pub mod catalog;
 pub mod error;
+pub mod metrics;
 pub mod redis_setup;
 pub mod sessions_api;
 

@@ -3,6 +3,9 @@
 //! ```text
 //! cargo run --release --bin basket -- --config config.ini --listen 127.0.0.1:8080
 //! ```
+//!
+//! The session library's metrics are on `GET /metrics` (Prometheus text format); its tracing
+//! spans are at `DEBUG` level (`RUST_LOG=redis_sessions=debug`).
 
 use std::path::Path;
 
@@ -72,6 +75,8 @@ fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // Before the manager exists, so that every session operation is counted.
+    let metrics = basket::metrics::install()?;
     runtime.block_on(async {
         let manager = SessionManager::connect(config).await?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -88,7 +93,7 @@ fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             listener.local_addr()?
         );
         tokio::select! {
-            served = axum::serve(listener, basket::app(manager)) => served?,
+            served = axum::serve(listener, basket::app(manager).merge(basket::metrics::routes(metrics))) => served?,
             () = shutdown_signal() => println!("basket demo: stopping"),
         }
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())

@@ -10,6 +10,7 @@ pub mod flash;
 pub mod id;
 pub mod layer;
 pub mod manager;
+pub mod observe;
 pub mod session;
 pub mod store;
 

@@ -83,6 +83,16 @@ impl Shop {
 
     /// The app over `redis`, reaching it through `port` (a counting proxy's, say).
     pub async fn start_via(redis: RedisServer, port: u16) -> Shop {
+        Shop::start_app(redis, port, basket::app).await
+    }
+
+    /// The router `make` builds over the manager (the app plus routes of a test's own), over
+    /// `redis` reached through `port`.
+    pub async fn start_app(
+        redis: RedisServer,
+        port: u16,
+        make: impl FnOnce(SessionManager) -> axum::Router + Send + 'static,
+    ) -> Shop {
         let config = Config::from_ini_str(&format!(
             "[session]\ncookie_name = dmsession\nlock_wait = 30\n\
              [redis]\ndefault[host] = 127.0.0.1\ndefault[port] = {}\ndefault[prefix] = dm:\n",
@@ -95,9 +105,7 @@ impl Shop {
             .expect("a free port");
         let base = format!("http://{}", listener.local_addr().expect("local address"));
         tokio::spawn(async move {
-            axum::serve(listener, basket::app(manager))
-                .await
-                .expect("serve");
+            axum::serve(listener, make(manager)).await.expect("serve");
         });
         Shop {
             redis,

@@ -9,6 +9,7 @@ use super::SessionManager;
 use crate::data::SessionData;
 use crate::error::SessionError;
 use crate::id::{SessionId, StorageId};
+use crate::observe::{Observed, Op};
 use crate::session::{Ended, Session, SessionState};
 use crate::store::{HeldLock, Loaded, LockToken, LockedLoad, Meta, millis, now_ms};
 
@@ -51,8 +52,8 @@ impl LocalLocks {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Waits for this process's turn on `id`.
-    async fn acquire(self: &Arc<Self>, id: &StorageId) -> LocalTurn {
+    /// Waits for this process's turn on `id`; sets `waited` when another request had it.
+    async fn acquire(self: &Arc<Self>, id: &StorageId, waited: &mut bool) -> LocalTurn {
         let queue = {
             let mut map = self.map();
             let (queue, users) = map.entry(id.clone()).or_default();
@@ -65,7 +66,13 @@ impl LocalLocks {
             id: id.clone(),
             locks: Arc::clone(self),
         };
-        turn.guard = Some(queue.lock_owned().await);
+        turn.guard = Some(match Arc::clone(&queue).try_lock_owned() {
+            Ok(guard) => guard,
+            Err(_) => {
+                *waited = true;
+                queue.lock_owned().await
+            }
+        });
         turn
     }
 
@@ -138,30 +145,52 @@ impl SessionManager {
         ids: &[SessionId],
         locked: bool,
     ) -> Result<Session, SessionError> {
+        if ids.is_empty() {
+            return Ok(Session::new(self.state_from(None, Loaded::Missing, None)));
+        }
+        let op = if locked { Op::Lock } else { Op::Load };
+        let op = self
+            .inner
+            .observer
+            .start(op, ids.first().filter(|_| ids.len() == 1));
+        let result = op.run(self.load_observed(ids, locked, &op)).await;
+        op.finish(result)
+    }
+
+    async fn load_observed(
+        &self,
+        ids: &[SessionId],
+        locked: bool,
+        op: &Observed<'_>,
+    ) -> Result<Session, SessionError> {
         let (id, probed) = match ids {
-            [] => return Ok(Session::new(self.state_from(None, Loaded::Missing, None))),
             [id] => (id.clone(), None),
             _ => {
-                let (id, loaded) = self.pick(ids).await?;
+                let (id, loaded) = self.pick(ids, op).await?;
+                op.id(&id);
                 (id, Some(loaded))
             }
         };
         if locked {
-            return self.load_locked(id).await;
+            return self.load_locked(id, op).await;
         }
         let loaded = match probed {
             Some(loaded) => loaded,
-            None => self.inner.store.load(&id.storage_id()).await?,
+            None => op.call(self.inner.store.load(&id.storage_id())).await?,
         };
         Ok(Session::new(self.state_from(Some(id), loaded, None)))
     }
 
     /// Of several cookies, the first with a live record; else the first whose id was ended
     /// (so the request is treated as racing a logout), else the first.
-    async fn pick(&self, ids: &[SessionId]) -> Result<(SessionId, Loaded), SessionError> {
+    async fn pick(
+        &self,
+        ids: &[SessionId],
+        op: &Observed<'_>,
+    ) -> Result<(SessionId, Loaded), SessionError> {
         let mut fallback: Option<(SessionId, Loaded)> = None;
         for id in ids {
-            let loaded = self.inner.store.load(&id.storage_id()).await?;
+            let loaded = op.call(self.inner.store.load(&id.storage_id())).await?;
             match loaded {
                 Loaded::Found(_) => return Ok((id.clone(), loaded)),
                 Loaded::Ended if !matches!(fallback, Some((_, Loaded::Ended))) => {
@@ -175,19 +204,24 @@ impl SessionManager {
     }
 
     /// Loads `id` holding its lock, waiting for a busy lock with backoff up to `lock_wait`.
-    async fn load_locked(&self, id: SessionId) -> Result<Session, SessionError> {
+    async fn load_locked(&self, id: SessionId, op: &Observed<'_>) -> Result<Session, SessionError> {
         let storage = id.storage_id();
         let token = LockToken(SessionId::generate().expose());
         let started = Instant::now();
         let wait = self.inner.config.lock_wait;
         // Requests of this process for the same session queue here first, so that only one of
         // them polls Redis and the next one starts as soon as the previous one has persisted.
-        let local = tokio::time::timeout(wait, self.inner.local_locks.acquire(&storage))
-            .await
-            .map_err(|_| SessionError::LockTimeout {
-                waited_ms: started.elapsed().as_millis(),
-            })?;
-        let mut local = Some(local);
+        let mut waited = false;
+        let local =
+            tokio::time::timeout(wait, self.inner.local_locks.acquire(&storage, &mut waited))
+                .await
+                .map_err(|_| SessionError::LockTimeout {
+                    waited_ms: started.elapsed().as_millis(),
+                });
+        if waited {
+            self.inner.observer.lock_waited();
+        }
+        let mut local = Some(local?);
         let mut pause = Duration::from_millis(2);
         loop {
             let attempt = HeldLock::new(
@@ -195,10 +229,9 @@ impl SessionManager {
                 storage.clone(),
                 token.clone(),
             );
-            match self
-                .inner
-                .store
-                .load_locked(&storage, &token, self.inner.config.lock_ttl)
+            let ttl = self.inner.config.lock_ttl;
+            match op
+                .call(self.inner.store.load_locked(&storage, &token, ttl))
                 .await?
             {
                 LockedLoad::Acquired(loaded) => {
@@ -209,6 +242,9 @@ impl SessionManager {
                     return Ok(Session::new(self.state_from(Some(id), loaded, lock)));
                 }
                 LockedLoad::Busy => attempt.disarm(),
+            }
+            if !std::mem::replace(&mut waited, true) {
+                self.inner.observer.lock_waited();
             }
             if started.elapsed() + pause > wait {
                 return Err(SessionError::LockTimeout {
@@ -234,16 +270,16 @@ mod tests {
             .map(|_| SessionId::generate().storage_id())
             .collect();
         for id in &ids {
-            let turn = locks.acquire(id).await;
+            let turn = locks.acquire(id, &mut false).await;
             assert_eq!(locks.len(), 1);
             drop(turn);
         }
         assert_eq!(locks.len(), 0, "every finished session's entry is gone");
-        let first = locks.acquire(&ids[0]).await;
+        let first = locks.acquire(&ids[0], &mut false).await;
         let waiter = {
             let locks = Arc::clone(&locks);
             let id = ids[0].clone();
-            tokio::spawn(async move { locks.acquire(&id).await })
+            tokio::spawn(async move { locks.acquire(&id, &mut false).await })
         };
         tokio::task::yield_now().await;
         drop(first);
@@ -255,9 +291,14 @@ mod tests {
         );
         drop(second);
         assert_eq!(locks.len(), 0);
-        let held = locks.acquire(&ids[1]).await;
-        let impatient = tokio::time::timeout(Duration::from_millis(10), locks.acquire(&ids[1]));
+        let held = locks.acquire(&ids[1], &mut false).await;
+        let mut waited = false;
+        let impatient = tokio::time::timeout(
+            Duration::from_millis(10),
+            locks.acquire(&ids[1], &mut waited),
+        );
         assert!(impatient.await.is_err(), "the waiter gives up");
+        assert!(waited, "it waited for its turn");
         drop(held);
         assert_eq!(locks.len(), 0, "a cancelled waiter leaves no entry behind");
     }

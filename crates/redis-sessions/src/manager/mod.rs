@@ -10,7 +10,7 @@
 //! what must be written and which cookie the response carries; executing the plan does the I/O.
 //! The split lets the layer set the cookie before the response leaves even when it writes after
 //! the response (the opt-in `after_response` mode), and keeps every decision testable without a
-//! store. Loading lives in `load.rs`, persisting in `persist.rs`.
+//! store. Loading lives in `load.rs`, persisting in `persist.rs` (its store calls in `write.rs`).
 
 use std::sync::Arc;
 
@@ -19,6 +19,7 @@ mod persist;
 mod rotate;
 mod ttl;
 mod users;
+mod write;
 
 use http::{Extensions, Request};
 use tokio::sync::OnceCell;
@@ -27,6 +28,7 @@ use crate::config::{Config, ConfigError, SessionConfig};
 use crate::cookie;
 use crate::error::SessionError;
 use crate::id::SessionId;
+use crate::observe::Observer;
 use crate::session::Session;
 use crate::store::SessionStore;
 use crate::store::redis::RedisStore;
@@ -85,6 +87,8 @@ struct ManagerInner {
     config: SessionConfig,
     store: Arc<dyn SessionStore>,
     local_locks: Arc<LocalLocks>,
+    /// Metric keys and span fields of this manager's operations.
+    observer: Observer,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -171,6 +175,7 @@ impl SessionManager {
     fn checked(config: SessionConfig, store: impl SessionStore) -> Self {
         Self {
             inner: Arc::new(ManagerInner {
+                observer: Observer::new(&config.redis_connection_pool),
                 config,
                 store: Arc::new(store),
                 local_locks: Arc::default(),

@@ -15,9 +15,7 @@ use crate::data::{DataChanges, SessionData};
 use crate::error::SessionError;
 use crate::id::{SessionId, UserIndexId};
 use crate::session::{Ended, Session, SessionState, USER_KEY};
-use crate::store::{
-    ChangeSet, EndOutcome, EndRequest, HeldLock, LockToken, Meta, Record, SaveOutcome, now_ms,
-};
+use crate::store::{ChangeSet, HeldLock, Meta, Record, now_ms};
 
 /// What persisting produced for the response.
 #[derive(Clone, Default)]
@@ -253,10 +251,13 @@ impl SessionManager {
         } = plan;
         let token = lock.as_ref().and_then(|(_, held)| held.token().cloned());
         let mut result = match refused {
-            Some(error) => Err(error),
+            Some(error) => {
+                self.inner.observer.refused(&error);
+                Err(error)
+            }
             None => {
-                let writes = self.write(&delete, &write, token.as_ref());
-                self.indexed(index.as_ref(), &write, writes).await
+                self.write(&delete, &write, token.as_ref(), index.as_ref())
+                    .await
             }
         };
         // Unless the store was unreachable (then the lock goes back into the session for a
@@ -264,13 +265,13 @@ impl SessionManager {
         let lock = match lock {
             Some((id, held)) if !matches!(result, Err(SessionError::Store(_))) => {
                 let released = match held.token().filter(|_| !lock_goes_with_write) {
-                    Some(token) => self.inner.store.unlock(&id.storage_id(), token).await,
+                    Some(token) => self.unlock(&id, token).await,
                     None => Ok(()),
                 };
                 match released {
                     Ok(()) => held.disarm(),
                     // Dropping `held` retries the release in the background.
-                    Err(error) if result.is_ok() => result = Err(error.into()),
+                    Err(error) if result.is_ok() => result = Err(error),
                     Err(_) => {}
                 }
                 None
@@ -309,46 +310,6 @@ impl SessionManager {
             Err(_) => {}
         }
         result
-    }
-
-    /// Runs the store calls of a plan: the destroys first, then the write.
-    async fn write(
-        &self,
-        delete: &[SessionId],
-        write: &Write,
-        token: Option<&LockToken>,
-    ) -> Result<(), SessionError> {
-        for id in delete {
-            let end = EndRequest {
-                tombstone: self.tombstone(),
-                lock: token,
-                require_lock: false,
-                successor: "",
-            };
-            match self.inner.store.end(&id.storage_id(), end).await? {
-                EndOutcome::Ended(_) | EndOutcome::NotLive | EndOutcome::AlreadyRotated => {}
-                EndOutcome::LockLost => return Err(SessionError::LockLost),
-            }
-        }
-        match write {
-            Write::None => {}
-            Write::Create(id, record) => {
-                let ttl = self.ttl(record.meta.created_ms, now_ms());
-                self.inner
-                    .store
-                    .create(&id.storage_id(), record, ttl)
-                    .await?;
-            }
-            Write::Save(id, changes) => {
-                match self.inner.store.save(&id.storage_id(), changes).await? {
-                    SaveOutcome::Saved => {}
-                    SaveOutcome::Gone => return Err(SessionError::Gone),
-                    SaveOutcome::LockLost => return Err(SessionError::LockLost),
-                }
-            }
-            Write::Rotate(rotation) => self.rotate_now(rotation).await?,
-        }
-        Ok(())
     }
 }
 

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use super::SessionManager;
 use crate::error::SessionError;
 use crate::id::SessionId;
+use crate::observe::Observed;
 use crate::store::{ChangeSet, EndOutcome, EndRequest, LockToken, Record, SaveOutcome, now_ms};
 
 /// A planned rotation.
@@ -35,18 +36,22 @@ pub(crate) struct Rotation {
 }
 
 impl SessionManager {
-    pub(super) async fn rotate_now(&self, rotation: &Rotation) -> Result<(), SessionError> {
+    pub(super) async fn rotate_now(
+        &self,
+        rotation: &Rotation,
+        op: &Observed<'_>,
+    ) -> Result<(), SessionError> {
         let store = &self.inner.store;
         let ttl = self.ttl(rotation.record.meta.created_ms, now_ms());
         let new = rotation.new.storage_id();
-        store.create(&new, &rotation.record, ttl).await?;
+        op.call(store.create(&new, &rotation.record, ttl)).await?;
         let end = EndRequest {
             tombstone: self.tombstone(),
             lock: rotation.lock.as_ref(),
             require_lock: rotation.lock.is_some(),
             successor: new.as_str(),
         };
-        let current = match store.end(&rotation.old.storage_id(), end).await? {
+        let current = match op.call(store.end(&rotation.old.storage_id(), end)).await? {
             EndOutcome::Ended(current) => current,
             EndOutcome::AlreadyRotated => return Ok(()),
             // The session ended meanwhile (or the lock was lost): the copy must not outlive it.
@@ -57,7 +62,7 @@ impl SessionManager {
                     require_lock: false,
                     successor: "",
                 };
-                store.end(&new, remove).await?;
+                op.call(store.end(&new, remove)).await?;
                 return Err(if outcome == EndOutcome::LockLost {
                     SessionError::LockLost
                 } else {
@@ -68,7 +73,7 @@ impl SessionManager {
         let Some(changes) = carried_over(rotation, current, ttl) else {
             return Ok(());
         };
-        match store.save(&new, &changes).await? {
+        match op.call(store.save(&new, &changes)).await? {
             SaveOutcome::Saved => Ok(()),
             SaveOutcome::Gone | SaveOutcome::LockLost => Err(SessionError::Gone),
         }

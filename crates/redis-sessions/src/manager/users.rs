@@ -27,6 +27,7 @@ use super::persist::Write;
 use crate::data::SessionData;
 use crate::error::SessionError;
 use crate::id::{StorageId, UserIndexId};
+use crate::observe::Observed;
 use crate::session::{ABOUT_KEY, Session, USER_KEY};
 use crate::store::{EndOutcome, EndRequest, Loaded, now_ms};
 
@@ -181,6 +182,7 @@ impl SessionManager {
         &self,
         index: Option<&UserIndexId>,
         write: &Write,
+        op: &Observed<'_>,
         writes: impl Future<Output = Result<(), SessionError>>,
     ) -> Result<(), SessionError> {
         let store = &self.inner.store;
@@ -205,10 +207,10 @@ impl SessionManager {
         // Slack for clock differences between app servers: the entry's time is this server's.
         let keep =
             self.ttl(created_ms, now_ms()) + self.inner.config.touch_interval + self.clock_margin();
-        store.index_add(user, &id, keep).await?;
+        op.call(store.index_add(user, &id, keep)).await?;
         writes.await?;
         if let Some(old) = old {
-            let _ = store.index_remove(user, &[old]).await;
+            let _ = op.call(store.index_remove(user, &[old])).await;
         }
         Ok(())
     }
