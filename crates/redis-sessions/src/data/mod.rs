@@ -3,7 +3,8 @@
 //! Values are kept as MessagePack bytes (rmp-serde, struct fields by name so that adding a field
 //! with `#[serde(default)]` stays compatible with stored sessions). A value is encoded once, on
 //! [`SessionData::put`], so encoding errors and size limits surface at the call site; it is
-//! decoded on every [`SessionData::get`], so a corrupt value is an error for that key only. The
+//! decoded on every [`SessionData::get`], so a corrupt value is an error for that key only (one
+//! nested deeper than [`MAX_DEPTH`] levels is refused unread: it could overflow the stack). The
 //! map remembers which keys changed, so a save sends only those, and putting a value equal to the
 //! stored one changes nothing.
 
@@ -12,6 +13,10 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+mod depth;
+
+pub use depth::MAX_DEPTH;
 
 /// An error from reading or writing one value.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +180,13 @@ impl SessionData {
         let Some(bytes) = self.values.get(key) else {
             return Ok(None);
         };
+        if depth::nests_deeper_than(bytes, depth::MAX_DEPTH) {
+            return Err(DataError::Decode {
+                key: key.to_owned(),
+                type_name: std::any::type_name::<T>(),
+                message: format!("nested deeper than {} levels", depth::MAX_DEPTH),
+            });
+        }
         rmp_serde::from_slice(bytes)
             .map(Some)
             .map_err(|e| DataError::Decode {
@@ -213,6 +225,12 @@ impl SessionData {
             key: key.to_owned(),
             message: e.to_string(),
         })?;
+        if depth::nests_deeper_than(&encoded, depth::MAX_DEPTH) {
+            return Err(DataError::Encode {
+                key: key.to_owned(),
+                message: format!("nested deeper than {} levels", depth::MAX_DEPTH),
+            });
+        }
         if encoded.len() > self.max_value_bytes {
             return Err(DataError::ValueTooLarge {
                 key: key.to_owned(),
