@@ -171,16 +171,7 @@ impl ClusterPool {
         if let Some(map) = lock(&self.map).clone() {
             return Ok(map);
         }
-        let mut last = tokio::time::timeout(self.timeout, self.reading.lock())
-            .await
-            .map_err(|_| unavailable("another call is still reading the slot map"))?;
-        if let Some(map) = lock(&self.map).clone() {
-            return Ok(map);
-        }
-        let map = Arc::new(self.read(None, None).await?);
-        *last = Some(Instant::now());
-        *lock(&self.map) = Some(Arc::clone(&map));
-        Ok(map)
+        self.replace(None, None).await
     }
 
     /// After a `MOVED` from a call that used `seen`: a newer map, read now (asking the node
@@ -190,15 +181,25 @@ impl ClusterPool {
         seen: &Arc<SlotMap>,
         moved_to: (String, u16),
     ) -> Result<Arc<SlotMap>, StoreError> {
+        self.replace(Some(seen), Some(moved_to)).await
+    }
+
+    /// Reads a new map (asking `first` first) in place of `seen` (`None`: no map yet), one call
+    /// at a time; a map another call put there meanwhile is taken instead.
+    async fn replace(
+        &self,
+        seen: Option<&Arc<SlotMap>>,
+        first: Option<(String, u16)>,
+    ) -> Result<Arc<SlotMap>, StoreError> {
         let mut last = tokio::time::timeout(self.timeout, self.reading.lock())
             .await
             .map_err(|_| unavailable("another call is still reading the slot map"))?;
         if let Some(map) = lock(&self.map).clone()
-            && !Arc::ptr_eq(&map, seen)
+            && seen.is_none_or(|seen| !Arc::ptr_eq(&map, seen))
         {
             return Ok(map);
         }
-        let map = Arc::new(self.read(Some(seen), Some(moved_to)).await?);
+        let map = Arc::new(self.read(seen.map(|m| &**m), first).await?);
         *last = Some(Instant::now());
         *lock(&self.map) = Some(Arc::clone(&map));
         Ok(map)
