@@ -6,7 +6,6 @@ pub mod acl;
 pub mod backends;
 pub mod failover;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -77,13 +76,6 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// A running counter server; killed on drop.
 pub struct Counter {
     child: Child,
@@ -151,14 +143,14 @@ impl Counter {
         Self::launch(redis_port, session, pool, false)
     }
 
-    /// Like [`Counter::start`], logging at every level (`RUST_LOG=trace`, every crate) to a
-    /// file that [`Counter::log`] reads, instead of the test's stderr.
+    /// Like [`Counter::start`], also logging at every level (`RUST_LOG=trace`, every crate) to
+    /// the file that [`Counter::log`] reads.
     pub fn start_logged(redis_port: u16, session: &str, pool: &str) -> Counter {
         Self::launch(redis_port, session, pool, true)
     }
 
-    /// Everything the counter logged so far (empty unless started with
-    /// [`Counter::start_logged`]).
+    /// Everything the counter wrote to stderr so far, and with [`Counter::start_logged`] its
+    /// trace log too.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self._dir.path().join("counter.log")).unwrap_or_default()
     }
@@ -176,24 +168,27 @@ impl Counter {
             ),
         )
         .expect("write config");
-        let port = free_port();
+        // The counter binds a port of the kernel's choosing and says which on stderr: a port
+        // picked here and bound there later could be taken in between (by another test's
+        // server, or as the source port of a connection), and probing it with connects could
+        // even connect a socket to itself.
+        let log_path = dir.path().join("counter.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
         let mut command = Command::new(counter_exe());
         command
             .args(["--config", config.to_str().unwrap_or_default()])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", "127.0.0.1:0"])
             .args(["--workers", "2"])
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(log.try_clone().expect("log file"));
         if logged {
-            let log = std::fs::File::create(dir.path().join("counter.log")).expect("log file");
             // tracing's fmt subscriber writes to stdout; errors go to stderr.
-            let err = log.try_clone().expect("log file");
-            command.env("RUST_LOG", "trace").stdout(log).stderr(err);
+            command.env("RUST_LOG", "trace").stdout(log);
         }
         let child = command.spawn().expect("start counter");
-        let counter = Counter {
+        let mut counter = Counter {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base: String::new(),
             _dir: dir,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
@@ -201,13 +196,23 @@ impl Counter {
                 .expect("http client"),
         };
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        counter.base = loop {
+            let log = counter.log();
+            if let Some(base) = log
+                .lines()
+                .find_map(|line| line.strip_prefix("counter listening on "))
+            {
+                break base.trim().to_owned();
+            }
+            if let Ok(Some(status)) = counter.child.try_wait() {
+                panic!("counter exited ({status}) before listening:\n{log}");
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(10),
-                "counter did not start"
+                "counter did not start:\n{log}"
             );
             std::thread::sleep(Duration::from_millis(20));
-        }
+        };
         counter
     }
 
@@ -269,6 +274,17 @@ impl Drop for Counter {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            // What the counter said is part of the failure (the test harness shows it).
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            eprintln!(
+                "counter log, last {} lines:\n{}",
+                tail.len(),
+                tail.join("\n")
+            );
+        }
     }
 }
 
