@@ -198,8 +198,10 @@ impl Counter {
         let started = Instant::now();
         counter.base = loop {
             let log = counter.log();
+            // Only a whole line: the counter may be in the middle of writing it.
             if let Some(base) = log
-                .lines()
+                .split_inclusive('\n')
+                .filter(|line| line.ends_with('\n'))
                 .find_map(|line| line.strip_prefix("counter listening on "))
             {
                 break base.trim().to_owned();
