@@ -18,7 +18,8 @@ pub(crate) async fn an_index_lists_its_entries_until_their_time_passes(store: &d
         .await
         .expect("add");
     store
-        .index_add(&alice, &short, Duration::from_millis(300))
+        // Long enough that the listing below comes first even on a loaded machine.
+        .index_add(&alice, &short, Duration::from_millis(1500))
         .await
         .expect("add");
     let mut listed = store.index_list(&alice).await.expect("list");
@@ -30,7 +31,7 @@ pub(crate) async fn an_index_lists_its_entries_until_their_time_passes(store: &d
         store.index_list(&bob).await.expect("list").is_empty(),
         "users are apart"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1700)).await;
     assert_eq!(store.index_list(&alice).await.expect("list"), vec![long]);
 }
 
@@ -38,7 +39,7 @@ pub(crate) async fn an_index_entry_only_moves_later(store: &dyn SessionStore) {
     let alice = UserIndexId::of_user("alice");
     let session = id();
     store
-        .index_add(&alice, &session, Duration::from_secs(1))
+        .index_add(&alice, &session, Duration::from_secs(10))
         .await
         .expect("add");
     // A shorter keep (e.g. from a server whose TTL is cut by the absolute lifetime) must not
