@@ -1,0 +1,94 @@
+//! The PHP-written vectors: each decodes to what PHP's var_export shows, re-encodes byte for
+//! byte, and our encoding of it reads back in real PHP to the same var_export.
+
+mod common;
+
+use common::*;
+use igbinary::{Value, decode, encode, php_export};
+
+/// Vectors whose var_export PHP computes with class code we cannot run: Token has
+/// `__unserialize()`, which renames the array keys `v`/`e` to properties `value`/`expires`.
+const CLASS_CODE: &[&str] = &["serialize_magic"];
+
+#[test]
+fn all_26_vectors_are_present() {
+    assert_eq!(vector_names().len(), 26);
+}
+
+#[test]
+fn every_vector_decodes_to_phps_var_export() {
+    for name in vector_names() {
+        if CLASS_CODE.contains(&name.as_str()) {
+            continue;
+        }
+        let value = decode(&vector_blob(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut ours = php_export(&value);
+        ours.push(b'\n');
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&vector_export(&name)),
+            "{name}"
+        );
+        assert_eq!(ours, vector_export(&name), "{name} (bytes)");
+    }
+}
+
+#[test]
+fn serialize_magic_decodes_to_the_serialized_array() {
+    let value = decode(&vector_blob("serialize_magic")).expect("decode");
+    let tok = value.as_array().and_then(|a| a.get_str("tok")).expect("tok");
+    let object = tok.as_object().expect("an object");
+    assert_eq!(object.class, b"Token");
+    let igbinary::ObjectBody::Properties(p) = &object.body else {
+        panic!("properties expected");
+    };
+    assert_eq!(p.get_str("v"), Some(&Value::from("abc")));
+    assert_eq!(p.get_str("e"), Some(&Value::Int(1_700_000_000)));
+}
+
+#[test]
+fn every_vector_reencodes_byte_identically() {
+    for name in vector_names() {
+        let blob = vector_blob(&name);
+        let value = decode(&blob).expect("decode");
+        assert_eq!(to_hex(&encode(&value)), to_hex(&blob), "{name}");
+    }
+}
+
+#[test]
+fn shared_nodes_decode_as_shared_arcs() {
+    let value = decode(&vector_blob("shared_array_value")).expect("decode");
+    let a = value.as_array().expect("array");
+    let (Some(Value::Array(first)), Some(Value::Array(second))) =
+        (a.get_str("first"), a.get_str("second"))
+    else {
+        panic!("arrays expected");
+    };
+    assert!(std::sync::Arc::ptr_eq(first, second));
+
+    let value = decode(&vector_blob("php_reference")).expect("decode");
+    let a = value.as_array().expect("array");
+    let (Some(Value::Reference(x)), Some(Value::Reference(y))) = (a.get_str("a"), a.get_str("b"))
+    else {
+        panic!("references expected");
+    };
+    assert!(std::sync::Arc::ptr_eq(x, y));
+}
+
+#[test]
+fn php_reads_our_encoding_of_every_vector_as_it_read_the_original() {
+    let names = vector_names();
+    let ours: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| encode(&decode(&vector_blob(n)).expect("decode")))
+        .collect();
+    let php = php_decode(&ours);
+    for (name, decoded) in names.iter().zip(php) {
+        assert_eq!(
+            String::from_utf8_lossy(&decoded.export),
+            String::from_utf8_lossy(&vector_export(name)),
+            "{name}"
+        );
+        assert_eq!(decoded.export, vector_export(name), "{name} (bytes)");
+    }
+}
