@@ -181,7 +181,11 @@ impl<'de> de::Deserializer<'de> for Deser<'de> {
         }
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         self.deserialize_seq(visitor)
     }
 
@@ -218,9 +222,7 @@ impl<'de> de::Deserializer<'de> for Deser<'de> {
     ) -> Result<V::Value, Error> {
         let (name, content): (&'de [u8], Option<&'de Value>) = match self.value {
             Value::Reference(r) => {
-                return self
-                    .nested(r)?
-                    .deserialize_enum(_name, _variants, visitor);
+                return self.nested(r)?.deserialize_enum(_name, _variants, visitor);
             }
             Value::Str(s) => (s, None),
             Value::Array(a) if a.len() == 1 => match a.iter().next() {
@@ -279,7 +281,10 @@ struct MapReader<'de> {
 
 impl<'de> de::MapAccess<'de> for MapReader<'de> {
     type Error = Error;
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
         match self.iter.next() {
             Some((key, value)) => {
                 self.value = Some(value);

@@ -85,7 +85,9 @@ pub enum Error {
         slots: usize,
     },
     /// A back-reference to an array or object still being decoded: a cycle, refused.
-    #[error("back-reference at offset {offset} to slot {index}, which encloses it (cycles are refused)")]
+    #[error(
+        "back-reference at offset {offset} to slot {index}, which encloses it (cycles are refused)"
+    )]
     Cycle {
         /// Offset of the back-reference.
         offset: usize,

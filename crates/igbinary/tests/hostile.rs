@@ -26,10 +26,16 @@ fn a_count_larger_than_the_input_is_refused_before_allocating() {
     );
     // A string length too, including the 64-bit one.
     let err = decode(&blob(&[0x26, 0xff, 0, 0, 0, 0, 0, 0, 0, b'a'])).expect_err("len");
-    assert!(matches!(err, Error::CountTooLarge { offset: 5, .. }), "{err}");
+    assert!(
+        matches!(err, Error::CountTooLarge { offset: 5, .. }),
+        "{err}"
+    );
     // And a Serializable payload.
     let err = decode(&blob(&[0x17, 1, b'C', 0x1f, 0x7f, 0, 0, 0])).expect_err("payload");
-    assert!(matches!(err, Error::CountTooLarge { offset: 8, .. }), "{err}");
+    assert!(
+        matches!(err, Error::CountTooLarge { offset: 8, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -60,17 +66,26 @@ fn depth_10000_is_refused() {
 fn u64_above_i64_max_is_refused() {
     let mut body = vec![0x20, 0x80];
     body.extend([0; 7]);
-    assert_eq!(decode(&blob(&body)), Err(Error::IntegerOutOfRange { offset: 4 }));
+    assert_eq!(
+        decode(&blob(&body)),
+        Err(Error::IntegerOutOfRange { offset: 4 })
+    );
     let mut body = vec![0x21, 0x80];
     body.extend([0; 7]);
     assert_eq!(decode(&blob(&body)), Ok(Value::Int(i64::MIN)));
     let mut body = vec![0x21, 0x80];
     body.extend([0, 0, 0, 0, 0, 0, 1]);
-    assert_eq!(decode(&blob(&body)), Err(Error::IntegerOutOfRange { offset: 4 }));
+    assert_eq!(
+        decode(&blob(&body)),
+        Err(Error::IntegerOutOfRange { offset: 4 })
+    );
     let mut body = vec![0x14, 0x01, 0x20, 0xff];
     body.extend([0xff; 7]);
     body.push(0x00);
-    assert_eq!(decode(&blob(&body)), Err(Error::IntegerOutOfRange { offset: 6 }));
+    assert_eq!(
+        decode(&blob(&body)),
+        Err(Error::IntegerOutOfRange { offset: 6 })
+    );
 }
 
 #[test]
@@ -80,7 +95,10 @@ fn an_unknown_tag_is_named_with_its_offset() {
     let err = decode(&blob(&[0x14, 0x01, 0x05, 0x00])).expect_err("key");
     assert_eq!(err.to_string(), "unknown tag 0x05 at offset 6 (array key)");
     let err = decode(&blob(&[0x17, 0x01, b'C', 0x05])).expect_err("body");
-    assert_eq!(err.to_string(), "unknown tag 0x05 at offset 7 (object body)");
+    assert_eq!(
+        err.to_string(),
+        "unknown tag 0x05 at offset 7 (object body)"
+    );
 }
 
 #[test]
@@ -95,26 +113,52 @@ fn a_back_reference_out_of_range_is_refused() {
         }
     );
     let err = decode(&blob(&[0x0e, 0x00])).expect_err("string id");
-    assert!(matches!(err, Error::BadStringId { offset: 4, index: 0, strings: 0 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::BadStringId {
+                offset: 4,
+                index: 0,
+                strings: 0
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_back_reference_to_an_enclosing_array_is_a_refused_cycle() {
     let err = decode(&blob(&[0x14, 0x01, 0x06, 0x00, 0x01, 0x00])).expect_err("cycle");
-    assert_eq!(err, Error::Cycle { offset: 8, index: 0 });
+    assert_eq!(
+        err,
+        Error::Cycle {
+            offset: 8,
+            index: 0
+        }
+    );
     // PHP's `$a['self'] = &$a` shape.
     let err = decode(&blob(&[0x14, 0x01, 0x06, 0x00, 0x25, 0x01, 0x00])).expect_err("cycle");
     assert!(matches!(err, Error::Cycle { index: 0, .. }), "{err}");
     // An object's property pointing at the object.
-    let err = decode(&blob(&[0x17, 1, b'C', 0x14, 0x01, 0x06, 0x00, 0x22, 0x00])).expect_err("cycle");
+    let err =
+        decode(&blob(&[0x17, 1, b'C', 0x14, 0x01, 0x06, 0x00, 0x22, 0x00])).expect_err("cycle");
     assert!(matches!(err, Error::Cycle { index: 0, .. }), "{err}");
 }
 
 #[test]
 fn trailing_bytes_are_refused() {
     let err = decode(&blob(&[0x00, 0x00, 0x01])).expect_err("trailing");
-    assert_eq!(err, Error::TrailingBytes { offset: 5, count: 2 });
-    assert_eq!(err.to_string(), "2 trailing bytes at offset 5 after the value");
+    assert_eq!(
+        err,
+        Error::TrailingBytes {
+            offset: 5,
+            count: 2
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "2 trailing bytes at offset 5 after the value"
+    );
 }
 
 #[test]
@@ -123,7 +167,10 @@ fn a_bad_or_short_header_is_refused() {
     assert!(matches!(decode(&[0, 0]), Err(Error::BadHeader { .. })));
     assert!(matches!(decode(&[]), Err(Error::BadHeader { .. })));
     assert_eq!(decode(&[0, 0, 0, 1, 0x05]), Ok(Value::Bool(true)));
-    assert!(matches!(decode(&[0, 0, 0, 2]), Err(Error::Truncated { offset: 4, .. })));
+    assert!(matches!(
+        decode(&[0, 0, 0, 2]),
+        Err(Error::Truncated { offset: 4, .. })
+    ));
 }
 
 #[test]
@@ -131,7 +178,9 @@ fn back_references_cannot_blow_the_tree_up_exponentially() {
     // Entry k is [slot k, slot k]: the tree doubles with every entry.
     let mut body = vec![0x14, 100, 0x06, 0x00, 0x14, 0x00];
     for k in 1..100u8 {
-        body.extend_from_slice(&[0x06, k, 0x14, 0x02, 0x06, 0x00, 0x01, k, 0x06, 0x01, 0x01, k]);
+        body.extend_from_slice(&[
+            0x06, k, 0x14, 0x02, 0x06, 0x00, 0x01, k, 0x06, 0x01, 0x01, k,
+        ]);
     }
     let err = decode(&blob(&body)).expect_err("expansion");
     assert!(matches!(err, Error::TooLarge { .. }), "{err}");

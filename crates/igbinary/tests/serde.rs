@@ -68,7 +68,12 @@ fn everything() -> Everything {
             Shape::Rect { w: 2, h: 3 },
         ],
         by_id: [(7, "seven".to_owned()), (0, "zero".to_owned())].into(),
-        by_name: [("123".to_owned(), 1), ("0123".to_owned(), 2), ("-0".to_owned(), 3)].into(),
+        by_name: [
+            ("123".to_owned(), 1),
+            ("0123".to_owned(), 2),
+            ("-0".to_owned(), 3),
+        ]
+        .into(),
         pair: (255, "two".into()),
         unit: Unit,
         nothing: (),
@@ -99,7 +104,10 @@ fn the_resonance_like_vector_reads_into_a_struct_and_back() {
     assert_eq!(session.authenticated_user_id, "42");
     assert_eq!(session.flash.info, ["Saved.", "Saved."]);
     assert_eq!(session.oauth2, None);
-    assert_eq!(from_slice::<Session>(&to_vec(&session).expect("to_vec")).expect("back"), session);
+    assert_eq!(
+        from_slice::<Session>(&to_vec(&session).expect("to_vec")).expect("back"),
+        session
+    );
 }
 
 #[test]
@@ -134,16 +142,26 @@ fn php_reads_what_to_vec_writes_as_we_show_it_and_writes_it_back_identically() {
 #[test]
 fn numeric_string_keys_become_int_keys_like_in_php() {
     let value = to_value(&everything()).expect("to_value");
-    let by_name = value.as_array().and_then(|a| a.get_str("by_name")).expect("by_name");
+    let by_name = value
+        .as_array()
+        .and_then(|a| a.get_str("by_name"))
+        .expect("by_name");
     let by_name = by_name.as_array().expect("array");
     let keys: Vec<&Key> = by_name.iter().map(|(k, _)| k).collect();
     assert_eq!(
         keys,
-        [&Key::Str(b"-0".to_vec()), &Key::Str(b"0123".to_vec()), &Key::Int(123)]
+        [
+            &Key::Str(b"-0".to_vec()),
+            &Key::Str(b"0123".to_vec()),
+            &Key::Int(123)
+        ]
     );
     assert_eq!(Key::php("-5"), Key::Int(-5));
     assert_eq!(Key::php("9223372036854775807"), Key::Int(i64::MAX));
-    assert_eq!(Key::php("9223372036854775808"), Key::Str(b"9223372036854775808".to_vec()));
+    assert_eq!(
+        Key::php("9223372036854775808"),
+        Key::Str(b"9223372036854775808".to_vec())
+    );
     assert_eq!(Key::php("-9223372036854775808"), Key::Int(i64::MIN));
     assert_eq!(Key::php("0"), Key::Int(0));
     assert_eq!(Key::php(""), Key::Str(Vec::new()));
@@ -154,7 +172,10 @@ fn numeric_string_keys_become_int_keys_like_in_php() {
 fn int_keys_read_into_string_keys_as_decimal_text_and_into_int_keys() {
     let blob = vector_blob("int_keys");
     let value = decode(&blob).expect("decode");
-    let sparse = value.as_array().and_then(|a| a.get_str("sparse")).expect("sparse");
+    let sparse = value
+        .as_array()
+        .and_then(|a| a.get_str("sparse"))
+        .expect("sparse");
     let as_strings: HashMap<String, String> = from_value(sparse).expect("string keys");
     assert_eq!(as_strings["2"], "b");
     let as_ints: BTreeMap<i64, String> = from_value(sparse).expect("int keys");
@@ -164,14 +185,20 @@ fn int_keys_read_into_string_keys_as_decimal_text_and_into_int_keys() {
 #[test]
 fn php_lists_read_as_vecs_but_sparse_arrays_do_not() {
     let value = decode(&vector_blob("int_keys")).expect("decode");
-    let sparse = value.as_array().and_then(|a| a.get_str("sparse")).expect("sparse");
+    let sparse = value
+        .as_array()
+        .and_then(|a| a.get_str("sparse"))
+        .expect("sparse");
     let err = from_value::<Vec<String>>(sparse).expect_err("sparse is no list");
     assert!(matches!(err, Error::TypeMismatch { .. }), "{err}");
     assert!(err.to_string().contains("keys 0..n"), "{err}");
 
-    let list: Array = [(Key::Int(0), Value::from("a")), (Key::Int(1), Value::from("b"))]
-        .into_iter()
-        .collect();
+    let list: Array = [
+        (Key::Int(0), Value::from("a")),
+        (Key::Int(1), Value::from("b")),
+    ]
+    .into_iter()
+    .collect();
     let list = Value::array(list);
     assert_eq!(from_value::<Vec<String>>(&list).expect("list"), ["a", "b"]);
     assert_eq!(from_value::<(String, String)>(&list).expect("tuple").1, "b");
@@ -183,7 +210,10 @@ fn u64_above_i64_max_is_refused_with_a_clear_error() {
     assert!(matches!(err, Error::IntegerTooLarge(_)), "{err}");
     assert!(err.to_string().contains("9223372036854775808"), "{err}");
     assert!(to_vec(&BTreeMap::from([(u64::MAX, 1)])).is_err());
-    assert_eq!(from_slice::<u64>(&to_vec(&(i64::MAX as u64)).expect("max")).expect("back"), i64::MAX as u64);
+    assert_eq!(
+        from_slice::<u64>(&to_vec(&(i64::MAX as u64)).expect("max")).expect("back"),
+        i64::MAX as u64
+    );
     let err = from_value::<u8>(&Value::Int(256)).expect_err("u8");
     assert!(err.to_string().contains("256"), "{err}");
 }
@@ -191,7 +221,10 @@ fn u64_above_i64_max_is_refused_with_a_clear_error() {
 #[test]
 fn a_php_string_that_is_not_utf8_into_a_string_is_a_clear_error() {
     let value = decode(&vector_blob("strings")).expect("decode");
-    let invalid = value.as_array().and_then(|a| a.get_str("invalid_utf8")).expect("invalid");
+    let invalid = value
+        .as_array()
+        .and_then(|a| a.get_str("invalid_utf8"))
+        .expect("invalid");
     let err = from_value::<String>(invalid).expect_err("not UTF-8");
     assert_eq!(err, Error::NotUtf8 { valid_up_to: 0 });
     assert!(err.to_string().contains("not UTF-8"), "{err}");
@@ -204,9 +237,15 @@ fn a_php_string_that_is_not_utf8_into_a_string_is_a_clear_error() {
 #[test]
 fn type_mismatches_name_expected_and_found() {
     let err = from_value::<String>(&Value::Int(3)).expect_err("mismatch");
-    assert_eq!(err.to_string(), "type mismatch: expected a string, found int");
+    assert_eq!(
+        err.to_string(),
+        "type mismatch: expected a string, found int"
+    );
     let err = from_value::<Session>(&Value::Bool(true)).expect_err("mismatch");
-    assert!(err.to_string().contains("expected an array, found bool"), "{err}");
+    assert!(
+        err.to_string().contains("expected an array, found bool"),
+        "{err}"
+    );
     let err = from_value::<bool>(&Value::from("x")).expect_err("mismatch");
     assert!(err.to_string().contains("expected a boolean"), "{err}");
 }
@@ -232,13 +271,23 @@ fn serde_nesting_is_capped_both_ways() {
         list = Value::array(a);
     }
     let err = from_value::<serde_json_like::Any>(&list).expect_err("too deep");
-    assert_eq!(err, Error::NestingTooDeep { limit: igbinary::MAX_DEPTH });
+    assert_eq!(
+        err,
+        Error::NestingTooDeep {
+            limit: igbinary::MAX_DEPTH
+        }
+    );
     let mut nested: Vec<serde_json_like::Any> = Vec::new();
     for _ in 0..300 {
         nested = vec![serde_json_like::Any::List(nested)];
     }
     let err = to_value(&nested).expect_err("too deep");
-    assert_eq!(err, Error::NestingTooDeep { limit: igbinary::MAX_DEPTH });
+    assert_eq!(
+        err,
+        Error::NestingTooDeep {
+            limit: igbinary::MAX_DEPTH
+        }
+    );
 }
 
 /// A self-describing value for the depth tests (serde_json is not a dependency).

@@ -36,7 +36,10 @@ fn every_vector_decodes_to_phps_var_export() {
 #[test]
 fn serialize_magic_decodes_to_the_serialized_array() {
     let value = decode(&vector_blob("serialize_magic")).expect("decode");
-    let tok = value.as_array().and_then(|a| a.get_str("tok")).expect("tok");
+    let tok = value
+        .as_array()
+        .and_then(|a| a.get_str("tok"))
+        .expect("tok");
     let object = tok.as_object().expect("an object");
     assert_eq!(object.class, b"Token");
     let igbinary::ObjectBody::Properties(p) = &object.body else {
