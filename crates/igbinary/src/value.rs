@@ -34,7 +34,9 @@ pub enum Value {
     /// A PHP object.
     Object(Arc<Object>),
     /// A PHP reference (`&$x`): every `Reference` holding the same `Arc` is the same PHP
-    /// reference.
+    /// reference. PHP itself writes one only where two places share it (a reference held
+    /// once is plain data to PHP's serializer); [`encode`](crate::encode) writes every
+    /// `Reference` it meets, and PHP reads one held once as the plain value.
     Reference(Arc<Value>),
 }
 

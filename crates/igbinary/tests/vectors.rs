@@ -95,3 +95,46 @@ fn php_reads_our_encoding_of_every_vector_as_it_read_the_original() {
         assert_eq!(decoded.export, vector_export(name), "{name} (bytes)");
     }
 }
+
+/// Shapes PHP writes that the vectors lack: a reference to an array used twice, a reference to
+/// an object used twice, an object and a string shared across the tree. PHP must read our bytes and
+/// write exactly the same bytes back.
+#[test]
+fn php_rewrites_our_references_and_shared_objects_byte_for_byte() {
+    use igbinary::{Array, Key};
+    use std::sync::Arc;
+
+    let mut list = Array::new();
+    list.push(Value::Int(1));
+    list.push(Value::from("two"));
+    let r = Arc::new(Value::array(list));
+
+    let mut props = Array::new();
+    props.insert(Key::php("sku"), Value::from("SKU-9"));
+    props.insert(Key::Str(b"\0*\0qty".to_vec()), Value::Int(2));
+    props.insert(Key::Str(b"\0CartItem\0price".to_vec()), Value::Float(-0.0));
+    let item = Value::object("CartItem", props);
+
+    let mut top = Array::new();
+    top.insert(Key::php("r1"), Value::Reference(Arc::clone(&r)));
+    top.insert(Key::php("item"), item.clone());
+    top.insert(Key::php("r2"), Value::Reference(r));
+    top.insert(Key::php("again"), item.clone());
+    // A reference to an object, held twice (PHP drops a reference held once).
+    let object_ref = Arc::new(Value::object("stdClass", Array::new()));
+    top.insert(Key::php("ref_a"), Value::Reference(Arc::clone(&object_ref)));
+    top.insert(Key::php("ref_b"), Value::Reference(object_ref));
+    top.insert(Key::php("sku"), Value::from("SKU-9"));
+    let value = Value::array(top);
+
+    let ours = encode(&value);
+    let php = php_decode(std::slice::from_ref(&ours));
+    let mut export = php_export(&value);
+    export.push(b'\n');
+    assert_eq!(
+        String::from_utf8_lossy(&php[0].export),
+        String::from_utf8_lossy(&export)
+    );
+    assert_eq!(to_hex(&php[0].reserialized), to_hex(&ours));
+    assert_eq!(decode(&ours).expect("decode"), value);
+}
