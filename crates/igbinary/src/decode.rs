@@ -135,7 +135,7 @@ impl<'a> Decoder<'a> {
             0x05 => Value::Bool(true),
             0x06..=0x0b | 0x20 | 0x21 => Value::Int(self.int(tag, at)?),
             0x0c => Value::Float(f64::from_bits(self.uint(8)?)),
-            0x0d | 0x0e..=0x10 | 0x11..=0x13 | 0x26 => Value::Str(self.string(tag, at)?.to_vec()),
+            0x0d..=0x13 | 0x26 => Value::Str(self.string(tag, at)?.to_vec()),
             0x14..=0x16 => self.array(tag, depth)?,
             0x17..=0x1c => self.object(tag, at, depth)?,
             0x01..=0x03 | 0x22..=0x24 => self.back_ref(tag, at, false)?,
@@ -328,7 +328,8 @@ impl<'a> Decoder<'a> {
                 self.pos += 1;
                 self.back_ref(tag, at, true)
             }
-            0x14..=0x16 | 0x17..=0x1c => {
+            // Arrays (14-16) and objects (17-1c).
+            0x14..=0x1c => {
                 let slot = self.slots.len();
                 let value = Arc::new(self.value(depth + 1)?);
                 if let Some((s, _)) = self.slots.get_mut(slot) {

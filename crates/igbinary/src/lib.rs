@@ -3,8 +3,10 @@
 //! the limits that apply to hostile input.
 
 mod de;
+mod de_key;
 mod decode;
 mod encode;
+mod eq;
 mod error;
 mod export;
 mod ser;
