@@ -203,3 +203,11 @@ fn equality_of_shared_trees_is_linear() {
     // Encoding writes each node once; back-references do the rest.
     assert!(encode(&a).len() < 200 * 12);
 }
+
+#[test]
+fn value_is_send_sync_clone_debug_partialeq() {
+    fn check<T: Send + Sync + Clone + std::fmt::Debug + PartialEq>() {}
+    check::<Value>();
+    check::<Array>();
+    check::<Error>();
+}

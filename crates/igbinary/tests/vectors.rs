@@ -138,3 +138,46 @@ fn php_rewrites_our_references_and_shared_objects_byte_for_byte() {
     assert_eq!(to_hex(&php[0].reserialized), to_hex(&ours));
     assert_eq!(decode(&ours).expect("decode"), value);
 }
+
+/// php_export prints floats and odd strings as PHP's var_export does (edge cases of the
+/// notation switch, subnormals, precision, escapes), checked against real PHP.
+#[test]
+fn php_export_prints_floats_and_strings_as_php_does() {
+    use igbinary::{Array, Key};
+    let floats = [
+        1e15,
+        1e16,
+        1e17,
+        1e18,
+        123_456_789_012_345_680.0,
+        0.0001,
+        0.00001,
+        -1.5e-7,
+        5e-324,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        0.1 + 0.2,
+        100.0,
+        1e22,
+        9_007_199_254_740_993.0,
+        -0.0,
+        f64::from_bits(0xfff8_0000_0000_0001),
+    ];
+    let mut array: Array = floats
+        .iter()
+        .map(|&f| Value::Float(f))
+        .enumerate()
+        .map(|(i, v)| (Key::Int(i as i64), v))
+        .collect();
+    array.insert(Key::php("quote's\\back"), Value::from("it's a \\ \0 nul"));
+    array.insert(Key::Str(b"\0nul key".to_vec()), Value::Int(i64::MIN));
+    array.insert(Key::Int(i64::MIN), Value::Int(i64::MAX));
+    let value = Value::array(array);
+    let php = php_decode(&[encode(&value)]);
+    let mut ours = php_export(&value);
+    ours.push(b'\n');
+    assert_eq!(
+        String::from_utf8_lossy(&php[0].export),
+        String::from_utf8_lossy(&ours)
+    );
+}
