@@ -21,9 +21,10 @@ pub fn decode(blob: &[u8]) -> Result<Value, Error> {
         strings: Vec::new(),
         slots: Vec::new(),
         nodes: 0,
-        // Without back-references a tree has at most one node per byte; shared nodes may
-        // repeat within this budget (generous for real sessions, bounded for hostile ones).
-        node_limit: (blob.len() as u64).saturating_mul(16).max(1 << 20),
+        // Without back-references a tree has at most one node and one string byte per byte
+        // of blob; shared nodes and interned strings may repeat within this budget (generous
+        // for real sessions, bounded for hostile ones).
+        node_limit: (blob.len() as u64).saturating_mul(16).max(1 << 24),
     };
     let value = d.value(0)?;
     if d.pos != blob.len() {
@@ -51,7 +52,8 @@ struct Decoder<'a> {
     strings: Vec<&'a [u8]>,
     /// The reference table and the tree size of each slot.
     slots: Vec<(Slot, u64)>,
-    /// Nodes of the tree so far, back-references counted at their full size.
+    /// Size of the tree so far: one per node plus the bytes of each string (an interned
+    /// string is copied at every use), back-references counted at their full size.
     nodes: u64,
     node_limit: u64,
 }
@@ -171,20 +173,24 @@ impl<'a> Decoder<'a> {
             0x0d => Ok(&[]),
             0x0e..=0x10 => {
                 let index = self.uint(width(tag, 0x0e))? as u32;
-                self.strings
-                    .get(index as usize)
-                    .copied()
-                    .ok_or(Error::BadStringId {
-                        offset: at,
-                        index,
-                        strings: self.strings.len(),
-                    })
+                let bytes =
+                    self.strings
+                        .get(index as usize)
+                        .copied()
+                        .ok_or(Error::BadStringId {
+                            offset: at,
+                            index,
+                            strings: self.strings.len(),
+                        })?;
+                self.add_nodes(bytes.len() as u64)?;
+                Ok(bytes)
             }
             0x11..=0x13 | 0x26 => {
                 let n = if tag == 0x26 { 8 } else { width(tag, 0x11) };
                 let len = self.count(n)?;
                 let bytes = self.take(len)?;
                 self.strings.push(bytes);
+                self.add_nodes(len)?;
                 Ok(bytes)
             }
             _ => Err(Error::UnknownTag {

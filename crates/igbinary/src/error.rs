@@ -104,8 +104,11 @@ pub enum Error {
         /// Strings known at that point.
         strings: usize,
     },
-    /// Back-references would make the value tree far larger than the blob.
-    #[error("back-references at offset {offset} expand the value past {limit} nodes")]
+    /// Back-references (to arrays, objects or interned strings) would make the value tree far
+    /// larger than the blob.
+    #[error(
+        "back-references at offset {offset} expand the value past {limit} (nodes plus string bytes)"
+    )]
     TooLarge {
         /// Offset where the limit was passed.
         offset: usize,

@@ -211,3 +211,21 @@ fn value_is_send_sync_clone_debug_partialeq() {
     check::<Array>();
     check::<Error>();
 }
+
+#[test]
+fn an_interned_string_cannot_be_copied_without_bound() {
+    // One 64 KiB string, then a list of 200,000 references to it (12.8 GB once copied).
+    let n: u32 = 200_000;
+    let mut body = vec![0x16];
+    body.extend((n + 1).to_be_bytes());
+    body.extend([0x06, 0x00, 0x13]);
+    body.extend(65_536u32.to_be_bytes());
+    body.extend(std::iter::repeat_n(b'x', 65_536));
+    for i in 1..=n {
+        body.push(0x0a);
+        body.extend(i.to_be_bytes());
+        body.extend([0x0e, 0x00]);
+    }
+    let err = decode(&blob(&body)).expect_err("copies");
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+}
