@@ -125,6 +125,19 @@ fn php_rewrites_our_references_and_shared_objects_byte_for_byte() {
     top.insert(Key::php("ref_a"), Value::Reference(Arc::clone(&object_ref)));
     top.insert(Key::php("ref_b"), Value::Reference(object_ref));
     top.insert(Key::php("sku"), Value::from("SKU-9"));
+    // A Serializable object and an enum case, each twice: both take a slot like any object.
+    let map = Value::Object(Arc::new(igbinary::Object {
+        class: b"Ds\\Map".to_vec(),
+        body: igbinary::ObjectBody::Serialized(b"s:1:\"k\";s:1:\"v\";".to_vec()),
+    }));
+    let role = Value::Object(Arc::new(igbinary::Object {
+        class: b"Role".to_vec(),
+        body: igbinary::ObjectBody::EnumCase(b"User".to_vec()),
+    }));
+    top.insert(Key::php("map"), map.clone());
+    top.insert(Key::php("role"), role.clone());
+    top.insert(Key::php("map2"), map);
+    top.insert(Key::php("role2"), role);
     let value = Value::array(top);
 
     let ours = encode(&value);
