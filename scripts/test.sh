@@ -10,6 +10,14 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 # The TLS tests make their certificates with the openssl CLI.
 command -v openssl >/dev/null || missing+=(openssl)
+# The igbinary crate's interop tests decode its blobs with real PHP (igbinary and ds extensions).
+if command -v php >/dev/null; then
+  php_modules="$(php -m)"
+  grep -qx igbinary <<<"$php_modules" || missing+=(php-igbinary)
+  grep -qx ds <<<"$php_modules" || missing+=(php-ds)
+else
+  missing+=(php-cli php-igbinary php-ds)
+fi
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing ${missing[*]}"
