@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
-use crate::cookie::session_ids_from_headers;
 use crate::csrf::CSRF_HEADER;
 use crate::error::SessionError;
 use crate::id::SessionId;
@@ -75,7 +74,7 @@ impl LazySession {
             .get::<Slot>()
             .cloned()
             .ok_or(SessionError::MissingLayer)?;
-        let ids = session_ids_from_headers(&parts.headers, &slot.manager().config().cookie_name);
+        let ids = slot.manager().request_ids(&parts.headers);
         Ok(Self { slot, ids })
     }
 

@@ -13,7 +13,7 @@
 
 use http::{HeaderMap, HeaderValue, header};
 
-use crate::config::{SameSite, SessionConfig};
+use crate::config::{SameSite, SessionConfig, SessionFormat};
 use crate::id::SessionId;
 
 /// How many well-formed ids of our cookie name a request may offer; the rest are ignored, so a
@@ -35,6 +35,16 @@ pub const MAX_CANDIDATES: usize = 4;
 /// ```
 #[must_use]
 pub fn session_ids_from_headers(headers: &HeaderMap, cookie_name: &str) -> Vec<SessionId> {
+    session_ids_of_format(headers, cookie_name, SessionFormat::Native)
+}
+
+/// [`session_ids_from_headers`] for ids of `format`'s kind (see [`SessionId::parse_for`]).
+#[must_use]
+pub fn session_ids_of_format(
+    headers: &HeaderMap,
+    cookie_name: &str,
+    format: SessionFormat,
+) -> Vec<SessionId> {
     let mut ids: Vec<SessionId> = Vec::new();
     let pairs = headers
         .get_all(header::COOKIE)
@@ -48,7 +58,10 @@ pub fn session_ids_from_headers(headers: &HeaderMap, cookie_name: &str) -> Vec<S
     for (_, value) in pairs {
         let value = value.strip_prefix(b"\"").unwrap_or(value);
         let value = value.strip_suffix(b"\"").unwrap_or(value);
-        let Some(id) = std::str::from_utf8(value).ok().and_then(SessionId::parse) else {
+        let id = std::str::from_utf8(value)
+            .ok()
+            .and_then(|text| SessionId::parse_for(text, format));
+        let Some(id) = id else {
             continue;
         };
         if !ids.contains(&id) {

@@ -127,7 +127,7 @@ impl SessionManager {
                 .reserved_with_prefix(FLASH_PREFIX)
                 .into_iter()
                 .filter_map(|(field, bytes, pending)| {
-                    let value = rmp_serde::from_slice(&bytes).ok()?;
+                    let value = state.data.decode_bytes(&bytes).ok()?;
                     // A message not stored yet (added in this request, or the session is new)
                     // is only in this copy: taking it needs no store call.
                     Some((field, value, pending || state.id.is_none()))
@@ -200,8 +200,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
             .get::<crate::manager::Slot>()
             .cloned()
             .ok_or(SessionError::MissingLayer)?;
-        let cookie_name = &slot.manager().config().cookie_name;
-        let ids = crate::cookie::session_ids_from_headers(&parts.headers, cookie_name);
+        let ids = slot.manager().request_ids(&parts.headers);
         let session = slot.start(&ids, false).await?;
         slot.manager().take_flashes(&session).await.map(Self)
     }

@@ -20,7 +20,7 @@ pub mod axum;
 #[cfg(feature = "axum")]
 pub use crate::axum::{CsrfGuard, CsrfRejection, LazySession, LockedSession};
 pub use crate::config::{
-    Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, SessionConfig,
+    Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, SessionConfig, SessionFormat,
 };
 pub use crate::data::{DataError, SessionData};
 pub use crate::error::SessionError;

@@ -207,6 +207,7 @@ const SESSION_KEYS: &[&str] = &[
     "persist",
     "lock_wait",
     "lock_ttl",
+    "format",
 ];
 
 const POOL_KEYS: &[&str] = &[

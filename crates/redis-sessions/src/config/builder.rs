@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, default_touch_interval};
+use super::{
+    Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, SessionFormat,
+    default_touch_interval,
+};
 
 /// Builds a [`Config`] without a file; [`ConfigBuilder::build`] applies the same checks as
 /// loading `config.ini` ([`Config::validate`]), with the ranges documented on
@@ -104,6 +107,12 @@ impl ConfigBuilder {
     /// `cookie_lifespan`.
     pub fn touch_interval(mut self, interval: Duration) -> Self {
         self.touch_interval = Some(interval);
+        self
+    }
+
+    /// `format`: the key layout and id format (see [`SessionFormat`]).
+    pub fn format(mut self, format: SessionFormat) -> Self {
+        self.config.session.format = format;
         self
     }
 

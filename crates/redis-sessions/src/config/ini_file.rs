@@ -10,11 +10,14 @@ use super::cookie_rules;
 use super::validate::{
     self, LIFESPAN, LOCK_TTL, LONG, MAX_POOL_SIZE, MAX_REPLICAS_ACK, SHORT, Seconds,
 };
-use super::{Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, default_touch_interval};
+use super::{
+    Config, ConfigError, PersistMode, RedisPoolConfig, SameSite, SessionFormat,
+    default_touch_interval,
+};
 
 const SESSION_KEYS: &str = "cookie_name, cookie_lifespan, redis_connection_pool, cookie_samesite, \
     cookie_secure, cookie_path, cookie_domain, absolute_lifetime, max_value_bytes, \
-    max_session_bytes, touch_interval, persist, lock_wait, lock_ttl";
+    max_session_bytes, touch_interval, persist, lock_wait, lock_ttl, format";
 const POOL_KEYS: &str = "host, port, db_index, password, username, prefix, timeout, pool_size, \
     pool_prefill, min_replicas_ack, cluster_nodes, sentinel_nodes, sentinel_master, \
     sentinel_password, tls, tls_ca, tls_cert, tls_key";
@@ -70,6 +73,7 @@ impl Config {
                     "persist" => s.persist_mode = field.persist_mode()?,
                     "lock_wait" => s.lock_wait = field.seconds(SHORT)?,
                     "lock_ttl" => s.lock_ttl = field.seconds(LOCK_TTL)?,
+                    "format" => s.format = field.format()?,
                     _ => return Err(field.unknown(SESSION_KEYS)),
                 }
             }
@@ -234,6 +238,14 @@ impl<'a> Field<'a> {
             "before_response" => Ok(PersistMode::BeforeResponse),
             "after_response" => Ok(PersistMode::AfterResponse),
             _ => Err(self.invalid("must be before_response or after_response")),
+        }
+    }
+
+    fn format(&self) -> Result<SessionFormat, ConfigError> {
+        match self.value {
+            "native" => Ok(SessionFormat::Native),
+            "resonance" => Ok(SessionFormat::Resonance),
+            _ => Err(self.invalid("must be native or resonance")),
         }
     }
 

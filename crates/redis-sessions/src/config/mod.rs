@@ -90,6 +90,19 @@ pub enum PersistMode {
     AfterResponse,
 }
 
+/// How sessions are laid out in Redis and which ids clients get (`format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SessionFormat {
+    /// This library's layout (default): 43-character ids, a hash per session under a hashed
+    /// storage id, one MessagePack value per key.
+    #[default]
+    Native,
+    /// The PHP framework's layout, to share live sessions with it during a migration: ids of
+    /// 256 lowercase hex characters, the key `<prefix>.session<id>` holding the whole session
+    /// as one igbinary blob (see the README's "Migrating from the PHP framework").
+    Resonance,
+}
+
 /// Settings of the `[session]` section.
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
@@ -151,6 +164,8 @@ pub struct SessionConfig {
     /// the wait ends); a request that outlives its lock fails to save with
     /// [`LockLost`](crate::SessionError::LockLost).
     pub lock_ttl: Duration,
+    /// Key layout and id format (`format` = native | resonance, default native).
+    pub format: SessionFormat,
 }
 
 impl Default for SessionConfig {
@@ -171,6 +186,7 @@ impl Default for SessionConfig {
             persist_mode: PersistMode::BeforeResponse,
             lock_wait: Duration::from_secs(5),
             lock_ttl: Duration::from_secs(10),
+            format: SessionFormat::Native,
         }
     }
 }

@@ -9,8 +9,10 @@
 
 use std::time::Duration;
 
-use super::{Config, ConfigError, RedisPoolConfig, SameSite, SessionConfig};
+use super::cookie_rules::MAX_COOKIE_BYTES;
+use super::{Config, ConfigError, RedisPoolConfig, SameSite, SessionConfig, SessionFormat};
 use super::{cookie_rules, pool_rules};
+use crate::id::RESONANCE_ID_LEN;
 
 /// The range a duration key accepts, and how its error message states it.
 #[derive(Clone, Copy, Debug)]
@@ -233,6 +235,9 @@ fn check_session_rules(s: &SessionConfig, pool: &RedisPoolConfig) -> Result<(), 
         );
         return Err(invalid("session", "lock_ttl", secs(s.lock_ttl), reason));
     }
+    if s.format == SessionFormat::Resonance {
+        resonance_rules(s, pool)?;
+    }
     if s.max_value_bytes > s.max_session_bytes {
         let reason = format!(
             "must not exceed max_session_bytes ({})",
@@ -240,6 +245,34 @@ fn check_session_rules(s: &SessionConfig, pool: &RedisPoolConfig) -> Result<(), 
         );
         let value = s.max_value_bytes.to_string();
         return Err(invalid("session", "max_value_bytes", value, reason));
+    }
+    Ok(())
+}
+
+/// `format = resonance`: the 256-character ids must fit in the cookie beside its name, and the
+/// pool's prefix must not hold braces (the lock and tombstone keys use the whole session key as
+/// their Cluster hash tag).
+fn resonance_rules(s: &SessionConfig, pool: &RedisPoolConfig) -> Result<(), ConfigError> {
+    if s.cookie_name.len() + RESONANCE_ID_LEN > MAX_COOKIE_BYTES {
+        let reason = format!(
+            "must be at most {} bytes with format = resonance: browsers keep a cookie only if its \
+             name and value (the 256-character id) are at most {MAX_COOKIE_BYTES} bytes together",
+            MAX_COOKIE_BYTES - RESONANCE_ID_LEN
+        );
+        return Err(invalid(
+            "session",
+            "cookie_name",
+            s.cookie_name.clone(),
+            reason,
+        ));
+    }
+    if pool.prefix.contains(['{', '}']) {
+        let reason = format!(
+            "resonance cannot be used with a pool prefix holding braces ({}[prefix] = {:?}): the \
+             session's lock and tombstone keys use the whole session key as their hash tag",
+            s.redis_connection_pool, pool.prefix
+        );
+        return Err(invalid("session", "format", "resonance", reason));
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `SessionData`: the typed key-value map a handler reads and writes, with per-key dirty tracking.
 //!
-//! Values are kept as MessagePack bytes (rmp-serde, struct fields by name so that adding a field
+//! Values are kept as encoded bytes (`codec.rs`): igbinary under `format = resonance`, otherwise
+//! MessagePack (rmp-serde, struct fields by name so that adding a field
 //! with `#[serde(default)]` stays compatible with stored sessions). A value is encoded once, on
 //! [`SessionData::put`], so encoding errors and size limits surface at the call site; it is
 //! decoded on every [`SessionData::get`], so a corrupt value is an error for that key only (one
@@ -8,14 +9,19 @@
 //! map remembers which keys changed, so a save sends only those, and putting a value equal to the
 //! stored one changes nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use indexmap::IndexMap;
 
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod codec;
 mod depth;
 mod error;
+
+pub(crate) use codec::Codec;
 
 pub use depth::MAX_DEPTH;
 pub use error::DataError;
@@ -37,12 +43,15 @@ pub(crate) const RESERVED: char = '\0';
 /// ```
 #[derive(Debug, Clone)]
 pub struct SessionData {
-    values: HashMap<String, Bytes>,
+    /// In the order the keys were stored or first put (a PHP array's order under
+    /// `format = resonance`).
+    values: IndexMap<String, Bytes>,
     changed: HashSet<String>,
     removed: HashSet<String>,
     size: usize,
     max_value_bytes: usize,
     max_session_bytes: usize,
+    codec: Codec,
 }
 
 impl Default for SessionData {
@@ -80,13 +89,21 @@ impl SessionData {
     #[must_use]
     pub fn with_limits(max_value_bytes: usize, max_session_bytes: usize) -> Self {
         Self {
-            values: HashMap::new(),
+            values: IndexMap::new(),
             changed: HashSet::new(),
             removed: HashSet::new(),
             size: 0,
             max_value_bytes,
             max_session_bytes,
+            codec: Codec::MessagePack,
         }
+    }
+
+    /// The same data, its values encoded with `codec` (set before any value is put).
+    #[must_use]
+    pub(crate) fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
     }
 
     /// Data as loaded from the store: nothing is marked changed. Limits are not applied to what is
@@ -129,20 +146,20 @@ impl SessionData {
         let Some(bytes) = self.values.get(key) else {
             return Ok(None);
         };
-        if depth::nests_deeper_than(bytes, depth::MAX_DEPTH) {
-            return Err(DataError::Decode {
-                key: key.to_owned(),
-                type_name: std::any::type_name::<T>(),
-                message: format!("nested deeper than {} levels", depth::MAX_DEPTH),
-            });
-        }
-        rmp_serde::from_slice(bytes)
+        self.codec
+            .decode(bytes)
             .map(Some)
-            .map_err(|e| DataError::Decode {
+            .map_err(|message| DataError::Decode {
                 key: key.to_owned(),
                 type_name: std::any::type_name::<T>(),
-                message: e.to_string(),
+                message,
             })
+    }
+
+    /// Decodes `bytes` (a value of this data, e.g. from [`SessionData::reserved_with_prefix`])
+    /// with this data's codec and its depth limit.
+    pub(crate) fn decode_bytes<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, String> {
+        self.codec.decode(bytes)
     }
 
     /// Encodes `value` and stores it under `key` (in memory: the store sees it on persist).
@@ -170,16 +187,13 @@ impl SessionData {
     }
 
     fn put_any<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), DataError> {
-        let encoded = rmp_serde::to_vec_named(value).map_err(|e| DataError::Encode {
-            key: key.to_owned(),
-            message: e.to_string(),
-        })?;
-        if depth::nests_deeper_than(&encoded, depth::MAX_DEPTH) {
-            return Err(DataError::Encode {
+        let encoded = self
+            .codec
+            .encode(value)
+            .map_err(|message| DataError::Encode {
                 key: key.to_owned(),
-                message: format!("nested deeper than {} levels", depth::MAX_DEPTH),
-            });
-        }
+                message,
+            })?;
         if encoded.len() > self.max_value_bytes {
             return Err(DataError::ValueTooLarge {
                 key: key.to_owned(),
@@ -242,7 +256,7 @@ impl SessionData {
         debug_assert!(key.starts_with(RESERVED));
         self.changed.remove(key);
         self.removed.remove(key);
-        let Some(old) = self.values.remove(key) else {
+        let Some(old) = self.values.shift_remove(key) else {
             return false;
         };
         self.size -= key.len() + old.len();
@@ -250,7 +264,7 @@ impl SessionData {
     }
 
     fn remove_any(&mut self, key: &str) -> bool {
-        let Some(old) = self.values.remove(key) else {
+        let Some(old) = self.values.shift_remove(key) else {
             return false;
         };
         self.size -= key.len() + old.len();
@@ -265,7 +279,8 @@ impl SessionData {
         !key.starts_with(RESERVED) && self.values.contains_key(key)
     }
 
-    /// The keys, in no particular order (the library's reserved keys are not listed).
+    /// The keys, in the order they were stored or first put (the library's reserved keys are
+    /// not listed).
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.values
             .keys()
@@ -323,11 +338,17 @@ impl SessionData {
     /// Only the manager may call this (and the two below): handlers that could would make the
     /// session forget writes it never sent.
     pub(crate) fn take_changes(&mut self) -> DataChanges {
-        let set = self
-            .changed
-            .drain()
-            .filter_map(|k| self.values.get(&k).map(|v| (k, v.clone())))
-            .collect();
+        // In the keys' order, so new keys reach a PHP array in the order they were put.
+        let set = if self.changed.is_empty() {
+            Vec::new()
+        } else {
+            let set = (self.values.iter())
+                .filter(|(k, _)| self.changed.contains(k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            self.changed.clear();
+            set
+        };
         DataChanges {
             set,
             removed: self.removed.drain().collect(),

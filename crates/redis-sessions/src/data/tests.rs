@@ -99,3 +99,70 @@ fn reserved_keys_are_out_of_reach_of_handlers() {
     );
     assert!(data.remove_reserved("\0csrf"));
 }
+
+#[test]
+fn a_rust_struct_is_read_from_a_php_array_and_written_back_as_one() {
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Line {
+        sku: String,
+        qty: u32,
+    }
+    // What PHP's igbinary_serialize(['sku' => 'tea', 'qty' => 2]) stores.
+    let mut php = igbinary::Array::new();
+    php.insert(igbinary::Key::php("sku"), igbinary::Value::str("tea"));
+    php.insert(igbinary::Key::php("qty"), igbinary::Value::Int(2));
+    let stored = igbinary::encode(&igbinary::Value::Array(std::sync::Arc::new(php)));
+    let mut data = SessionData::from_stored(
+        [("line".to_owned(), Bytes::from(stored.clone()))],
+        100,
+        1000,
+    )
+    .with_codec(Codec::Igbinary);
+    let line: Option<Line> = data.get("line").unwrap_or_default();
+    let mut line = line.expect("decoded");
+    assert_eq!(
+        line,
+        Line {
+            sku: "tea".into(),
+            qty: 2
+        }
+    );
+    data.put("line", &line).expect("put");
+    assert!(
+        !data.is_modified(),
+        "the same value encodes to PHP's own bytes"
+    );
+    line.qty = 3;
+    data.put("line", &line).expect("put");
+    let changes = data.take_changes();
+    let written = igbinary::decode(&changes.set[0].1).expect("igbinary");
+    let array = written.as_array().expect("a PHP array");
+    assert_eq!(
+        array.get_str("qty").and_then(igbinary::Value::as_int),
+        Some(3)
+    );
+    assert_eq!(
+        array.get_str("sku").and_then(igbinary::Value::as_str),
+        Some("tea")
+    );
+    let wrong: Result<Option<u32>, _> = data.get("line");
+    assert!(matches!(wrong, Err(DataError::Decode { .. })), "{wrong:?}");
+}
+
+#[test]
+fn keys_keep_their_order() {
+    let mut data = SessionData::default();
+    for key in ["z", "a", "m", "b"] {
+        data.put(key, &1).expect("put");
+    }
+    data.remove("a");
+    data.put("a", &2).expect("put");
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["z", "m", "b", "a"]);
+    let changes = data.take_changes();
+    let keys: Vec<&str> = changes.set.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["z", "m", "b", "a"],
+        "new keys reach PHP in the order they were put"
+    );
+}

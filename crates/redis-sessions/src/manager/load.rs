@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::SessionManager;
-use crate::data::SessionData;
+use crate::data::{Codec, SessionData};
 use crate::error::SessionError;
 use crate::id::{SessionId, StorageId};
 use crate::observe::{Observed, Op};
@@ -105,6 +105,7 @@ impl SessionManager {
         let now = now_ms();
         let config = &self.inner.config;
         let (max_value, max_session) = (config.max_value_bytes, config.max_session_bytes);
+        let codec = Codec::of(config.format);
         let mut state = SessionState {
             id: None,
             ended: None,
@@ -115,7 +116,7 @@ impl SessionManager {
                 created_ms: now,
                 touched_ms: now,
             },
-            data: SessionData::with_limits(max_value, max_session),
+            data: SessionData::with_limits(max_value, max_session).with_codec(codec),
             lock,
             rotate: false,
             destroyed: Vec::new(),
@@ -126,7 +127,8 @@ impl SessionManager {
                 state.id = Some(id);
                 state.touch_due = now.saturating_sub(record.meta.touched_ms) >= interval;
                 state.meta = record.meta;
-                state.data = SessionData::from_stored(record.fields, max_value, max_session);
+                state.data = SessionData::from_stored(record.fields, max_value, max_session)
+                    .with_codec(codec);
             }
             // An id that another request just ended (a login or logout in another tab): this
             // request must neither write to it nor get a fresh session in its place.

@@ -24,14 +24,14 @@ mod write;
 use http::{Extensions, Request};
 use tokio::sync::OnceCell;
 
-use crate::config::{Config, ConfigError, SessionConfig};
+use crate::config::{Config, ConfigError, SessionConfig, SessionFormat};
 use crate::cookie;
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::observe::Observer;
 use crate::session::Session;
 use crate::store::SessionStore;
-use crate::store::redis::RedisStore;
+use crate::store::redis::{RedisStore, ResonanceStore};
 use load::LocalLocks;
 pub use persist::Persisted;
 pub use users::UserSession;
@@ -120,7 +120,13 @@ impl SessionManager {
             value: format!("{}:{}", pool.host, pool.port),
             reason: e.to_string(),
         })?;
-        Ok((Self::checked(config.session, store.clone()), store))
+        let manager = match config.session.format {
+            SessionFormat::Native => Self::checked(config.session, store.clone()),
+            SessionFormat::Resonance => {
+                Self::checked(config.session, ResonanceStore::over(store.clone()))
+            }
+        };
+        Ok((manager, store))
     }
 
     /// Like [`SessionManager::new`], for start-up: opens the pool's own connections now when
@@ -207,8 +213,7 @@ impl SessionManager {
     ///
     /// [`SessionError::Store`] when the store cannot be read.
     pub async fn start<B>(&self, request: &mut Request<B>) -> Result<Session, SessionError> {
-        let ids =
-            cookie::session_ids_from_headers(request.headers(), &self.inner.config.cookie_name);
+        let ids = self.request_ids(request.headers());
         self.slot(request.extensions_mut()).start(&ids, false).await
     }
 
@@ -226,8 +231,7 @@ impl SessionManager {
     /// [`SessionError::LockTimeout`], [`SessionError::Store`], or
     /// [`SessionError::AlreadyStartedUnlocked`].
     pub async fn start_locked<B>(&self, request: &mut Request<B>) -> Result<Session, SessionError> {
-        let ids =
-            cookie::session_ids_from_headers(request.headers(), &self.inner.config.cookie_name);
+        let ids = self.request_ids(request.headers());
         self.slot(request.extensions_mut()).start(&ids, true).await
     }
 
@@ -242,8 +246,14 @@ impl SessionManager {
         parts: &mut http::request::Parts,
         locked: bool,
     ) -> Result<Session, SessionError> {
-        let ids = cookie::session_ids_from_headers(&parts.headers, &self.inner.config.cookie_name);
+        let ids = self.request_ids(&parts.headers);
         self.slot(&mut parts.extensions).start(&ids, locked).await
+    }
+
+    /// The well-formed session ids of this manager's format in a request's cookies.
+    pub(crate) fn request_ids(&self, headers: &http::HeaderMap) -> Vec<SessionId> {
+        let config = &self.inner.config;
+        cookie::session_ids_of_format(headers, &config.cookie_name, config.format)
     }
 
     fn slot(&self, extensions: &mut Extensions) -> Slot {

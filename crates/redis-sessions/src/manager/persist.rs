@@ -119,10 +119,11 @@ impl SessionManager {
         } else {
             CookieAction::Remove
         };
+        let format = self.inner.config.format;
         let write = match state.id.clone() {
             None if state.data.holds_nothing() => Write::None,
             None => {
-                let id = SessionId::generate();
+                let id = SessionId::generate_for(format);
                 state.meta = Meta {
                     created_ms: now,
                     touched_ms: now,
@@ -132,7 +133,8 @@ impl SessionManager {
                 Write::Create(id, record_of(&state.data, state.meta))
             }
             Some(old) if state.rotate => {
-                let new = state.successor.take().unwrap_or_else(SessionId::generate);
+                let new =
+                    (state.successor.take()).unwrap_or_else(|| SessionId::generate_for(format));
                 state.meta.touched_ms = now;
                 cookie = CookieAction::Set(new.clone());
                 state.id = Some(new.clone());

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::SessionManager;
 use super::persist::Write;
-use crate::data::SessionData;
+use crate::data::{Codec, SessionData};
 use crate::error::SessionError;
 use crate::id::{StorageId, UserIndexId};
 use crate::observe::Observed;
@@ -72,7 +72,8 @@ impl SessionManager {
         for (id, loaded) in ids.into_iter().zip(loads) {
             match loaded? {
                 Loaded::Found(record) => {
-                    let data = SessionData::from_stored(record.fields, usize::MAX, usize::MAX);
+                    let data = SessionData::from_stored(record.fields, usize::MAX, usize::MAX)
+                        .with_codec(Codec::of(self.inner.config.format));
                     let owner: Option<String> = data.get_reserved(USER_KEY).ok().flatten();
                     if owner.as_deref() != Some(user_id) {
                         continue;

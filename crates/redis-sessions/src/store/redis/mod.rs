@@ -47,6 +47,7 @@ mod connect;
 mod durability;
 mod pool;
 mod reply;
+mod resonance;
 mod sentinel;
 mod users;
 
@@ -65,6 +66,7 @@ use crate::id::{StorageId, UserIndexId};
 pub use durability::EvictionRisk;
 use pool::{Pool, Route, Script, store_error};
 use reply::{META_FIELD, hset, pexpire, ttl_ms};
+pub use resonance::ResonanceStore;
 
 struct Inner {
     pool: Pool,

@@ -41,6 +41,15 @@ pub(super) enum Route<'a> {
     Session(&'a StorageId),
     /// The connection of this user's index of sessions, always the same one.
     User(&'a UserIndexId),
+    /// The connection of a session whose keys share the hash tag `tag` rather than its
+    /// storage id (`format = resonance`: the PHP framework's key has no braces, so the whole
+    /// data key is the tag), always the same one.
+    Tagged {
+        /// The session (spreads sessions over a single server's connections).
+        id: &'a StorageId,
+        /// What a Cluster hashes to find the slot.
+        tag: &'a str,
+    },
     /// The next connection, round robin.
     Any,
 }
@@ -108,7 +117,7 @@ impl Pool {
 
     fn index(&self, route: Route<'_>) -> usize {
         match route {
-            Route::Session(id) => Self::spread(id.as_str()),
+            Route::Session(id) | Route::Tagged { id, .. } => Self::spread(id.as_str()),
             Route::User(user) => Self::spread(user.as_str()),
             Route::Any => self.next.fetch_add(1, Ordering::Relaxed),
         }
@@ -140,6 +149,7 @@ impl Pool {
                 let target = match route {
                     Route::Session(id) => cluster::Target::Slot(cluster::slot_of(id.as_str())),
                     Route::User(user) => cluster::Target::Slot(cluster::slot_of(user.as_str())),
+                    Route::Tagged { tag, .. } => cluster::Target::Slot(cluster::slot_of(tag)),
                     Route::Any => cluster::Target::Any,
                 };
                 c.exec(n, target, commands).await

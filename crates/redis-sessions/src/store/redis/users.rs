@@ -78,9 +78,9 @@ impl RedisStore {
             Some(Value::Array(members)) => Ok(members
                 .into_iter()
                 .filter_map(|member| match member {
-                    Value::BulkString(bytes) => {
-                        std::str::from_utf8(&bytes).ok().and_then(StorageId::parse)
-                    }
+                    Value::BulkString(bytes) => std::str::from_utf8(&bytes)
+                        .ok()
+                        .and_then(StorageId::parse_stored),
                     _ => None,
                 })
                 .collect()),

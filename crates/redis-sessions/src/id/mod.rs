@@ -9,6 +9,11 @@
 //! of SHA-256(id). A keyspace listing, a `MONITOR` trace or a dump of Redis therefore hands out no
 //! live cookies, and neither do logs: `Debug` and `Display` of a `SessionId` print a redacted
 //! fingerprint, never the id.
+//!
+//! Under `format = resonance` (sessions shared with the PHP framework) an id is instead 128
+//! random bytes as 256 lowercase hex characters, the framework's own format, and its storage id
+//! is the id itself: the framework's key layout holds the raw id, so a Redis keyspace listing
+//! then shows live cookies (see the README's migration section).
 
 use std::fmt;
 
@@ -18,6 +23,8 @@ use rand::TryRngCore as _;
 use rand::rngs::OsRng;
 use sha2::{Digest as _, Sha256};
 
+use crate::config::SessionFormat;
+
 /// Bytes of entropy in a session id.
 const ID_BYTES: usize = 32;
 /// Length of a session id as base64url without padding.
@@ -26,6 +33,10 @@ pub const ID_LEN: usize = 43;
 const STORAGE_BYTES: usize = 16;
 /// Length of a storage id as base64url without padding.
 pub const STORAGE_LEN: usize = 22;
+/// Bytes of entropy in a `format = resonance` id (the PHP framework's `random_bytes(128)`).
+const RESONANCE_BYTES: usize = 128;
+/// Length of a `format = resonance` id: 256 lowercase hex characters.
+pub const RESONANCE_ID_LEN: usize = 2 * RESONANCE_BYTES;
 
 /// A session id: 256 random bits, shown to the client as 43 base64url characters.
 ///
@@ -42,7 +53,13 @@ pub const STORAGE_LEN: usize = 22;
 /// assert_eq!(SessionId::parse("not-an-id"), None);
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId([u8; ID_BYTES]);
+pub struct SessionId(Repr);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Repr {
+    Native([u8; ID_BYTES]),
+    Resonance(Box<[u8; RESONANCE_BYTES]>),
+}
 
 impl SessionId {
     /// Draws a fresh id from the operating system's CSPRNG.
@@ -54,11 +71,60 @@ impl SessionId {
     #[must_use]
     pub fn generate() -> Self {
         let mut bytes = [0u8; ID_BYTES];
-        #[allow(clippy::expect_used)]
-        OsRng
-            .try_fill_bytes(&mut bytes)
-            .expect("the operating system's random number generator failed");
-        Self(bytes)
+        fill_random(&mut bytes);
+        Self(Repr::Native(bytes))
+    }
+
+    /// Draws a fresh id of `format`'s kind: [`SessionId::generate`] for native, 128 bytes shown
+    /// as 256 lowercase hex characters for `resonance`.
+    ///
+    /// ```
+    /// use redis_sessions::{SessionFormat, SessionId};
+    ///
+    /// let id = SessionId::generate_for(SessionFormat::Resonance);
+    /// assert_eq!(id.expose().len(), 256);
+    /// assert_eq!(id.format(), SessionFormat::Resonance);
+    /// assert_eq!(SessionId::parse_for(&id.expose(), SessionFormat::Resonance), Some(id));
+    /// ```
+    #[must_use]
+    pub fn generate_for(format: SessionFormat) -> Self {
+        match format {
+            SessionFormat::Native => Self::generate(),
+            SessionFormat::Resonance => {
+                let mut bytes = Box::new([0u8; RESONANCE_BYTES]);
+                fill_random(&mut bytes[..]);
+                Self(Repr::Resonance(bytes))
+            }
+        }
+    }
+
+    /// Parses a cookie value as an id of `format`'s kind: [`SessionId::parse`] for native;
+    /// exactly 256 lowercase hex characters for `resonance` (the PHP framework's
+    /// `bin2hex(random_bytes(128))`). Anything else is `None`.
+    #[must_use]
+    pub fn parse_for(value: &str, format: SessionFormat) -> Option<Self> {
+        match format {
+            SessionFormat::Native => Self::parse(value),
+            SessionFormat::Resonance => {
+                if value.len() != RESONANCE_ID_LEN {
+                    return None;
+                }
+                let mut bytes = Box::new([0u8; RESONANCE_BYTES]);
+                for (byte, pair) in bytes.iter_mut().zip(value.as_bytes().chunks_exact(2)) {
+                    *byte = (lower_hex(pair[0])? << 4) | lower_hex(pair[1])?;
+                }
+                Some(Self(Repr::Resonance(bytes)))
+            }
+        }
+    }
+
+    /// The format this id belongs to.
+    #[must_use]
+    pub fn format(&self) -> SessionFormat {
+        match self.0 {
+            Repr::Native(_) => SessionFormat::Native,
+            Repr::Resonance(_) => SessionFormat::Resonance,
+        }
     }
 
     /// Parses a cookie value strictly: exactly 43 base64url characters that decode to 32 bytes and
@@ -76,7 +142,7 @@ impl SessionId {
         // 43 characters carry 258 bits; the decoder rejects non-zero trailing bits, so each id has
         // exactly one accepted spelling.
         match URL_SAFE_NO_PAD.decode_slice(value, &mut bytes) {
-            Ok(ID_BYTES) => Some(Self(bytes)),
+            Ok(ID_BYTES) => Some(Self(Repr::Native(bytes))),
             _ => None,
         }
     }
@@ -84,14 +150,49 @@ impl SessionId {
     /// The id as the client sees it (the cookie value). Handle with care: this is a bearer secret.
     #[must_use]
     pub fn expose(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.0)
+        match &self.0 {
+            Repr::Native(bytes) => URL_SAFE_NO_PAD.encode(bytes),
+            Repr::Resonance(bytes) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        }
     }
 
-    /// The id under which the store keeps this session (see the module docs).
+    /// The id under which the store keeps this session (see the module docs): for a
+    /// `resonance` id, the id itself.
     #[must_use]
     pub fn storage_id(&self) -> StorageId {
-        let digest = Sha256::digest(self.0);
-        StorageId(URL_SAFE_NO_PAD.encode(&digest[..STORAGE_BYTES]))
+        match &self.0 {
+            Repr::Native(bytes) => {
+                let digest = Sha256::digest(bytes);
+                StorageId(URL_SAFE_NO_PAD.encode(&digest[..STORAGE_BYTES]))
+            }
+            Repr::Resonance(_) => StorageId(self.expose()),
+        }
+    }
+
+    /// A redacted fingerprint for logs: 6 characters of base64url of SHA-256 of the id.
+    fn fingerprint(&self) -> String {
+        let digest = match &self.0 {
+            Repr::Native(bytes) => Sha256::digest(bytes),
+            Repr::Resonance(bytes) => Sha256::digest(&bytes[..]),
+        };
+        URL_SAFE_NO_PAD.encode(&digest[..STORAGE_BYTES])[..6].to_owned()
+    }
+}
+
+/// Fills `bytes` from the operating system's CSPRNG.
+fn fill_random(bytes: &mut [u8]) {
+    #[allow(clippy::expect_used)]
+    OsRng
+        .try_fill_bytes(bytes)
+        .expect("the operating system's random number generator failed");
+}
+
+/// The value of a lowercase hex digit.
+fn lower_hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
     }
 }
 
@@ -102,18 +203,24 @@ impl fmt::Debug for SessionId {
 }
 
 impl fmt::Display for SessionId {
-    /// A redacted fingerprint (the first 6 characters of the storage id), enough to correlate log
-    /// lines, useless as a cookie.
+    /// A redacted fingerprint (for a native id, the first 6 characters of its storage id),
+    /// enough to correlate log lines, useless as a cookie.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let storage = self.storage_id();
-        write!(f, "#{}…", &storage.0[..6])
+        write!(f, "#{}…", self.fingerprint())
     }
 }
 
 /// The store's name for a session: base64url of the first 16 bytes of SHA-256(session id), 22
-/// characters. Stores add their own prefix.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+/// characters. Stores add their own prefix. (Under `format = resonance`, the id itself: its
+/// `Debug` and `Display` then show a redacted fingerprint, as [`SessionId`]'s do.)
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct StorageId(String);
+
+impl fmt::Debug for StorageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StorageId({self})")
+    }
+}
 
 impl StorageId {
     /// Parses a storage id given as text (e.g. to an admin tool, from a Redis key or a log line):
@@ -142,7 +249,15 @@ impl StorageId {
         well_formed.then(|| Self(value.to_owned()))
     }
 
-    /// The 22-character text of the storage id.
+    /// [`StorageId::parse`], or a `format = resonance` storage id (the 256-hex id itself), as
+    /// read back from a user's index.
+    pub(crate) fn parse_stored(value: &str) -> Option<Self> {
+        Self::parse(value).or_else(|| {
+            SessionId::parse_for(value, SessionFormat::Resonance).map(|id| id.storage_id())
+        })
+    }
+
+    /// The text of the storage id (22 characters; 256 for a `format = resonance` id).
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
@@ -175,68 +290,13 @@ impl UserIndexId {
 
 impl fmt::Display for StorageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match SessionId::parse_for(&self.0, SessionFormat::Resonance) {
+            // A live cookie: shown as the id's own fingerprint.
+            Some(id) => write!(f, "{id}"),
+            None => f.write_str(&self.0),
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_ids_round_trip_and_differ() {
-        let a = SessionId::generate();
-        let b = SessionId::generate();
-        assert_ne!(a, b);
-        assert_eq!(SessionId::parse(&a.expose()), Some(a));
-    }
-
-    #[test]
-    fn malformed_values_are_rejected() {
-        let good = SessionId::generate().expose();
-        assert!(SessionId::parse(&good[..42]).is_none());
-        assert!(SessionId::parse(&format!("{good}A")).is_none());
-        assert!(SessionId::parse(&format!("{}=", &good[..42])).is_none());
-        assert!(SessionId::parse(&format!("{}+", &good[..42])).is_none());
-        assert!(SessionId::parse("").is_none());
-        assert!(SessionId::parse(&"é".repeat(21)).is_none());
-    }
-
-    #[test]
-    fn non_canonical_spelling_is_rejected() {
-        // The last character carries 2 unused bits; only the spelling with them zero is accepted.
-        let good = SessionId::generate().expose();
-        let last = good.as_bytes()[42];
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let pos = alphabet.iter().position(|&c| c == last).unwrap_or(0);
-        let other = alphabet[(pos & !3) | ((pos + 1) & 3)] as char;
-        let bad = format!("{}{other}", &good[..42]);
-        assert!(SessionId::parse(&bad).is_none());
-    }
-
-    #[test]
-    fn storage_ids_parse_back_and_user_index_names_differ_per_user() {
-        let s = SessionId::generate().storage_id();
-        assert_eq!(StorageId::parse(s.as_str()), Some(s.clone()));
-        assert_eq!(StorageId::parse(&s.as_str()[1..]), None);
-        assert_eq!(StorageId::parse(&format!("{}{{", &s.as_str()[1..])), None);
-        let alice = UserIndexId::of_user("alice@example.com");
-        assert_eq!(alice, UserIndexId::of_user("alice@example.com"));
-        assert_ne!(alice, UserIndexId::of_user("bob@example.com"));
-        assert_eq!(alice.as_str().len(), STORAGE_LEN);
-        assert!(!alice.as_str().contains("alice"));
-    }
-
-    #[test]
-    fn storage_id_is_stable_and_hides_the_id() {
-        let id = SessionId::generate();
-        let s = id.storage_id();
-        assert_eq!(s, id.storage_id());
-        assert_eq!(s.as_str().len(), STORAGE_LEN);
-        assert_eq!(StorageId::parse(s.as_str()), Some(s.clone()));
-        assert!(StorageId::parse(&s.as_str()[..21]).is_none());
-        assert!(StorageId::parse(&id.expose()).is_none());
-        assert!(!id.expose().contains(s.as_str()));
-        assert!(!format!("{id} {id:?}").contains(&id.expose()));
-    }
-}
+mod tests;

@@ -1,0 +1,395 @@
+//! `ResonanceStore`: sessions in the PHP framework's own layout (`[session] format =
+//! resonance`), so a PHP application and this library share live sessions during a migration.
+//!
+//! Layout, as the framework writes it: the key `<prefix>.session<id>` (the raw 256-hex id) holds
+//! the whole session as one igbinary blob, read with `GET` and written with `SET`. What this
+//! store adds around it, in keys PHP never reads: the lock `{<prefix>.session<id>}:l` and, after
+//! a destroy or rotation, a tombstone `{<prefix>.session<id>}:t`. Their hash tag is the whole
+//! session key, so on a Cluster all three live in the session key's slot. The library's
+//! metadata (creation and touch times) is an entry of the blob's array under a key that starts
+//! with a NUL byte (`"\0meta"`), which PHP code keeps like any other entry.
+//!
+//! One blob cannot take per-key writes, so a save is a compare-and-set (`save.lua`): read the
+//! blob, merge this request's changed keys into it (every other key, including values this
+//! library cannot represent, stays as it was), and write it only if it is still the blob that was
+//! read; otherwise merge again into what is there now. Concurrent writes to different keys are
+//! therefore all kept, as in the native layout, at the cost of a `GET` before each save. A key
+//! that is gone is never recreated (no resurrection), and a blob that does not decode is never
+//! overwritten: the request fails instead.
+
+mod blob;
+
+use std::time::Duration;
+
+use redis::Value;
+
+use super::RedisStore;
+use super::pool::{Route, Script, store_error};
+use super::reply::ttl_ms;
+use crate::config::RedisPoolConfig;
+use crate::id::{StorageId, UserIndexId};
+use crate::store::{
+    ChangeSet, EndOutcome, EndRequest, Loaded, LockToken, LockedLoad, Record, SaveOutcome,
+    SessionStore, StoreError, StoreFuture, now_ms,
+};
+use blob::Blob;
+
+/// How often a save merges again after finding the blob changed before giving up.
+const MERGE_ATTEMPTS: usize = 32;
+
+/// A [`SessionStore`] in the PHP framework's layout, on one named Redis pool (single server,
+/// Sentinel or Cluster, with TLS and ACL users as for [`RedisStore`]). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ResonanceStore {
+    redis: RedisStore,
+}
+
+/// What a compare-and-set write should do with the blob it read.
+struct Merge<'a> {
+    /// Keys to set (igbinary-encoded values) and keys to remove.
+    set: &'a [(String, bytes::Bytes)],
+    removed: &'a [String],
+    /// The metadata to store, if any.
+    meta: Option<crate::store::Meta>,
+    /// Keys to take out, each answered with whether it was there.
+    take: &'a [String],
+    /// The TTL to set, or `None` to keep the current one.
+    ttl: Option<Duration>,
+    /// The lock this write must hold, and releases.
+    unlock: Option<&'a LockToken>,
+}
+
+impl ResonanceStore {
+    /// Builds the pool described by `config`, as [`RedisStore::new`] does.
+    ///
+    /// # Errors
+    ///
+    /// As for [`RedisStore::new`].
+    pub fn new(config: &RedisPoolConfig) -> Result<Self, StoreError> {
+        Ok(Self {
+            redis: RedisStore::new(config)?,
+        })
+    }
+
+    /// The store over `redis`'s pool.
+    pub(crate) fn over(redis: RedisStore) -> Self {
+        Self { redis }
+    }
+
+    /// The Redis key of a session: `<prefix>.session<id>`, as the PHP framework names it.
+    #[must_use]
+    pub fn session_key(&self, id: &StorageId) -> String {
+        format!("{}.session{}", self.redis.inner.prefix, id.as_str())
+    }
+
+    /// Opens every connection of the pool now and checks each (see [`RedisStore::prefill`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when Redis cannot be reached.
+    pub async fn prefill(&self) -> Result<(), StoreError> {
+        self.redis.prefill().await
+    }
+
+    fn scripts() -> &'static (Script, Script) {
+        static SCRIPTS: std::sync::OnceLock<(Script, Script)> = std::sync::OnceLock::new();
+        SCRIPTS.get_or_init(|| {
+            (
+                Script::new(include_str!("save.lua")),
+                Script::new(include_str!("end.lua")),
+            )
+        })
+    }
+
+    async fn get(&self, id: &StorageId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let get = redis::cmd("GET").arg(key).to_owned();
+        let route = Route::Tagged { id, tag: key };
+        match self.redis.inner.pool.exec_ok(route, vec![get]).await?.pop() {
+            Some(Value::BulkString(blob)) => Ok(Some(blob)),
+            Some(Value::Nil) => Ok(None),
+            other => Err(unexpected("GET", other.as_ref())),
+        }
+    }
+
+    /// Reads the blob, merges, and writes it back if nobody changed it meanwhile (see the module
+    /// docs). Answers how the write went, and for [`Merge::take`] which keys it took.
+    async fn merge(
+        &self,
+        id: &StorageId,
+        merge: &Merge<'_>,
+    ) -> Result<(SaveOutcome, Vec<bool>), StoreError> {
+        let key = self.session_key(id);
+        let lock = tagged(&key, "l");
+        let route = Route::Tagged { id, tag: &key };
+        let Some(mut read) = self.get(id, &key).await? else {
+            return Ok((SaveOutcome::Gone, vec![false; merge.take.len()]));
+        };
+        for _ in 0..MERGE_ATTEMPTS {
+            let mut blob = Blob::decode(&read)?;
+            blob.apply(merge.set, merge.removed, merge.meta)?;
+            let taken = blob.take(merge.take);
+            if merge.set.is_empty()
+                && merge.removed.is_empty()
+                && merge.meta.is_none()
+                && !taken.contains(&true)
+            {
+                return Ok((SaveOutcome::Saved, taken));
+            }
+            let written = blob.encode();
+            let reply = self
+                .redis
+                .inner
+                .pool
+                .eval(route, &Self::scripts().0, &[&key, &lock], |call| {
+                    call.arg(&read[..])
+                        .arg(&written[..])
+                        .arg(merge.ttl.map_or(String::new(), |t| ttl_ms(t).to_string()))
+                        .arg(merge.unlock.map_or("", |t| t.0.as_str()));
+                })
+                .await?;
+            let Value::Array(items) = reply else {
+                return Err(unexpected("save", Some(&reply)));
+            };
+            let mut items = items.into_iter();
+            let outcome = match items.next() {
+                Some(Value::Int(1)) => SaveOutcome::Saved,
+                Some(Value::Int(0)) => SaveOutcome::Gone,
+                Some(Value::Int(-1)) => SaveOutcome::LockLost,
+                Some(Value::Int(2)) => match items.next() {
+                    Some(Value::BulkString(current)) => {
+                        read = current;
+                        continue;
+                    }
+                    other => return Err(unexpected("save", other.as_ref())),
+                },
+                other => return Err(unexpected("save", other.as_ref())),
+            };
+            if outcome == SaveOutcome::Saved {
+                self.redis.replicated_on(route).await?;
+                return Ok((outcome, taken));
+            }
+            return Ok((outcome, vec![false; merge.take.len()]));
+        }
+        Err(StoreError::Unavailable(format!(
+            "the session changed under {MERGE_ATTEMPTS} merges in a row; nothing was written"
+        )))
+    }
+}
+
+/// A key of the session in the same slot as `key`: `{key}:suffix`.
+fn tagged(key: &str, suffix: &str) -> String {
+    format!("{{{key}}}:{suffix}")
+}
+
+fn unexpected(what: &str, reply: Option<&Value>) -> StoreError {
+    StoreError::Backend(format!("unexpected {what} reply {reply:?}"))
+}
+
+/// What a `GET` of the session and an `EXISTS` of its tombstone found.
+fn loaded(blob: Option<Vec<u8>>, tombstone: bool) -> Result<Loaded, StoreError> {
+    match blob {
+        Some(blob) => Ok(Loaded::Found(Blob::decode(&blob)?.record(now_ms()))),
+        None if tombstone => Ok(Loaded::Ended),
+        None => Ok(Loaded::Missing),
+    }
+}
+
+/// The replies of `GET key` and `EXISTS tombstone`, as a load.
+fn load_replies(
+    replies: impl Iterator<Item = redis::RedisResult<Value>>,
+) -> Result<Loaded, StoreError> {
+    let mut replies = replies.map(|r| r.map_err(|e| store_error(&e)));
+    let blob = match replies.next().transpose()? {
+        Some(Value::BulkString(blob)) => Some(blob),
+        Some(Value::Nil) => None,
+        other => return Err(unexpected("GET", other.as_ref())),
+    };
+    let tombstone = matches!(replies.next().transpose()?, Some(Value::Int(1)));
+    loaded(blob, tombstone)
+}
+
+impl SessionStore for ResonanceStore {
+    fn load<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, Loaded> {
+        Box::pin(async move {
+            let key = self.session_key(id);
+            let commands = vec![
+                redis::cmd("GET").arg(&key).to_owned(),
+                redis::cmd("EXISTS").arg(tagged(&key, "t")).to_owned(),
+            ];
+            let route = Route::Tagged { id, tag: &key };
+            let replies = self.redis.inner.pool.exec(route, commands).await?;
+            load_replies(replies.into_iter())
+        })
+    }
+
+    fn load_locked<'a>(
+        &'a self,
+        id: &'a StorageId,
+        token: &'a LockToken,
+        lock_ttl: Duration,
+    ) -> StoreFuture<'a, LockedLoad> {
+        Box::pin(async move {
+            let key = self.session_key(id);
+            let commands = vec![
+                redis::cmd("SET")
+                    .arg(tagged(&key, "l"))
+                    .arg(&token.0)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl_ms(lock_ttl))
+                    .to_owned(),
+                redis::cmd("GET").arg(&key).to_owned(),
+                redis::cmd("EXISTS").arg(tagged(&key, "t")).to_owned(),
+            ];
+            let route = Route::Tagged { id, tag: &key };
+            let mut replies = self
+                .redis
+                .inner
+                .pool
+                .exec(route, commands)
+                .await?
+                .into_iter();
+            match replies.next() {
+                Some(Ok(Value::Nil)) => return Ok(LockedLoad::Busy),
+                Some(Err(e)) => return Err(store_error(&e)),
+                _ => {}
+            }
+            Ok(LockedLoad::Acquired(load_replies(replies)?))
+        })
+    }
+
+    fn create<'a>(
+        &'a self,
+        id: &'a StorageId,
+        record: &'a Record,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let key = self.session_key(id);
+            let mut blob = Blob::default();
+            blob.apply(&record.fields, &[], Some(record.meta))?;
+            let set = redis::cmd("SET")
+                .arg(&key)
+                .arg(blob.encode())
+                .arg("PX")
+                .arg(ttl_ms(ttl))
+                .to_owned();
+            let route = Route::Tagged { id, tag: &key };
+            self.redis.inner.pool.exec_ok(route, vec![set]).await?;
+            self.redis.replicated_on(route).await
+        })
+    }
+
+    fn save<'a>(
+        &'a self,
+        id: &'a StorageId,
+        changes: &'a ChangeSet,
+    ) -> StoreFuture<'a, SaveOutcome> {
+        Box::pin(async move {
+            let merge = Merge {
+                set: &changes.set,
+                removed: &changes.removed,
+                meta: Some(changes.meta),
+                take: &[],
+                ttl: Some(changes.ttl),
+                unlock: changes.unlock.as_ref(),
+            };
+            Ok(self.merge(id, &merge).await?.0)
+        })
+    }
+
+    fn unlock<'a>(&'a self, id: &'a StorageId, token: &'a LockToken) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let key = self.session_key(id);
+            let lock = tagged(&key, "l");
+            let route = Route::Tagged { id, tag: &key };
+            let unlock = &self.redis.inner.unlock;
+            (self.redis.inner.pool)
+                .eval(route, unlock, &[&lock], |call| {
+                    call.arg(&token.0);
+                })
+                .await
+                .map(drop)
+        })
+    }
+
+    fn end<'a>(
+        &'a self,
+        id: &'a StorageId,
+        request: EndRequest<'a>,
+    ) -> StoreFuture<'a, EndOutcome> {
+        Box::pin(async move {
+            let key = self.session_key(id);
+            let (lock, tombstone) = (tagged(&key, "l"), tagged(&key, "t"));
+            let route = Route::Tagged { id, tag: &key };
+            let keys = [key.as_str(), lock.as_str(), tombstone.as_str()];
+            let reply = (self.redis.inner.pool)
+                .eval(route, &Self::scripts().1, &keys, |call| {
+                    call.arg(ttl_ms(request.tombstone))
+                        .arg(request.lock.map_or("", |t| t.0.as_str()))
+                        .arg(if request.require_lock { "1" } else { "0" })
+                        .arg(request.successor);
+                })
+                .await?;
+            let Value::Array(items) = reply else {
+                return Err(unexpected("end", Some(&reply)));
+            };
+            let mut items = items.into_iter();
+            let outcome = match (items.next(), items.next()) {
+                (Some(Value::Int(1)), Some(Value::BulkString(blob))) => {
+                    EndOutcome::Ended(Blob::decode(&blob)?.record(now_ms()))
+                }
+                (Some(Value::Int(0)), _) => EndOutcome::NotLive,
+                (Some(Value::Int(2)), _) => EndOutcome::AlreadyRotated,
+                (Some(Value::Int(-1)), _) => EndOutcome::LockLost,
+                (other, _) => return Err(unexpected("end", other.as_ref())),
+            };
+            if outcome != EndOutcome::LockLost {
+                self.redis.replicated_on(route).await?;
+            }
+            Ok(outcome)
+        })
+    }
+
+    fn take_fields<'a>(
+        &'a self,
+        id: &'a StorageId,
+        fields: &'a [String],
+    ) -> StoreFuture<'a, Vec<bool>> {
+        Box::pin(async move {
+            if fields.is_empty() {
+                return Ok(Vec::new());
+            }
+            let merge = Merge {
+                set: &[],
+                removed: &[],
+                meta: None,
+                take: fields,
+                ttl: None,
+                unlock: None,
+            };
+            Ok(self.merge(id, &merge).await?.1)
+        })
+    }
+
+    fn index_add<'a>(
+        &'a self,
+        user: &'a UserIndexId,
+        id: &'a StorageId,
+        keep: Duration,
+    ) -> StoreFuture<'a, ()> {
+        self.redis.index_add(user, id, keep)
+    }
+
+    fn index_list<'a>(&'a self, user: &'a UserIndexId) -> StoreFuture<'a, Vec<StorageId>> {
+        self.redis.index_list(user)
+    }
+
+    fn index_remove<'a>(
+        &'a self,
+        user: &'a UserIndexId,
+        ids: &'a [StorageId],
+    ) -> StoreFuture<'a, ()> {
+        self.redis.index_remove(user, ids)
+    }
+}
