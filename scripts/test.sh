@@ -10,13 +10,15 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 # The TLS tests make their certificates with the openssl CLI.
 command -v openssl >/dev/null || missing+=(openssl)
-# The igbinary crate's interop tests decode its blobs with real PHP (igbinary and ds extensions).
+# The igbinary crate's interop tests decode its blobs with real PHP (igbinary and ds extensions);
+# the `format = resonance` tests play the PHP application through Redis (redis extension).
 if command -v php >/dev/null; then
   php_modules="$(php -m)"
   grep -qx igbinary <<<"$php_modules" || missing+=(php-igbinary)
   grep -qx ds <<<"$php_modules" || missing+=(php-ds)
+  grep -qx redis <<<"$php_modules" || missing+=(php-redis)
 else
-  missing+=(php-cli php-igbinary php-ds)
+  missing+=(php-cli php-igbinary php-ds php-redis)
 fi
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
