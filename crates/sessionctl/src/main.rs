@@ -18,7 +18,7 @@ mod value;
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use redis_sessions::{Config, RedisPoolConfig};
+use redis_sessions::{Config, RedisPoolConfig, SessionFormat};
 use serde_json::json;
 
 use crate::cli::{Cli, Command, UserCommand};
@@ -97,6 +97,13 @@ fn run(cli: Cli) -> CtlResult<Outcome> {
 /// Loads and checks `--config`, and picks `--pool` or the sessions' pool.
 fn context(cli: &Cli) -> CtlResult<Context> {
     let config = Config::from_ini_file(&cli.config).map_err(|e| CtlError::Usage(e.to_string()))?;
+    if config.session.format != SessionFormat::Native {
+        return Err(CtlError::Usage(format!(
+            "{} sets [session] format = resonance (the PHP framework's layout): sessionctl reads \
+             the native layout only",
+            cli.config.display()
+        )));
+    }
     let pool_name = cli
         .pool
         .clone()

@@ -258,3 +258,14 @@ fn errors_have_their_own_exit_codes_and_sentences() {
         assert!(!run.stderr.contains("panicked"), "{run:?}");
     }
 }
+
+#[test]
+fn a_resonance_config_is_refused_with_a_usage_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config.ini");
+    std::fs::write(&config, "[session]\nformat = resonance\n").expect("write config");
+    let config = config.to_str().expect("utf-8 path");
+    let refused = common::run(&["--config", config, "count"]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(refused.stderr.contains("format = resonance"), "{refused:?}");
+}
