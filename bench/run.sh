@@ -216,10 +216,10 @@ for l in "${libs[@]}"; do
   ADDR[$l]="127.0.0.1:$port"
   # shellcheck disable=SC2086 # EXTRA is a list of flags
   case ${BASE[$l]} in
-    ours) "${LBIN[$l]}" --config "$TMP/counter.ini" --listen "${ADDR[$l]}" ${EXTRA[$l]} >"$TMP/$l.log" 2>&1 & ;;
+    ours) "${LBIN[$l]}" --config "$TMP/counter.ini" --listen "${ADDR[$l]}" ${EXTRA[$l]} >"$TMP/${l//\//_}.log" 2>&1 & ;;
     ours-cluster) "${LBIN[$l]}" --config "$TMP/counter-cluster.ini" --listen "${ADDR[$l]}" ${EXTRA[$l]} \
-                    >"$TMP/$l.log" 2>&1 & ;;
-    *)    "${LBIN[$l]}" --redis "$REDIS_URL" --listen "${ADDR[$l]}" ${EXTRA[$l]} >"$TMP/$l.log" 2>&1 & ;;
+                    >"$TMP/${l//\//_}.log" 2>&1 & ;;
+    *)    "${LBIN[$l]}" --redis "$REDIS_URL" --listen "${ADDR[$l]}" ${EXTRA[$l]} >"$TMP/${l//\//_}.log" 2>&1 & ;;
   esac
   PID[$l]=$!
   PIDS+=("${PID[$l]}")
@@ -231,7 +231,7 @@ for l in "${libs[@]}"; do
     kill -0 "${PID[$l]}" 2>/dev/null || break
     sleep 0.05
   done
-  ((ok)) || { cat "$TMP/$l.log" >&2; die "$l did not start on ${ADDR[$l]}"; }
+  ((ok)) || { cat "$TMP/${l//\//_}.log" >&2; die "$l did not start on ${ADDR[$l]}"; }
   log "$l listening on ${ADDR[$l]} (pid ${PID[$l]})"
   RN "$l" flushall >/dev/null
   python3 "$BENCH_DIR/client.py" check "${ADDR[$l]}" || log "WARNING: $l breaks the route contract (above)"
@@ -287,7 +287,7 @@ run_one() {  # run_one ROUND SCENARIO LIB
   esac
   case $sc in
     untouched|plain|*-hot) cookie=$(python3 "$BENCH_DIR/client.py" create "$addr" 1) ;;
-    *-many) file="$TMP/cookies-$l.txt"
+    *-many) file="$TMP/cookies-${l//\//_}.txt"
             python3 "$BENCH_DIR/client.py" create "$addr" "$SESSIONS" >"$file" ;;
   esac
   export WRK_PATH=$path COOKIE=$cookie COOKIE_FILE=$file
