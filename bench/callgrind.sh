@@ -4,7 +4,8 @@
 # difference of a LONG- and a SHORT-request run (start-up and shutdown cancel out).
 # Usage: bash bench/callgrind.sh [COUNTER_BINARY] [ROUTES...]
 #   COUNTER_BINARY defaults to target/release/examples/counter (build it first);
-#   ROUTES default to "read modify new untouched". Env: SHORT (200), LONG (1200).
+#   ROUTES default to "read modify new untouched". Env: SHORT (200), LONG (1200),
+#   COUNTER_FLAGS (extra flags for the counter, e.g. "--metrics" to install its recorder).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${1:-$ROOT/target/release/examples/counter}
@@ -35,7 +36,7 @@ run() {
   port=$(free_port)
   out="$WORK/cg.$route.$n"
   valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN" --config "$WORK/config.ini" \
-    --listen "127.0.0.1:$port" --workers 1 2>"$WORK/vg.log" &
+    --listen "127.0.0.1:$port" --workers 1 ${COUNTER_FLAGS:-} 2>"$WORK/vg.log" &
   pid=$!
   for _ in $(seq 300); do curl -s "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
   cookie=$(curl -s -D - -o /dev/null "http://127.0.0.1:$port/incr" | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p')

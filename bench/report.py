@@ -10,6 +10,10 @@
       inside scripts (MONITOR marks those with "lua]")
   report.py table CSV MEM_CSV CENSUS_CSV HEADER_FILE LIBS...
       print the markdown report (medians over rounds)
+  report.py chart CSV OUT_SVG LIBS... [--title TEXT] [--date TEXT]
+      write the table's req/s and Redis CPU per request (medians over rounds) as an SVG bar
+      chart: one group of bars per scenario, one bar per library, two panels; standard library
+      only, hand-written SVG (TEXT: the command and the date, shown under the title)
 
 BEFORE/AFTER are `redis-cli INFO cpu commandstats stats clients` snapshots taken right before and
 after the measured wrk run; the `info` calls of those snapshots are excluded from the command
@@ -18,6 +22,7 @@ Cluster masters); CPU, command calls, read events and clients are then summed ov
 The MONITOR file of a census may likewise be the concatenation of every node's MONITOR.
 """
 import csv
+import math
 import os
 import statistics
 import sys
@@ -375,9 +380,172 @@ def table(args):
     print("\n".join(out))
 
 
+# ---------------------------------------------------------------- chart (SVG, standard library)
+CHART_TEXT = {
+    "untouched": "untouched GET /", "read-hot": "read, 1 hot session",
+    "read-many": "read, 1,000 sessions", "modify-hot": "modify, 1 hot session",
+    "modify-many": "modify, 1,000 sessions", "new": "new session",
+}
+# known libraries keep their colour in every chart; others (tuning variants) take the palette
+CHART_COLOURS = {"ours": "#1f5fa8", "ours-cluster": "#7fb2e5", "tower": "#e07b00", "actix": "#2a9d3a"}
+CHART_PALETTE = ["#8e44ad", "#c0392b", "#7f6a00", "#d35e9f", "#555555", "#17a2b8"]
+FONT = "DejaVu Sans, Verdana, Arial, sans-serif"
+
+
+def esc(t):
+    return (str(t).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def text_w(t, size):
+    """Rough width of t in px at font size `size` (DejaVu Sans averages ~0.6 em)."""
+    return len(str(t)) * size * 0.6
+
+
+def wrap(t, size, width):
+    lines, cur = [], ""
+    for word in str(t).split(" "):
+        if cur and text_w(cur + " " + word, size) > width:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = f"{cur} {word}" if cur else word
+    return lines + ([cur] if cur else [])
+
+
+def nice_ticks(vmax, n=4):
+    """Round tick values from 0 covering vmax with about n steps."""
+    if not vmax or vmax <= 0:
+        return [0, 1]
+    raw = vmax / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    ticks, v = [], 0.0
+    while v < vmax + step * 0.999:
+        ticks.append(v)
+        v += step
+    return ticks
+
+
+def chart(args):
+    title, date, rest = "", "", []
+    it = iter(args)
+    for a in it:
+        if a == "--title":
+            title = next(it, "")
+        elif a == "--date":
+            date = next(it, "")
+        else:
+            rest.append(a)
+    csv_path, out_path, libs = rest[0], rest[1], rest[2:]
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    if not libs:
+        libs = list(dict.fromkeys(r["lib"] for r in rows))
+    by = {}
+    for r in rows:
+        by.setdefault((r["scenario"], r["lib"]), []).append(r)
+    # the table's rows: the six scenarios (no `plain`, no `locked-*`)
+    scenarios = [s for s in SCENARIO_ORDER if s != "plain" and not s.startswith("locked-")
+                 and any((s, l) in by for l in libs)]
+    rounds = len({r["round"] for r in rows})
+    panels = [("rps", ("Throughput", "req/s, higher is better"), 0),
+              ("redis_ms_per_1k", ("Redis CPU per request", "ms per 1,000 requests, lower is better"), 1)]
+    val = {(k, s, l): med(r[k] for r in by.get((s, l), [])) for k, _, _ in panels
+           for s in scenarios for l in libs}
+    colours, spare = {}, iter(CHART_PALETTE * 3)
+    for l in libs:
+        colours[l] = CHART_COLOURS.get(l) or next(spare)
+
+    W, left, right, gap = 800, 150, 12, 26
+    pw = (W - left - right - gap) / 2          # panel width
+    bh, bgap, ggap = 13, 2, 14                 # bar height, between bars, between scenarios
+    o = []                                     # SVG elements
+    y = 26
+    o.append(f'<text x="{W / 2}" y="{y}" text-anchor="middle" font-size="16" font-weight="bold">'
+             f'Session libraries: req/s and Redis CPU per request</text>')
+    y += 8
+    sub = []
+    if title:
+        sub += wrap(title, 10.5, W - 40)
+    meta = f"median over {rounds} round(s)" + (f"; {date}" if date else "")
+    sub += wrap(meta, 10.5, W - 40)
+    for line in sub:
+        y += 14
+        o.append(f'<text x="{W / 2}" y="{y}" text-anchor="middle" font-size="10.5" fill="#333" '
+                 f'font-family="DejaVu Sans Mono, monospace">{esc(line)}</text>')
+    # legend, flowing over as many lines as it needs
+    y += 22
+    x = 20
+    for l in libs:
+        name = NAMES.get(l, l)
+        wd = 16 + text_w(name, 12) + 18
+        if x + wd > W - 10 and x > 20:
+            x, y = 20, y + 18
+        o.append(f'<rect x="{x}" y="{y - 10}" width="12" height="12" fill="{colours[l]}"/>')
+        o.append(f'<text x="{x + 16}" y="{y}" font-size="12">{esc(name)}</text>')
+        x += wd
+    # panel headers
+    y += 26
+    px = [left, left + pw + gap]
+    for (key, (head, unit), i) in panels:
+        o.append(f'<text x="{px[i] + pw / 2}" y="{y}" text-anchor="middle" font-size="12.5" '
+                 f'font-weight="bold">{esc(head)}</text>')
+        o.append(f'<text x="{px[i] + pw / 2}" y="{y + 14}" text-anchor="middle" font-size="11" '
+                 f'fill="#333">{esc(unit)}</text>')
+    y += 24
+    top = y
+    group_h = len(libs) * (bh + bgap) - bgap
+    height_bars = len(scenarios) * (group_h + ggap) - ggap
+    bottom = top + height_bars
+    for (key, label, i) in panels:
+        digits = 0 if key == "rps" else 1
+        vals = [v for (k, _, _), v in val.items() if k == key and v is not None]
+        vmax = max(vals, default=0)
+        label_room = max((text_w(fmt(v, digits), 10) for v in vals), default=20) + 6
+        ticks = nice_ticks(vmax)
+        span = ticks[-1] or 1
+        scale = (pw - label_room) / span
+        # grid and tick labels
+        for t in ticks:
+            gx = px[i] + t * scale
+            o.append(f'<line x1="{gx:.1f}" y1="{top - 4}" x2="{gx:.1f}" y2="{bottom + 4}" '
+                     f'stroke="#ddd" stroke-width="1"/>')
+            tl = (f"{t / 1000:g}k" if t else "0") if key == "rps" else f"{t:g}"
+            o.append(f'<text x="{gx:.1f}" y="{bottom + 17}" text-anchor="middle" font-size="10" '
+                     f'fill="#555">{tl}</text>')
+        o.append(f'<line x1="{px[i]}" y1="{top - 4}" x2="{px[i]}" y2="{bottom + 4}" stroke="#333"/>')
+        for si, s in enumerate(scenarios):
+            gy = top + si * (group_h + ggap)
+            for li, l in enumerate(libs):
+                by_ = gy + li * (bh + bgap)
+                v = val[(key, s, l)]
+                if v is None:
+                    o.append(f'<text x="{px[i] + 4}" y="{by_ + bh - 2}" font-size="10" fill="#777">'
+                             f'no run</text>')
+                    continue
+                bw = max(v * scale, 0.5)
+                o.append(f'<rect x="{px[i]}" y="{by_}" width="{bw:.1f}" height="{bh}" '
+                         f'fill="{colours[l]}"><title>{esc(NAMES.get(l, l))}, {esc(s)}: '
+                         f'{fmt(v, digits)}</title></rect>')
+                o.append(f'<text x="{px[i] + bw + 3:.1f}" y="{by_ + bh - 2.5}" font-size="10" '
+                         f'fill="#222">{fmt(v, digits)}</text>')
+    # scenario labels, centred on their group
+    for si, s in enumerate(scenarios):
+        gy = top + si * (group_h + ggap) + group_h / 2 + 4
+        o.append(f'<text x="{left - 8}" y="{gy:.1f}" text-anchor="end" font-size="11.5">'
+                 f'{esc(CHART_TEXT.get(s, s))}</text>')
+    H = bottom + 30
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H:.0f}" '
+           f'viewBox="0 0 {W} {H:.0f}" font-family="{FONT}">\n'
+           f'<rect width="100%" height="100%" fill="white"/>\n' + "\n".join(o) + "\n</svg>\n")
+    with open(out_path, "w") as f:
+        f.write(svg)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"row": row, "mem": mem, "census": census, "table": table}[cmd](args)
+    {"row": row, "mem": mem, "census": census, "table": table, "chart": chart}[cmd](args)
 
 
 if __name__ == "__main__":

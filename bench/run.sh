@@ -7,11 +7,14 @@
 #                    the same counter against a private 3-master Redis Cluster). A library may
 #                    carry extra server flags for tuning runs, joined by '+', '=' for the
 #                    space: "tower tower+--workers=2 tower+--pool=4" runs three tower-sessions
-#                    servers, interleaved like any other libraries.
+#                    servers, interleaved like any other libraries. The pseudo-flag --bin=PATH
+#                    (ours only) runs that counter binary for this library instead of the built
+#                    one: "ours ours+--bin=/tmp/counter-old" compares two builds in one run.
 #        BENCH_SCENARIOS (default "untouched read-hot read-many modify-hot modify-many new")
 #        BENCH_SESSIONS (default 1000)  BENCH_CONNECTIONS (default 64)  BENCH_THREADS (default 2)
 #        BENCH_NO_BUILD=1 (skip cargo builds)  BENCH_NO_MEMORY=1 (skip the memory table)
 #        BENCH_OURS_BIN=PATH (use this prebuilt counter binary instead of building the example)
+#        BENCH_PEER_TARGET_DIR=DIR (cargo target dir of the peers; default bench/target)
 #        BENCH_CLUSTER=1 (add "ours-cluster" right after "ours" to BENCH_LIBS; off by default to
 #                         keep the default run at ~7 min: the Cluster row adds ~2.5 min)
 # All traffic goes to 127.0.0.1; every loop is bounded; Redis and the servers are private to
@@ -38,6 +41,7 @@ CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
 RESULTS="$BENCH_DIR/results"
 RAW="$RESULTS/raw.csv"
+PEER_TARGET=${BENCH_PEER_TARGET_DIR:-$BENCH_DIR/target}
 LUA="$BENCH_DIR/wrk/bench.lua"
 COMMAND="BENCH_DURATION=$DUR BENCH_ROUNDS=$ROUNDS BENCH_LIBS=\"$LIBS\" BENCH_SCENARIOS=\"$SCENARIOS\" BENCH_SESSIONS=$SESSIONS BENCH_CONNECTIONS=$CONNS BENCH_THREADS=$THREADS bash bench/run.sh"
 
@@ -59,11 +63,21 @@ fi
 
 # ---------------------------------------------------------------- libraries
 libs=()
-declare -A BASE EXTRA
+declare -A BASE EXTRA LBIN
 for l in $LIBS; do
   BASE[$l]=${l%%+*}
   EXTRA[$l]=""
+  LBIN[$l]=""
   [[ $l == *+* ]] && EXTRA[$l]=$(tr '+=' '  ' <<<"${l#*+}")
+  if [[ " ${EXTRA[$l]} " == *" --bin "* ]]; then  # --bin PATH: this library's own binary
+    read -r -a words <<<"${EXTRA[$l]}"
+    EXTRA[$l]=""
+    for ((i = 0; i < ${#words[@]}; i++)); do
+      if [[ ${words[$i]} == --bin ]]; then LBIN[$l]=${words[$((i + 1))]:-}; i=$((i + 1))
+      else EXTRA[$l]+="${words[$i]} "; fi
+    done
+    [[ -n ${LBIN[$l]} && ${BASE[$l]} == ours* ]] || die "--bin needs a path and is for ours only ($l)"
+  fi
   case ${BASE[$l]} in
     ours|ours-cluster)
       if [[ -n ${BENCH_OURS_BIN:-} || -f "$ROOT/crates/redis-sessions/examples/counter.rs" ]]; then libs+=("$l")
@@ -78,7 +92,8 @@ done
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
   if [[ " ${BASE[*]} " == *" tower "* || " ${BASE[*]} " == *" actix "* ]]; then
     log "building peers (cargo build --release in bench/)"
-    (cd "$BENCH_DIR" && env -u CARGO_TARGET_DIR cargo build --release --quiet)  # bench/target
+    # bench/target unless BENCH_PEER_TARGET_DIR says otherwise (never the root's CARGO_TARGET_DIR)
+    (cd "$BENCH_DIR" && env -u CARGO_TARGET_DIR cargo build --release --quiet --target-dir "$PEER_TARGET")
   fi
   if [[ " ${libs[*]} " == *" ours"* && -z ${BENCH_OURS_BIN:-} ]]; then
     log "building our counter (cargo build --release --example counter)"
@@ -87,11 +102,14 @@ if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
 fi
 declare -A BIN=(
   [ours]="${BENCH_OURS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/counter}"
-  [tower]="$BENCH_DIR/target/release/peer-tower-sessions"
-  [actix]="$BENCH_DIR/target/release/peer-actix-session"
+  [tower]="$PEER_TARGET/release/peer-tower-sessions"
+  [actix]="$PEER_TARGET/release/peer-actix-session"
 )
 BIN[ours-cluster]=${BIN[ours]}
-for l in "${libs[@]}"; do [[ -x ${BIN[${BASE[$l]}]} ]] || die "missing binary ${BIN[${BASE[$l]}]}"; done
+for l in "${libs[@]}"; do
+  [[ -n ${LBIN[$l]} ]] || LBIN[$l]=${BIN[${BASE[$l]}]}
+  [[ -x ${LBIN[$l]} ]] || die "missing binary ${LBIN[$l]}"
+done
 
 # ---------------------------------------------------------------- processes
 TMP=$(mktemp -d /tmp/dm-bench.XXXXXX)
@@ -198,10 +216,10 @@ for l in "${libs[@]}"; do
   ADDR[$l]="127.0.0.1:$port"
   # shellcheck disable=SC2086 # EXTRA is a list of flags
   case ${BASE[$l]} in
-    ours) "${BIN[ours]}" --config "$TMP/counter.ini" --listen "${ADDR[$l]}" ${EXTRA[$l]} >"$TMP/$l.log" 2>&1 & ;;
-    ours-cluster) "${BIN[ours]}" --config "$TMP/counter-cluster.ini" --listen "${ADDR[$l]}" ${EXTRA[$l]} \
-                    >"$TMP/$l.log" 2>&1 & ;;
-    *)    "${BIN[${BASE[$l]}]}" --redis "$REDIS_URL" --listen "${ADDR[$l]}" ${EXTRA[$l]} >"$TMP/$l.log" 2>&1 & ;;
+    ours) "${LBIN[$l]}" --config "$TMP/counter.ini" --listen "${ADDR[$l]}" ${EXTRA[$l]} >"$TMP/${l//\//_}.log" 2>&1 & ;;
+    ours-cluster) "${LBIN[$l]}" --config "$TMP/counter-cluster.ini" --listen "${ADDR[$l]}" ${EXTRA[$l]} \
+                    >"$TMP/${l//\//_}.log" 2>&1 & ;;
+    *)    "${LBIN[$l]}" --redis "$REDIS_URL" --listen "${ADDR[$l]}" ${EXTRA[$l]} >"$TMP/${l//\//_}.log" 2>&1 & ;;
   esac
   PID[$l]=$!
   PIDS+=("${PID[$l]}")
@@ -213,7 +231,7 @@ for l in "${libs[@]}"; do
     kill -0 "${PID[$l]}" 2>/dev/null || break
     sleep 0.05
   done
-  ((ok)) || { cat "$TMP/$l.log" >&2; die "$l did not start on ${ADDR[$l]}"; }
+  ((ok)) || { cat "$TMP/${l//\//_}.log" >&2; die "$l did not start on ${ADDR[$l]}"; }
   log "$l listening on ${ADDR[$l]} (pid ${PID[$l]})"
   RN "$l" flushall >/dev/null
   python3 "$BENCH_DIR/client.py" check "${ADDR[$l]}" || log "WARNING: $l breaks the route contract (above)"
@@ -269,7 +287,7 @@ run_one() {  # run_one ROUND SCENARIO LIB
   esac
   case $sc in
     untouched|plain|*-hot) cookie=$(python3 "$BENCH_DIR/client.py" create "$addr" 1) ;;
-    *-many) file="$TMP/cookies-$l.txt"
+    *-many) file="$TMP/cookies-${l//\//_}.txt"
             python3 "$BENCH_DIR/client.py" create "$addr" "$SESSIONS" >"$file" ;;
   esac
   export WRK_PATH=$path COOKIE=$cookie COOKIE_FILE=$file
@@ -336,3 +354,6 @@ fi
 } >"$TMP/header"
 python3 "$BENCH_DIR/report.py" table "$RAW" "$RESULTS/mem.csv" "$CENSUS" "$TMP/header" "${libs[@]}" | tee "$RESULTS/latest.md"
 log "wrote $RESULTS/latest.md (raw runs: $RAW)"
+python3 "$BENCH_DIR/report.py" chart "$RAW" "$RESULTS/chart.svg" "${libs[@]}" \
+  --title "$COMMAND" --date "$(date -u '+%Y-%m-%d %H:%M UTC'), git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+log "wrote $RESULTS/chart.svg"

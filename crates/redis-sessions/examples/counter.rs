@@ -17,14 +17,21 @@
 //! delay_ms=D` adds the message M (under the key `info`) after D ms; `GET /flashes?delay_ms=D`
 //! loads the session, waits D ms, then takes its messages, one line each; `GET
 //! /flashes-extracted` takes them through the `Flashes` extractor.
+//!
+//! `--metrics` installs a `metrics-exporter-prometheus` recorder (as the `basket` demo does,
+//! with the same latency buckets) before the manager is built and serves it on `GET /metrics`;
+//! without it no recorder is installed. The benchmark compares the two (`BENCH_LIBS="ours
+//! ours+--metrics"`).
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use redis_sessions::{Flashes, LockedSession, Session, SessionError, SessionManager};
 use serde::Deserialize;
 
@@ -203,10 +210,40 @@ fn app(manager: &SessionManager) -> Router {
         .merge(sessions)
 }
 
+/// Bucket bounds of the latency histograms, in seconds (the `basket` demo's).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// `GET /metrics` over `handle`, and a task doing the recorder's upkeep (draining histogram
+/// samples) every 5 s, as the exporter's own HTTP listener would, so that memory stays bounded
+/// when nobody scrapes.
+fn metrics_routes(handle: PrometheusHandle) -> Router {
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Router::new().route(
+        "/metrics",
+        get(move || async move {
+            handle.run_upkeep();
+            (
+                [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+                handle.render(),
+            )
+        }),
+    )
+}
+
 struct Args {
     config: String,
     listen: String,
     workers: usize,
+    metrics: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -214,6 +251,7 @@ fn parse_args() -> Result<Args, String> {
         config: "config.ini".into(),
         listen: "127.0.0.1:3000".into(),
         workers: 1,
+        metrics: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -221,6 +259,7 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--config" => args.config = value()?,
             "--listen" => args.listen = value()?,
+            "--metrics" => args.metrics = true,
             "--workers" => {
                 args.workers = value()?
                     .parse()
@@ -230,7 +269,7 @@ fn parse_args() -> Result<Args, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?} (use --config PATH --listen ADDR --workers N)"
+                    "unknown argument {other:?} (use --config PATH --listen ADDR --workers N --metrics)"
                 ));
             }
         }
@@ -252,6 +291,19 @@ fn main() {
 
 fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = parse_args()?;
+    // Before the manager is built: it registers its metrics with the recorder it finds.
+    let metrics = if args.metrics {
+        Some(
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_duration_seconds".into()),
+                    LATENCY_BUCKETS,
+                )?
+                .install_recorder()?,
+        )
+    } else {
+        None
+    };
     // One thread was measured fastest on a 2-core machine shared with Redis and the load
     // generator; `--workers 1` runs tokio's current-thread scheduler, more use the multi-thread one.
     let runtime = if args.workers == 1 {
@@ -269,7 +321,11 @@ fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let manager = SessionManager::connect(config).await?;
         let listener = tokio::net::TcpListener::bind(&args.listen).await?;
         eprintln!("counter listening on http://{}", listener.local_addr()?);
-        axum::serve(listener, app(&manager)).await?;
+        let app = match metrics {
+            Some(handle) => app(&manager).merge(metrics_routes(handle)),
+            None => app(&manager),
+        };
+        axum::serve(listener, app).await?;
         Ok(())
     })
 }
