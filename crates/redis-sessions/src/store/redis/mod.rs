@@ -242,15 +242,8 @@ impl SessionStore for RedisStore {
 
     fn unlock<'a>(&'a self, id: &'a StorageId, token: &'a LockToken) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let lock = self.lock_key(id);
-            let route = Route::Session(id);
-            self.inner
-                .pool
-                .eval(route, &self.inner.unlock, &[&lock], |call| {
-                    call.arg(&token.0);
-                })
+            self.release(Route::Session(id), &self.lock_key(id), token)
                 .await
-                .map(drop)
         })
     }
 
@@ -262,16 +255,7 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             let (key, lock) = (self.session_key(id), self.lock_key(id));
             let route = Route::Session(id);
-            let reply = self
-                .inner
-                .pool
-                .eval(route, &self.inner.end, &[&key, &lock], |call| {
-                    call.arg(ttl_ms(request.tombstone))
-                        .arg(request.lock.map_or("", |t| t.0.as_str()))
-                        .arg(if request.require_lock { "1" } else { "0" })
-                        .arg(request.successor);
-                })
-                .await?;
+            let reply = (self.ending(route, &self.inner.end, &[&key, &lock], &request)).await?;
             let outcome = reply::ended(reply)?;
             if outcome != EndOutcome::LockLost {
                 self.replicated(id).await?;
@@ -327,6 +311,41 @@ impl SessionStore for RedisStore {
 }
 
 impl RedisStore {
+    /// Releases `lock` on `route`'s connection if `token` still holds it.
+    async fn release(
+        &self,
+        route: Route<'_>,
+        lock: &str,
+        token: &LockToken,
+    ) -> Result<(), StoreError> {
+        let unlock = &self.inner.unlock;
+        (self.inner.pool)
+            .eval(route, unlock, &[lock], |call| {
+                call.arg(&token.0);
+            })
+            .await
+            .map(drop)
+    }
+
+    /// Runs an end script (this layout's or the PHP framework's) on `keys` with `request`'s
+    /// arguments: tombstone TTL, lock token, whether the lock is required, successor.
+    async fn ending(
+        &self,
+        route: Route<'_>,
+        script: &Script,
+        keys: &[&str],
+        request: &EndRequest<'_>,
+    ) -> Result<Value, StoreError> {
+        (self.inner.pool)
+            .eval(route, script, keys, |call| {
+                call.arg(ttl_ms(request.tombstone))
+                    .arg(request.lock.map_or("", |t| t.0.as_str()))
+                    .arg(if request.require_lock { "1" } else { "0" })
+                    .arg(request.successor);
+            })
+            .await
+    }
+
     /// A save as the primary sees it (see the module docs for the two paths).
     async fn save_unreplicated(
         &self,

@@ -301,15 +301,8 @@ impl SessionStore for ResonanceStore {
     fn unlock<'a>(&'a self, id: &'a StorageId, token: &'a LockToken) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let key = self.session_key(id);
-            let lock = tagged(&key, "l");
             let route = Route::Tagged { id, tag: &key };
-            let unlock = &self.redis.inner.unlock;
-            (self.redis.inner.pool)
-                .eval(route, unlock, &[&lock], |call| {
-                    call.arg(&token.0);
-                })
-                .await
-                .map(drop)
+            self.redis.release(route, &tagged(&key, "l"), token).await
         })
     }
 
@@ -323,14 +316,8 @@ impl SessionStore for ResonanceStore {
             let (lock, tombstone) = (tagged(&key, "l"), tagged(&key, "t"));
             let route = Route::Tagged { id, tag: &key };
             let keys = [key.as_str(), lock.as_str(), tombstone.as_str()];
-            let reply = (self.redis.inner.pool)
-                .eval(route, &Self::scripts().1, &keys, |call| {
-                    call.arg(ttl_ms(request.tombstone))
-                        .arg(request.lock.map_or("", |t| t.0.as_str()))
-                        .arg(if request.require_lock { "1" } else { "0" })
-                        .arg(request.successor);
-                })
-                .await?;
+            let end = &Self::scripts().1;
+            let reply = self.redis.ending(route, end, &keys, &request).await?;
             let Value::Array(items) = reply else {
                 return Err(unexpected("end", Some(&reply)));
             };
