@@ -111,6 +111,33 @@ impl ResonanceStore {
         }
     }
 
+    /// What a load found, from the blob `GET` read: a live session, or else (a second round
+    /// trip, off the hot path) whether a tombstone says the id was ended recently.
+    async fn loaded(
+        &self,
+        id: &StorageId,
+        key: &str,
+        blob: Option<Vec<u8>>,
+    ) -> Result<Loaded, StoreError> {
+        if let Some(blob) = blob {
+            return Ok(Loaded::Found(Blob::decode(&blob)?.record(now_ms())));
+        }
+        let exists = redis::cmd("EXISTS").arg(tagged(key, "t")).to_owned();
+        let route = Route::Tagged { id, tag: key };
+        match self
+            .redis
+            .inner
+            .pool
+            .exec_ok(route, vec![exists])
+            .await?
+            .pop()
+        {
+            Some(Value::Int(1)) => Ok(Loaded::Ended),
+            Some(Value::Int(0)) => Ok(Loaded::Missing),
+            other => Err(unexpected("EXISTS", other.as_ref())),
+        }
+    }
+
     /// Reads the blob, merges, and writes it back if nobody changed it meanwhile (see the module
     /// docs). Answers how the write went, and for [`Merge::take`] which keys it took.
     async fn merge(
@@ -185,40 +212,12 @@ fn unexpected(what: &str, reply: Option<&Value>) -> StoreError {
     StoreError::Backend(format!("unexpected {what} reply {reply:?}"))
 }
 
-/// What a `GET` of the session and an `EXISTS` of its tombstone found.
-fn loaded(blob: Option<Vec<u8>>, tombstone: bool) -> Result<Loaded, StoreError> {
-    match blob {
-        Some(blob) => Ok(Loaded::Found(Blob::decode(&blob)?.record(now_ms()))),
-        None if tombstone => Ok(Loaded::Ended),
-        None => Ok(Loaded::Missing),
-    }
-}
-
-/// The replies of `GET key` and `EXISTS tombstone`, as a load.
-fn load_replies(
-    replies: impl Iterator<Item = redis::RedisResult<Value>>,
-) -> Result<Loaded, StoreError> {
-    let mut replies = replies.map(|r| r.map_err(|e| store_error(&e)));
-    let blob = match replies.next().transpose()? {
-        Some(Value::BulkString(blob)) => Some(blob),
-        Some(Value::Nil) => None,
-        other => return Err(unexpected("GET", other.as_ref())),
-    };
-    let tombstone = matches!(replies.next().transpose()?, Some(Value::Int(1)));
-    loaded(blob, tombstone)
-}
-
 impl SessionStore for ResonanceStore {
     fn load<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, Loaded> {
         Box::pin(async move {
             let key = self.session_key(id);
-            let commands = vec![
-                redis::cmd("GET").arg(&key).to_owned(),
-                redis::cmd("EXISTS").arg(tagged(&key, "t")).to_owned(),
-            ];
-            let route = Route::Tagged { id, tag: &key };
-            let replies = self.redis.inner.pool.exec(route, commands).await?;
-            load_replies(replies.into_iter())
+            let blob = self.get(id, &key).await?;
+            self.loaded(id, &key, blob).await
         })
     }
 
@@ -239,7 +238,6 @@ impl SessionStore for ResonanceStore {
                     .arg(ttl_ms(lock_ttl))
                     .to_owned(),
                 redis::cmd("GET").arg(&key).to_owned(),
-                redis::cmd("EXISTS").arg(tagged(&key, "t")).to_owned(),
             ];
             let route = Route::Tagged { id, tag: &key };
             let mut replies = self
@@ -254,7 +252,13 @@ impl SessionStore for ResonanceStore {
                 Some(Err(e)) => return Err(store_error(&e)),
                 _ => {}
             }
-            Ok(LockedLoad::Acquired(load_replies(replies)?))
+            let blob = match replies.next() {
+                Some(Ok(Value::BulkString(blob))) => Some(blob),
+                Some(Ok(Value::Nil)) => None,
+                Some(Err(e)) => return Err(store_error(&e)),
+                other => return Err(unexpected("GET", other.and_then(Result::ok).as_ref())),
+            };
+            Ok(LockedLoad::Acquired(self.loaded(id, &key, blob).await?))
         })
     }
 
