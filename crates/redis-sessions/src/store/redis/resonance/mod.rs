@@ -13,12 +13,16 @@
 //! blob, merge this request's changed keys into it (every other key, including values this
 //! library cannot represent, stays as it was), and write it only if it is still the blob that was
 //! read; otherwise merge again into what is there now. Concurrent writes to different keys are
-//! therefore all kept, as in the native layout, at the cost of a `GET` before each save. A key
+//! therefore all kept, as in the native layout. A save first compares with the blob this process
+//! last read or wrote for the session (kept in `recent`), so without a concurrent writer it is
+//! one script call; otherwise it merges into what the script found and tries again. A key
 //! that is gone is never recreated (no resurrection), and a blob that does not decode is never
 //! overwritten: the request fails instead.
 
 mod blob;
+mod recent;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Value;
@@ -33,6 +37,7 @@ use crate::store::{
     SessionStore, StoreError, StoreFuture, now_ms,
 };
 use blob::Blob;
+use recent::Recent;
 
 /// How often a save merges again after finding the blob changed before giving up.
 const MERGE_ATTEMPTS: usize = 32;
@@ -42,6 +47,8 @@ const MERGE_ATTEMPTS: usize = 32;
 #[derive(Clone, Debug)]
 pub struct ResonanceStore {
     redis: RedisStore,
+    /// The blob this process last read or wrote per session (`recent.rs`).
+    recent: Arc<Recent>,
 }
 
 /// What a compare-and-set write should do with the blob it read.
@@ -66,14 +73,15 @@ impl ResonanceStore {
     ///
     /// As for [`RedisStore::new`].
     pub fn new(config: &RedisPoolConfig) -> Result<Self, StoreError> {
-        Ok(Self {
-            redis: RedisStore::new(config)?,
-        })
+        Ok(Self::over(RedisStore::new(config)?))
     }
 
     /// The store over `redis`'s pool.
     pub(crate) fn over(redis: RedisStore) -> Self {
-        Self { redis }
+        Self {
+            redis,
+            recent: Arc::default(),
+        }
     }
 
     /// The Redis key of a session: `<prefix>.session<id>`, as the PHP framework names it.
@@ -120,7 +128,9 @@ impl ResonanceStore {
         blob: Option<Vec<u8>>,
     ) -> Result<Loaded, StoreError> {
         if let Some(blob) = blob {
-            return Ok(Loaded::Found(Blob::decode(&blob)?.record(now_ms())));
+            let record = Blob::decode(&blob)?.record(now_ms());
+            self.recent.remember(id, &blob);
+            return Ok(Loaded::Found(record));
         }
         let exists = redis::cmd("EXISTS").arg(tagged(key, "t")).to_owned();
         let route = Route::Tagged { id, tag: key };
@@ -148,7 +158,11 @@ impl ResonanceStore {
         let key = self.session_key(id);
         let lock = tagged(&key, "l");
         let route = Route::Tagged { id, tag: &key };
-        let Some(mut read) = self.get(id, &key).await? else {
+        let read = match self.recent.recall(id) {
+            Some(blob) => Some(blob),
+            None => self.get(id, &key).await?,
+        };
+        let Some(mut read) = read else {
             return Ok((SaveOutcome::Gone, vec![false; merge.take.len()]));
         };
         for _ in 0..MERGE_ATTEMPTS {
@@ -192,9 +206,11 @@ impl ResonanceStore {
                 other => return Err(unexpected("save", other.as_ref())),
             };
             if outcome == SaveOutcome::Saved {
+                self.recent.remember(id, &written);
                 self.redis.replicated_on(route).await?;
                 return Ok((outcome, taken));
             }
+            self.recent.forget(id);
             return Ok((outcome, vec![false; merge.take.len()]));
         }
         Err(StoreError::Unavailable(format!(
@@ -272,14 +288,16 @@ impl SessionStore for ResonanceStore {
             let key = self.session_key(id);
             let mut blob = Blob::default();
             blob.apply(&record.fields, &[], Some(record.meta))?;
+            let encoded = blob.encode();
             let set = redis::cmd("SET")
                 .arg(&key)
-                .arg(blob.encode())
+                .arg(&encoded)
                 .arg("PX")
                 .arg(ttl_ms(ttl))
                 .to_owned();
             let route = Route::Tagged { id, tag: &key };
             self.redis.inner.pool.exec_ok(route, vec![set]).await?;
+            self.recent.remember(id, &encoded);
             self.redis.replicated_on(route).await
         })
     }
@@ -325,6 +343,7 @@ impl SessionStore for ResonanceStore {
             let Value::Array(items) = reply else {
                 return Err(unexpected("end", Some(&reply)));
             };
+            self.recent.forget(id);
             let mut items = items.into_iter();
             let outcome = match (items.next(), items.next()) {
                 (Some(Value::Int(1)), Some(Value::BulkString(blob))) => {
