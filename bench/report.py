@@ -32,7 +32,7 @@ FIELDS = [
     "app_us_per_req", "redis_ms_per_1k", "redis_cmds_per_req", "cmds", "p50_us", "p99_us",
     "redis_reads_per_req", "redis_clients", "redis_nodes",
 ]
-NAMES = {"ours": "ours", "ours-cluster": "ours (Cluster)", "tower": "tower-sessions",
+NAMES = {"ours": "ours", "ours-cluster": "ours (Cluster)", "ours-resonance": "ours (resonance)", "tower": "tower-sessions",
          "actix": "actix-session"}
 SCENARIO_ORDER = ["untouched", "plain", "read-hot", "read-many", "modify-hot", "modify-many",
                   "locked-hot", "locked-many", "new"]
@@ -387,7 +387,7 @@ CHART_TEXT = {
     "modify-many": "modify, 1,000 sessions", "new": "new session",
 }
 # known libraries keep their colour in every chart; others (tuning variants) take the palette
-CHART_COLOURS = {"ours": "#1f5fa8", "ours-cluster": "#7fb2e5", "tower": "#e07b00", "actix": "#2a9d3a"}
+CHART_COLOURS = {"ours": "#1f5fa8", "ours-cluster": "#7fb2e5", "ours-resonance": "#6a3d9a", "tower": "#e07b00", "actix": "#2a9d3a"}
 CHART_PALETTE = ["#8e44ad", "#c0392b", "#7f6a00", "#d35e9f", "#555555", "#17a2b8"]
 FONT = "DejaVu Sans, Verdana, Arial, sans-serif"
 

@@ -4,7 +4,8 @@
 # Env:   BENCH_DURATION (s, default 5)  BENCH_ROUNDS (default 3)
 #        BENCH_LIBS (default "ours tower actix"; "ours" is dropped with a warning while
 #                    crates/redis-sessions/examples/counter.rs does not exist; "ours-cluster" is
-#                    the same counter against a private 3-master Redis Cluster). A library may
+#                    the same counter against a private 3-master Redis Cluster; "ours-resonance"
+#                    the same counter with `format = resonance`, the PHP framework's layout). A library may
 #                    carry extra server flags for tuning runs, joined by '+', '=' for the
 #                    space: "tower tower+--workers=2 tower+--pool=4" runs three tower-sessions
 #                    servers, interleaved like any other libraries. The pseudo-flag --bin=PATH
@@ -79,11 +80,11 @@ for l in $LIBS; do
     [[ -n ${LBIN[$l]} && ${BASE[$l]} == ours* ]] || die "--bin needs a path and is for ours only ($l)"
   fi
   case ${BASE[$l]} in
-    ours|ours-cluster)
+    ours|ours-cluster|ours-resonance)
       if [[ -n ${BENCH_OURS_BIN:-} || -f "$ROOT/crates/redis-sessions/examples/counter.rs" ]]; then libs+=("$l")
       else log "WARNING: crates/redis-sessions/examples/counter.rs does not exist yet: skipping $l"; fi ;;
     tower|actix) libs+=("$l") ;;
-    *) die "unknown library '$l' in BENCH_LIBS (ours ours-cluster tower actix)" ;;
+    *) die "unknown library '$l' in BENCH_LIBS (ours ours-cluster ours-resonance tower actix)" ;;
   esac
 done
 ((${#libs[@]})) || die "no library to benchmark"
@@ -106,6 +107,7 @@ declare -A BIN=(
   [actix]="$PEER_TARGET/release/peer-actix-session"
 )
 BIN[ours-cluster]=${BIN[ours]}
+BIN[ours-resonance]=${BIN[ours]}
 for l in "${libs[@]}"; do
   [[ -n ${LBIN[$l]} ]] || LBIN[$l]=${BIN[${BASE[$l]}]}
   [[ -x ${LBIN[$l]} ]] || die "missing binary ${LBIN[$l]}"
@@ -197,6 +199,8 @@ default[port] = $RPORT
 default[prefix] = dm:
 default[pool_size] = 1
 INI
+# ours-resonance: the PHP framework's layout (one igbinary blob per session, compare-and-set saves)
+sed 's/^\[session\]$/[session]\nformat = resonance/' "$TMP/counter.ini" > "$TMP/counter-resonance.ini"
 if ((${#CPORTS[@]})); then
   cat > "$TMP/counter-cluster.ini" <<INI
 [session]
@@ -217,6 +221,8 @@ for l in "${libs[@]}"; do
   # shellcheck disable=SC2086 # EXTRA is a list of flags
   case ${BASE[$l]} in
     ours) "${LBIN[$l]}" --config "$TMP/counter.ini" --listen "${ADDR[$l]}" ${EXTRA[$l]} >"$TMP/${l//\//_}.log" 2>&1 & ;;
+    ours-resonance) "${LBIN[$l]}" --config "$TMP/counter-resonance.ini" --listen "${ADDR[$l]}" ${EXTRA[$l]} \
+                      >"$TMP/${l//\//_}.log" 2>&1 & ;;
     ours-cluster) "${LBIN[$l]}" --config "$TMP/counter-cluster.ini" --listen "${ADDR[$l]}" ${EXTRA[$l]} \
                     >"$TMP/${l//\//_}.log" 2>&1 & ;;
     *)    "${LBIN[$l]}" --redis "$REDIS_URL" --listen "${ADDR[$l]}" ${EXTRA[$l]} >"$TMP/${l//\//_}.log" 2>&1 & ;;
