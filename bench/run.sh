@@ -12,6 +12,7 @@
 #        BENCH_SESSIONS (default 1000)  BENCH_CONNECTIONS (default 64)  BENCH_THREADS (default 2)
 #        BENCH_NO_BUILD=1 (skip cargo builds)  BENCH_NO_MEMORY=1 (skip the memory table)
 #        BENCH_OURS_BIN=PATH (use this prebuilt counter binary instead of building the example)
+#        BENCH_TARGET_DIR=DIR (cargo target directory of the peers; default bench/target)
 #        BENCH_CLUSTER=1 (add "ours-cluster" right after "ours" to BENCH_LIBS; off by default to
 #                         keep the default run at ~7 min: the Cluster row adds ~2.5 min)
 # All traffic goes to 127.0.0.1; every loop is bounded; Redis and the servers are private to
@@ -75,10 +76,13 @@ done
 ((${#libs[@]})) || die "no library to benchmark"
 
 # ---------------------------------------------------------------- build
+# The peers build into BENCH_TARGET_DIR (default bench/target; not CARGO_TARGET_DIR, which is the
+# root workspace's and holds our counter).
+PEER_TARGET=${BENCH_TARGET_DIR:-$BENCH_DIR/target}
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
   if [[ " ${BASE[*]} " == *" tower "* || " ${BASE[*]} " == *" actix "* ]]; then
     log "building peers (cargo build --release in bench/)"
-    (cd "$BENCH_DIR" && env -u CARGO_TARGET_DIR cargo build --release --quiet)  # bench/target
+    (cd "$BENCH_DIR" && CARGO_TARGET_DIR=$PEER_TARGET cargo build --release --quiet)
   fi
   if [[ " ${libs[*]} " == *" ours"* && -z ${BENCH_OURS_BIN:-} ]]; then
     log "building our counter (cargo build --release --example counter)"
@@ -87,8 +91,8 @@ if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
 fi
 declare -A BIN=(
   [ours]="${BENCH_OURS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/counter}"
-  [tower]="$BENCH_DIR/target/release/peer-tower-sessions"
-  [actix]="$BENCH_DIR/target/release/peer-actix-session"
+  [tower]="$PEER_TARGET/release/peer-tower-sessions"
+  [actix]="$PEER_TARGET/release/peer-actix-session"
 )
 BIN[ours-cluster]=${BIN[ours]}
 for l in "${libs[@]}"; do [[ -x ${BIN[${BASE[$l]}]} ]] || die "missing binary ${BIN[${BASE[$l]}]}"; done
