@@ -8,9 +8,13 @@
 //! The store never sees the raw id: it gets a [`StorageId`], the base64url of the first 16 bytes
 //! of SHA-256(id). A keyspace listing, a `MONITOR` trace or a dump of Redis therefore hands out no
 //! live cookies, and neither do logs: `Debug` and `Display` of a `SessionId` print a redacted
-//! fingerprint, never the id.
+//! fingerprint, never the id. A `SessionId` derives its storage id once, when it is parsed or
+//! drawn, and keeps it: a request needs it for every store call (and a log line), and SHA-256 is
+//! the costliest step of parsing. A storage id is kept inline (22 bytes), so copying one
+//! allocates nothing.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -41,8 +45,26 @@ pub const STORAGE_LEN: usize = 22;
 /// // Anything that is not exactly a well-formed id is rejected.
 /// assert_eq!(SessionId::parse("not-an-id"), None);
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId([u8; ID_BYTES]);
+#[derive(Clone)]
+pub struct SessionId {
+    bytes: [u8; ID_BYTES],
+    /// The storage id of `bytes` (equality and hashing ignore it: it follows from them).
+    storage: StorageId,
+}
+
+impl PartialEq for SessionId {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for SessionId {}
+
+impl Hash for SessionId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.bytes.hash(state);
+    }
+}
 
 impl SessionId {
     /// Draws a fresh id from the operating system's CSPRNG.
@@ -53,12 +75,24 @@ impl SessionId {
     /// secure id can exist and continuing would be worse.
     #[must_use]
     pub fn generate() -> Self {
-        let mut bytes = [0u8; ID_BYTES];
-        #[allow(clippy::expect_used)]
-        OsRng
-            .try_fill_bytes(&mut bytes)
-            .expect("the operating system's random number generator failed");
-        Self(bytes)
+        Self::from_bytes(random_bytes())
+    }
+
+    fn from_bytes(bytes: [u8; ID_BYTES]) -> Self {
+        let digest = Sha256::digest(bytes);
+        let mut storage = [0u8; STORAGE_LEN];
+        // 16 bytes always encode to exactly 22 characters, so this cannot fail.
+        let _ = URL_SAFE_NO_PAD.encode_slice(&digest[..STORAGE_BYTES], &mut storage);
+        Self {
+            bytes,
+            storage: StorageId(storage),
+        }
+    }
+
+    /// A fresh random token with the same strength and spelling as an id (43 base64url
+    /// characters), without deriving a storage id: for lock tokens.
+    pub(crate) fn random_token() -> String {
+        URL_SAFE_NO_PAD.encode(random_bytes())
     }
 
     /// Parses a cookie value strictly: exactly 43 base64url characters that decode to 32 bytes and
@@ -76,7 +110,7 @@ impl SessionId {
         // 43 characters carry 258 bits; the decoder rejects non-zero trailing bits, so each id has
         // exactly one accepted spelling.
         match URL_SAFE_NO_PAD.decode_slice(value, &mut bytes) {
-            Ok(ID_BYTES) => Some(Self(bytes)),
+            Ok(ID_BYTES) => Some(Self::from_bytes(bytes)),
             _ => None,
         }
     }
@@ -84,15 +118,24 @@ impl SessionId {
     /// The id as the client sees it (the cookie value). Handle with care: this is a bearer secret.
     #[must_use]
     pub fn expose(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.0)
+        URL_SAFE_NO_PAD.encode(self.bytes)
     }
 
     /// The id under which the store keeps this session (see the module docs).
     #[must_use]
     pub fn storage_id(&self) -> StorageId {
-        let digest = Sha256::digest(self.0);
-        StorageId(URL_SAFE_NO_PAD.encode(&digest[..STORAGE_BYTES]))
+        self.storage
     }
+}
+
+/// 256 bits from the operating system's CSPRNG (see [`SessionId::generate`] for the panic).
+fn random_bytes() -> [u8; ID_BYTES] {
+    let mut bytes = [0u8; ID_BYTES];
+    #[allow(clippy::expect_used)]
+    OsRng
+        .try_fill_bytes(&mut bytes)
+        .expect("the operating system's random number generator failed");
+    bytes
 }
 
 impl fmt::Debug for SessionId {
@@ -105,15 +148,20 @@ impl fmt::Display for SessionId {
     /// A redacted fingerprint (the first 6 characters of the storage id), enough to correlate log
     /// lines, useless as a cookie.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let storage = self.storage_id();
-        write!(f, "#{}…", &storage.0[..6])
+        write!(f, "#{}…", &self.storage.as_str()[..6])
     }
 }
 
 /// The store's name for a session: base64url of the first 16 bytes of SHA-256(session id), 22
 /// characters. Stores add their own prefix.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
-pub struct StorageId(String);
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StorageId([u8; STORAGE_LEN]);
+
+impl fmt::Debug for StorageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("StorageId").field(&self.as_str()).finish()
+    }
+}
 
 impl StorageId {
     /// Parses a storage id given as text (e.g. to an admin tool, from a Redis key or a log line):
@@ -139,13 +187,18 @@ impl StorageId {
                 URL_SAFE_NO_PAD.decode_slice(value, &mut bytes),
                 Ok(STORAGE_BYTES)
             );
-        well_formed.then(|| Self(value.to_owned()))
+        let mut text = [0u8; STORAGE_LEN];
+        if well_formed {
+            text.copy_from_slice(value.as_bytes());
+        }
+        well_formed.then_some(Self(text))
     }
 
     /// The 22-character text of the storage id.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Always base64url (ASCII): built by the encoder or checked by `parse`.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -175,7 +228,7 @@ impl UserIndexId {
 
 impl fmt::Display for StorageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
