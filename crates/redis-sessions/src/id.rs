@@ -20,7 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::TryRngCore as _;
 use rand::rngs::OsRng;
-use sha2::{Digest as _, Sha256};
+use ring::digest::{Context, SHA256, digest};
 
 /// Bytes of entropy in a session id.
 const ID_BYTES: usize = 32;
@@ -79,7 +79,8 @@ impl SessionId {
     }
 
     fn from_bytes(bytes: [u8; ID_BYTES]) -> Self {
-        let digest = Sha256::digest(bytes);
+        let digest = digest(&SHA256, &bytes);
+        let digest = digest.as_ref();
         let mut storage = [0u8; STORAGE_LEN];
         // 16 bytes always encode to exactly 22 characters, so this cannot fail.
         let _ = URL_SAFE_NO_PAD.encode_slice(&digest[..STORAGE_BYTES], &mut storage);
@@ -213,10 +214,10 @@ impl UserIndexId {
     /// The index name of `user_id`.
     #[must_use]
     pub fn of_user(user_id: &str) -> Self {
-        let mut hasher = Sha256::new();
+        let mut hasher = Context::new(&SHA256);
         hasher.update(b"redis-sessions user index\0");
         hasher.update(user_id.as_bytes());
-        Self(URL_SAFE_NO_PAD.encode(&hasher.finalize()[..STORAGE_BYTES]))
+        Self(URL_SAFE_NO_PAD.encode(&hasher.finish().as_ref()[..STORAGE_BYTES]))
     }
 
     /// The 22-character text of the index name.
