@@ -271,7 +271,7 @@ mod tests {
     #[test]
     fn storage_ids_parse_back_and_user_index_names_differ_per_user() {
         let s = SessionId::generate().storage_id();
-        assert_eq!(StorageId::parse(s.as_str()), Some(s.clone()));
+        assert_eq!(StorageId::parse(s.as_str()), Some(s));
         assert_eq!(StorageId::parse(&s.as_str()[1..]), None);
         assert_eq!(StorageId::parse(&format!("{}{{", &s.as_str()[1..])), None);
         let alice = UserIndexId::of_user("alice@example.com");
@@ -287,7 +287,7 @@ mod tests {
         let s = id.storage_id();
         assert_eq!(s, id.storage_id());
         assert_eq!(s.as_str().len(), STORAGE_LEN);
-        assert_eq!(StorageId::parse(s.as_str()), Some(s.clone()));
+        assert_eq!(StorageId::parse(s.as_str()), Some(s));
         assert!(StorageId::parse(&s.as_str()[..21]).is_none());
         assert!(StorageId::parse(&id.expose()).is_none());
         assert!(!id.expose().contains(s.as_str()));

@@ -56,14 +56,14 @@ impl LocalLocks {
     async fn acquire(self: &Arc<Self>, id: &StorageId, waited: &mut bool) -> LocalTurn {
         let queue = {
             let mut map = self.map();
-            let (queue, users) = map.entry(id.clone()).or_default();
+            let (queue, users) = map.entry(*id).or_default();
             *users += 1;
             Arc::clone(queue)
         };
         // Counted before waiting, so a waiter cancelled by its timeout also uncounts itself.
         let mut turn = LocalTurn {
             guard: None,
-            id: id.clone(),
+            id: *id,
             locks: Arc::clone(self),
         };
         turn.guard = Some(match Arc::clone(&queue).try_lock_owned() {
@@ -224,11 +224,7 @@ impl SessionManager {
         let mut local = Some(local?);
         let mut pause = Duration::from_millis(2);
         loop {
-            let attempt = HeldLock::new(
-                Arc::clone(&self.inner.store),
-                storage.clone(),
-                token.clone(),
-            );
+            let attempt = HeldLock::new(Arc::clone(&self.inner.store), storage, token.clone());
             let ttl = self.inner.config.lock_ttl;
             match op
                 .call(self.inner.store.load_locked(&storage, &token, ttl))
@@ -278,7 +274,7 @@ mod tests {
         let first = locks.acquire(&ids[0], &mut false).await;
         let waiter = {
             let locks = Arc::clone(&locks);
-            let id = ids[0].clone();
+            let id = ids[0];
             tokio::spawn(async move { locks.acquire(&id, &mut false).await })
         };
         tokio::task::yield_now().await;

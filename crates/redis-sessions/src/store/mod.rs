@@ -177,7 +177,7 @@ impl Drop for HeldLock {
             return;
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (store, id) = (Arc::clone(&self.store), self.id.clone());
+            let (store, id) = (Arc::clone(&self.store), self.id);
             runtime.spawn(async move {
                 if let Err(error) = store.unlock(&id, &token).await {
                     tracing::warn!(%error, "releasing an abandoned session lock failed");

@@ -24,7 +24,7 @@ pub(crate) async fn an_index_lists_its_entries_until_their_time_passes(store: &d
         .expect("add");
     let mut listed = store.index_list(&alice).await.expect("list");
     listed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    let mut expected = vec![long.clone(), short.clone()];
+    let mut expected = vec![long, short];
     expected.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     assert_eq!(listed, expected);
     assert!(
@@ -65,10 +65,7 @@ pub(crate) async fn removed_index_entries_are_gone(store: &dyn SessionStore) {
         .index_remove(&alice, std::slice::from_ref(&a))
         .await
         .expect("remove");
-    assert_eq!(
-        store.index_list(&alice).await.expect("list"),
-        vec![b.clone()]
-    );
+    assert_eq!(store.index_list(&alice).await.expect("list"), vec![b]);
     store.index_remove(&alice, &[b]).await.expect("remove");
     assert!(store.index_list(&alice).await.expect("list").is_empty());
 }
