@@ -8,7 +8,10 @@
 //! The store never sees the raw id: it gets a [`StorageId`], the base64url of the first 16 bytes
 //! of SHA-256(id). A keyspace listing, a `MONITOR` trace or a dump of Redis therefore hands out no
 //! live cookies, and neither do logs: `Debug` and `Display` of a `SessionId` print a redacted
-//! fingerprint, never the id.
+//! fingerprint, never the id. A `SessionId` derives its storage id once, when it is parsed or
+//! drawn, and keeps it: a request needs it for every store call (and a log line), and SHA-256 is
+//! the costliest step of parsing. A native storage id is kept inline (22 bytes), so cloning one
+//! allocates nothing.
 //!
 //! Under `format = resonance` (sessions shared with the PHP framework) an id is instead 128
 //! random bytes as 256 lowercase hex characters, the framework's own format, and its storage id
@@ -16,12 +19,14 @@
 //! then shows live cookies (see the README's migration section).
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::TryRngCore as _;
 use rand::rngs::OsRng;
-use sha2::{Digest as _, Sha256};
+use ring::digest::{Context, SHA256, digest};
 
 use crate::config::SessionFormat;
 
@@ -52,8 +57,26 @@ pub const RESONANCE_ID_LEN: usize = 2 * RESONANCE_BYTES;
 /// // Anything that is not exactly a well-formed id is rejected.
 /// assert_eq!(SessionId::parse("not-an-id"), None);
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(Repr);
+#[derive(Clone)]
+pub struct SessionId {
+    repr: Repr,
+    /// The storage id of `repr` (equality and hashing ignore it: it follows from `repr`).
+    storage: StorageId,
+}
+
+impl PartialEq for SessionId {
+    fn eq(&self, other: &Self) -> bool {
+        self.repr == other.repr
+    }
+}
+
+impl Eq for SessionId {}
+
+impl Hash for SessionId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.repr.hash(state);
+    }
+}
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Repr {
@@ -72,7 +95,33 @@ impl SessionId {
     pub fn generate() -> Self {
         let mut bytes = [0u8; ID_BYTES];
         fill_random(&mut bytes);
-        Self(Repr::Native(bytes))
+        Self::from_repr(Repr::Native(bytes))
+    }
+
+    /// The id of `repr`, with its storage id derived now.
+    fn from_repr(repr: Repr) -> Self {
+        let storage = match &repr {
+            Repr::Native(bytes) => {
+                let digest = digest(&SHA256, bytes);
+                let mut text = [0u8; STORAGE_LEN];
+                // 16 bytes always encode to exactly 22 characters, so this cannot fail.
+                let _ = URL_SAFE_NO_PAD.encode_slice(&digest.as_ref()[..STORAGE_BYTES], &mut text);
+                StorageId(Stored::Hashed(text))
+            }
+            Repr::Resonance(bytes) => {
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                StorageId(Stored::Raw(Arc::from(hex)))
+            }
+        };
+        Self { repr, storage }
+    }
+
+    /// A fresh random token with the same strength and spelling as an id (43 base64url
+    /// characters), without deriving a storage id: for lock tokens.
+    pub(crate) fn random_token() -> String {
+        let mut bytes = [0u8; ID_BYTES];
+        fill_random(&mut bytes);
+        URL_SAFE_NO_PAD.encode(bytes)
     }
 
     /// Draws a fresh id of `format`'s kind: [`SessionId::generate`] for native, 128 bytes shown
@@ -93,7 +142,7 @@ impl SessionId {
             SessionFormat::Resonance => {
                 let mut bytes = Box::new([0u8; RESONANCE_BYTES]);
                 fill_random(&mut bytes[..]);
-                Self(Repr::Resonance(bytes))
+                Self::from_repr(Repr::Resonance(bytes))
             }
         }
     }
@@ -113,7 +162,7 @@ impl SessionId {
                 for (byte, pair) in bytes.iter_mut().zip(value.as_bytes().chunks_exact(2)) {
                     *byte = (lower_hex(pair[0])? << 4) | lower_hex(pair[1])?;
                 }
-                Some(Self(Repr::Resonance(bytes)))
+                Some(Self::from_repr(Repr::Resonance(bytes)))
             }
         }
     }
@@ -121,7 +170,7 @@ impl SessionId {
     /// The format this id belongs to.
     #[must_use]
     pub fn format(&self) -> SessionFormat {
-        match self.0 {
+        match self.repr {
             Repr::Native(_) => SessionFormat::Native,
             Repr::Resonance(_) => SessionFormat::Resonance,
         }
@@ -142,7 +191,7 @@ impl SessionId {
         // 43 characters carry 258 bits; the decoder rejects non-zero trailing bits, so each id has
         // exactly one accepted spelling.
         match URL_SAFE_NO_PAD.decode_slice(value, &mut bytes) {
-            Ok(ID_BYTES) => Some(Self(Repr::Native(bytes))),
+            Ok(ID_BYTES) => Some(Self::from_repr(Repr::Native(bytes))),
             _ => None,
         }
     }
@@ -150,9 +199,9 @@ impl SessionId {
     /// The id as the client sees it (the cookie value). Handle with care: this is a bearer secret.
     #[must_use]
     pub fn expose(&self) -> String {
-        match &self.0 {
+        match &self.repr {
             Repr::Native(bytes) => URL_SAFE_NO_PAD.encode(bytes),
-            Repr::Resonance(bytes) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            Repr::Resonance(_) => self.storage.as_str().to_owned(),
         }
     }
 
@@ -160,22 +209,20 @@ impl SessionId {
     /// `resonance` id, the id itself.
     #[must_use]
     pub fn storage_id(&self) -> StorageId {
-        match &self.0 {
-            Repr::Native(bytes) => {
-                let digest = Sha256::digest(bytes);
-                StorageId(URL_SAFE_NO_PAD.encode(&digest[..STORAGE_BYTES]))
-            }
-            Repr::Resonance(_) => StorageId(self.expose()),
-        }
+        self.storage.clone()
     }
 
-    /// A redacted fingerprint for logs: 6 characters of base64url of SHA-256 of the id.
+    /// A redacted fingerprint for logs: for a native id the first 6 characters of its storage
+    /// id; for a `resonance` one (whose storage id is the id) 6 characters of base64url of
+    /// SHA-256 of it.
     fn fingerprint(&self) -> String {
-        let digest = match &self.0 {
-            Repr::Native(bytes) => Sha256::digest(bytes),
-            Repr::Resonance(bytes) => Sha256::digest(&bytes[..]),
-        };
-        URL_SAFE_NO_PAD.encode(&digest[..STORAGE_BYTES])[..6].to_owned()
+        match &self.repr {
+            Repr::Native(_) => self.storage.as_str()[..6].to_owned(),
+            Repr::Resonance(bytes) => {
+                let digest = digest(&SHA256, &bytes[..]);
+                URL_SAFE_NO_PAD.encode(&digest.as_ref()[..STORAGE_BYTES])[..6].to_owned()
+            }
+        }
     }
 }
 
@@ -214,7 +261,15 @@ impl fmt::Display for SessionId {
 /// characters. Stores add their own prefix. (Under `format = resonance`, the id itself: its
 /// `Debug` and `Display` then show a redacted fingerprint, as [`SessionId`]'s do.)
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct StorageId(String);
+pub struct StorageId(Stored);
+
+/// A storage id's text: inline for the 22 characters of a native one (cloning allocates
+/// nothing), shared for the 256 of a `resonance` one.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Stored {
+    Hashed([u8; STORAGE_LEN]),
+    Raw(Arc<str>),
+}
 
 impl fmt::Debug for StorageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -246,7 +301,11 @@ impl StorageId {
                 URL_SAFE_NO_PAD.decode_slice(value, &mut bytes),
                 Ok(STORAGE_BYTES)
             );
-        well_formed.then(|| Self(value.to_owned()))
+        let mut text = [0u8; STORAGE_LEN];
+        if well_formed {
+            text.copy_from_slice(value.as_bytes());
+        }
+        well_formed.then_some(Self(Stored::Hashed(text)))
     }
 
     /// [`StorageId::parse`], or a `format = resonance` storage id (the 256-hex id itself), as
@@ -260,7 +319,11 @@ impl StorageId {
     /// The text of the storage id (22 characters; 256 for a `format = resonance` id).
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // Always base64url (ASCII): built by the encoder or checked by `parse`.
+            Stored::Hashed(text) => std::str::from_utf8(text).unwrap_or_default(),
+            Stored::Raw(text) => text,
+        }
     }
 }
 
@@ -275,10 +338,10 @@ impl UserIndexId {
     /// The index name of `user_id`.
     #[must_use]
     pub fn of_user(user_id: &str) -> Self {
-        let mut hasher = Sha256::new();
+        let mut hasher = Context::new(&SHA256);
         hasher.update(b"redis-sessions user index\0");
         hasher.update(user_id.as_bytes());
-        Self(URL_SAFE_NO_PAD.encode(&hasher.finalize()[..STORAGE_BYTES]))
+        Self(URL_SAFE_NO_PAD.encode(&hasher.finish().as_ref()[..STORAGE_BYTES]))
     }
 
     /// The 22-character text of the index name.
@@ -290,10 +353,10 @@ impl UserIndexId {
 
 impl fmt::Display for StorageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match SessionId::parse_for(&self.0, SessionFormat::Resonance) {
+        match SessionId::parse_for(self.as_str(), SessionFormat::Resonance) {
             // A live cookie: shown as the id's own fingerprint.
             Some(id) => write!(f, "{id}"),
-            None => f.write_str(&self.0),
+            None => f.write_str(self.as_str()),
         }
     }
 }

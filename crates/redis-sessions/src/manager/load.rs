@@ -208,7 +208,7 @@ impl SessionManager {
     /// Loads `id` holding its lock, waiting for a busy lock with backoff up to `lock_wait`.
     async fn load_locked(&self, id: SessionId, op: &Observed<'_>) -> Result<Session, SessionError> {
         let storage = id.storage_id();
-        let token = LockToken(SessionId::generate().expose());
+        let token = LockToken(SessionId::random_token());
         let started = Instant::now();
         let wait = self.inner.config.lock_wait;
         // Requests of this process for the same session queue here first, so that only one of
