@@ -46,19 +46,9 @@ log() { echo "[instructions] $*" >&2; }
 die() { echo "[instructions] ERROR: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- tools
-need=()
-command -v valgrind >/dev/null || need+=(valgrind)
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v redis-cli >/dev/null || need+=(redis-tools)
-command -v curl >/dev/null || need+=(curl)
-command -v python3 >/dev/null || need+=(python3)
-if ((${#need[@]})); then
-  [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null \
-    || die "missing ${need[*]}: run 'sudo apt-get install -y ${need[*]}' and start again"
-  log "installing ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
+need_tools instructions valgrind=valgrind redis-server=redis-server redis-cli=redis-tools curl=curl python3=python3
 
 # ---------------------------------------------------------------- build
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}

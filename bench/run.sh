@@ -50,17 +50,9 @@ log() { echo "[bench] $*" >&2; }
 die() { echo "[bench] ERROR: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- tools
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v redis-cli >/dev/null || need+=(redis-tools)
-command -v curl >/dev/null || need+=(curl)
-command -v python3 >/dev/null || need+=(python3)
-if ((${#need[@]})); then
-  [[ $(id -u) == 0 ]] || die "missing ${need[*]}; run as root or install them (apt-get install -y ${need[*]})"
-  log "installing ${need[*]}"
-  apt-get install -y "${need[@]}" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "${need[@]}" >/dev/null; }
-fi
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
+need_tools bench wrk=wrk redis-server=redis-server redis-cli=redis-tools curl=curl python3=python3
 
 # ---------------------------------------------------------------- libraries
 libs=()
