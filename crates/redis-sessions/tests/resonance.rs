@@ -103,6 +103,16 @@ async fn rust_changes_one_key_of_a_php_session_and_php_reads_everything_else_int
         "the library gives the key its TTL: {ttl} ms"
     );
 
+    // Byte for byte: Rust's blob, without the library's metadata entry, is what PHP itself
+    // writes for the same session with n = 6 (shared object, shared array and all).
+    let php_own = format!("{key}:php");
+    php(&redis, &php_own, &["write", "6"]);
+    let ours = igbinary::decode(&get_bytes(&redis, &key).expect("blob")).expect("igbinary");
+    let mut ours = ours.as_array().expect("an array").clone();
+    assert!(ours.remove(&igbinary::Key::php("\0meta")).is_some());
+    let ours = igbinary::encode(&igbinary::Value::Array(std::sync::Arc::new(ours)));
+    assert_eq!(ours, get_bytes(&redis, &php_own).expect("PHP's blob"));
+
     // PHP writes again (dropping the TTL, as the framework does); Rust still reads its change.
     php(&redis, &key, &["add", "from_php", "hello"]);
     assert_eq!(app.get("/incr", Some(&cookie)).await.body, "7");

@@ -3,8 +3,9 @@
 // framework does (key `<prefix>.session<id>`, the whole session as one igbinary blob, plain
 // GET/SET with no TTL).
 //
-// Usage: php session.php PORT KEY write   writes a session with objects, a shared array,
-//                                          binary strings, floats and nulls; prints its export
+// Usage: php session.php PORT KEY write [N]  writes a session with objects, a shared array,
+//                                          binary strings, floats and nulls (and 'n' => N,
+//                                          default 5); prints its export
 //        php session.php PORT KEY read    prints the session's export (the library's "\0meta"
 //                                          entry left out) and then "meta: yes|no"
 //        php session.php PORT KEY add K V  sets $session[K] = V (a string) like a PHP request
@@ -38,7 +39,7 @@ switch ($mode) {
         $shared = ['x' => 1, 'y' => [2, 3]];
         $item = new CartItem('SKU-1', 2, 9.5);
         $session = [
-            'n' => 5,
+            'n' => (int) ($argv[4] ?? 5),
             'profile' => ['id' => 42, 'name' => "Zo\u{eb}", 'roles' => ['admin', 'editor']],
             'cart' => [$item, $item, new CartItem('SKU-2', 1, null)],
             'first' => $shared,
