@@ -10,8 +10,9 @@
 //! live cookies, and neither do logs: `Debug` and `Display` of a `SessionId` print a redacted
 //! fingerprint, never the id. A `SessionId` derives its storage id once, when it is parsed or
 //! drawn, and keeps it: a request needs it for every store call (and a log line), and SHA-256 is
-//! the costliest step of parsing. A native storage id is kept inline (22 bytes), so cloning one
-//! allocates nothing.
+//! the costliest step of parsing. A storage id's text is shared (`Arc<str>`), so cloning one
+//! allocates nothing and reading it needs no check (an inline byte array had to be validated as
+//! UTF-8 on every read: 0.4 % more instructions per request).
 //!
 //! Under `format = resonance` (sessions shared with the PHP framework) an id is instead 128
 //! random bytes as 256 lowercase hex characters, the framework's own format, and its storage id
@@ -103,14 +104,11 @@ impl SessionId {
         let storage = match &repr {
             Repr::Native(bytes) => {
                 let digest = digest(&SHA256, bytes);
-                let mut text = [0u8; STORAGE_LEN];
-                // 16 bytes always encode to exactly 22 characters, so this cannot fail.
-                let _ = URL_SAFE_NO_PAD.encode_slice(&digest.as_ref()[..STORAGE_BYTES], &mut text);
-                StorageId(Stored::Hashed(text))
+                StorageId(Arc::from(URL_SAFE_NO_PAD.encode(&digest.as_ref()[..STORAGE_BYTES])))
             }
             Repr::Resonance(bytes) => {
                 let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                StorageId(Stored::Raw(Arc::from(hex)))
+                StorageId(Arc::from(hex))
             }
         };
         Self { repr, storage }
@@ -261,15 +259,7 @@ impl fmt::Display for SessionId {
 /// characters. Stores add their own prefix. (Under `format = resonance`, the id itself: its
 /// `Debug` and `Display` then show a redacted fingerprint, as [`SessionId`]'s do.)
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct StorageId(Stored);
-
-/// A storage id's text: inline for the 22 characters of a native one (cloning allocates
-/// nothing), shared for the 256 of a `resonance` one.
-#[derive(Clone, PartialEq, Eq, Hash)]
-enum Stored {
-    Hashed([u8; STORAGE_LEN]),
-    Raw(Arc<str>),
-}
+pub struct StorageId(Arc<str>);
 
 impl fmt::Debug for StorageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -301,11 +291,7 @@ impl StorageId {
                 URL_SAFE_NO_PAD.decode_slice(value, &mut bytes),
                 Ok(STORAGE_BYTES)
             );
-        let mut text = [0u8; STORAGE_LEN];
-        if well_formed {
-            text.copy_from_slice(value.as_bytes());
-        }
-        well_formed.then_some(Self(Stored::Hashed(text)))
+        well_formed.then(|| Self(Arc::from(value)))
     }
 
     /// [`StorageId::parse`], or a `format = resonance` storage id (the 256-hex id itself), as
@@ -319,11 +305,7 @@ impl StorageId {
     /// The text of the storage id (22 characters; 256 for a `format = resonance` id).
     #[must_use]
     pub fn as_str(&self) -> &str {
-        match &self.0 {
-            // Always base64url (ASCII): built by the encoder or checked by `parse`.
-            Stored::Hashed(text) => std::str::from_utf8(text).unwrap_or_default(),
-            Stored::Raw(text) => text,
-        }
+        &self.0
     }
 }
 
