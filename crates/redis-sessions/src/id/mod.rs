@@ -178,16 +178,13 @@ impl SessionId {
     /// re-encode to the same text. Anything else is `None`.
     #[must_use]
     pub fn parse(value: &str) -> Option<Self> {
-        if value.len() != ID_LEN
-            || !value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if value.len() != ID_LEN {
             return None;
         }
         let mut bytes = [0u8; ID_BYTES];
-        // 43 characters carry 258 bits; the decoder rejects non-zero trailing bits, so each id has
-        // exactly one accepted spelling.
+        // The decoder refuses any byte outside the base64url alphabet (padding included), and
+        // non-zero trailing bits: 43 characters carry 258 bits, so each id has exactly one
+        // accepted spelling.
         match URL_SAFE_NO_PAD.decode_slice(value, &mut bytes) {
             Ok(ID_BYTES) => Some(Self::from_repr(Repr::Native(bytes))),
             _ => None,

@@ -18,6 +18,12 @@ fn malformed_values_are_rejected() {
     assert!(SessionId::parse(&format!("{}=", &good[..42])).is_none());
     assert!(SessionId::parse(&format!("{}+", &good[..42])).is_none());
     assert!(SessionId::parse("").is_none());
+    for bad in [b'!', b'.', b' ', b'/', b'+', b'=', b'\0', b'%'] {
+        let mut text = good.clone().into_bytes();
+        text[20] = bad;
+        let text = String::from_utf8(text).unwrap_or_default();
+        assert!(SessionId::parse(&text).is_none(), "{text:?}");
+    }
     assert!(SessionId::parse(&"é".repeat(21)).is_none());
 }
 
