@@ -104,7 +104,9 @@ impl SessionId {
         let storage = match &repr {
             Repr::Native(bytes) => {
                 let digest = digest(&SHA256, bytes);
-                StorageId(Arc::from(URL_SAFE_NO_PAD.encode(&digest.as_ref()[..STORAGE_BYTES])))
+                StorageId(Arc::from(
+                    URL_SAFE_NO_PAD.encode(&digest.as_ref()[..STORAGE_BYTES]),
+                ))
             }
             Repr::Resonance(bytes) => {
                 let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
