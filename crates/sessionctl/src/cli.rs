@@ -62,11 +62,15 @@ pub(crate) enum Command {
     /// Show one session: times, TTL and every value (MessagePack shown as JSON).
     Show {
         /// The cookie value (43 characters) or the storage id (22 characters, as in the Redis key).
+        /// Either may start with `-` (base64url), so it is never taken for an option.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// End one session for good: a tombstone stops any late save from bringing it back.
     Destroy {
         /// The cookie value (43 characters) or the storage id (22 characters, as in the Redis key).
+        /// Either may start with `-` (base64url), so it is never taken for an option.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Delete every session key of the pool's prefix: sessions, tombstones and locks.
@@ -91,15 +95,17 @@ pub(crate) enum Command {
 pub(crate) enum UserCommand {
     /// List the user's live sessions: handle, created, last seen, description.
     List {
-        /// The user id the application bound the sessions to.
+        /// The user id the application bound the sessions to (may start with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// End all the user's sessions (or the one of --handle), each with a tombstone as a logout.
     Revoke {
-        /// The user id the application bound the sessions to.
+        /// The user id the application bound the sessions to (may start with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
-        /// End only this session (a handle shown by `user list`).
-        #[arg(long, value_name = "HANDLE")]
+        /// End only this session (a handle shown by `user list`; may start with `-`).
+        #[arg(long, value_name = "HANDLE", allow_hyphen_values = true)]
         handle: Option<String>,
     },
 }
@@ -134,5 +140,21 @@ mod tests {
         ));
         assert!(Cli::try_parse_from(["sessionctl", "user", "list"]).is_err());
         assert!(Cli::try_parse_from(["sessionctl", "user"]).is_err());
+    }
+
+    #[test]
+    fn ids_users_and_handles_starting_with_a_hyphen_are_values() {
+        // base64url ids, storage ids and handles start with `-` one time in 64.
+        let show = Cli::try_parse_from(["sessionctl", "--json", "show", "-lAbC"]);
+        assert!(matches!(show.map(|c| c.command), Ok(Command::Show { id }) if id == "-lAbC"));
+        let destroy = Cli::try_parse_from(["sessionctl", "destroy", "-y"]);
+        assert!(matches!(destroy.map(|c| c.command), Ok(Command::Destroy { id }) if id == "-y"));
+        let revoke =
+            Cli::try_parse_from(["sessionctl", "user", "revoke", "-bob", "--handle", "-h1"]);
+        assert!(matches!(
+            revoke.map(|c| c.command),
+            Ok(Command::User { command: UserCommand::Revoke { user, handle: Some(h) } })
+                if user == "-bob" && h == "-h1"
+        ));
     }
 }
