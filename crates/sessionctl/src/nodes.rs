@@ -3,25 +3,22 @@
 //! login, database and TLS settings.
 //!
 //! The library's own pool (`RedisStore`) routes one session's commands, but a scan has to visit
-//! every master in turn, so the tool opens its own plain connections here. It uses the same
-//! `redis` crate and the same settings; `destroy` still goes through the library's store.
+//! every master in turn, so the tool opens its own plain connections here, from the library's
+//! [`NodeClients`] (the same login, database and TLS); `destroy` still goes through the
+//! library's store.
 
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{
-    AsyncConnectionConfig, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo,
-    RedisConnectionInfo, TlsCertificates, Value,
-};
+use redis::{AsyncConnectionConfig, Value};
 use redis_sessions::RedisPoolConfig;
+use redis_sessions::store::redis::{NodeClients, hash_slot};
 
 use crate::error::{CtlError, CtlResult};
 
 /// The shortest wait for one reply: a `SCAN` or a batch of `UNLINK`s may take longer than a
 /// web request's `timeout`.
 const MIN_REPLY_WAIT: Duration = Duration::from_secs(5);
-/// Hash slots of a Redis Cluster.
-const SLOTS: u16 = 16384;
 
 /// One master and the connection to it.
 pub(crate) struct Node {
@@ -69,8 +66,7 @@ impl Nodes {
         let index = if self.slots.is_empty() {
             0
         } else {
-            let crc = crc16::State::<crc16::XMODEM>::calculate(storage_id.as_bytes());
-            let slot = crc % SLOTS;
+            let slot = hash_slot(storage_id);
             self.slots
                 .iter()
                 .find(|(first, last, _)| (*first..=*last).contains(&slot))
@@ -85,91 +81,32 @@ impl Nodes {
     }
 }
 
-/// How to open a connection to a data server of the pool.
+/// How to open a connection to a data server of the pool: the library's [`NodeClients`] (login,
+/// database, TLS) with the tool's own reply wait.
 struct Dialer {
-    settings: RedisConnectionInfo,
-    certificates: Option<TlsCertificates>,
+    clients: NodeClients,
     config: AsyncConnectionConfig,
 }
 
 impl Dialer {
     fn new(pool: &RedisPoolConfig) -> CtlResult<Self> {
-        let db = if pool.cluster_nodes.is_empty() {
-            pool.db_index
-        } else {
-            0
-        };
-        let mut settings = RedisConnectionInfo::default().set_db(db);
-        if let Some(password) = &pool.password {
-            settings = settings.set_password(password);
-        }
-        if let Some(username) = &pool.username {
-            settings = settings.set_username(username);
-        }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(pool.timeout))
             .set_response_timeout(Some(pool.timeout.max(MIN_REPLY_WAIT)));
         Ok(Self {
-            settings,
-            certificates: tls_certificates(pool)?,
+            clients: NodeClients::new(pool).map_err(|e| CtlError::Usage(e.to_string()))?,
             config,
         })
     }
 
     async fn connect(&self, host: &str, port: u16) -> CtlResult<MultiplexedConnection> {
         let what = format!("connecting to {host}:{port}");
-        let addr = if self.certificates.is_some() {
-            ConnectionAddr::TcpTls {
-                host: host.to_owned(),
-                port,
-                insecure: false,
-                tls_params: None,
-            }
-        } else {
-            ConnectionAddr::Tcp(host.to_owned(), port)
-        };
-        let info = addr
-            .into_connection_info()
-            .map_err(|e| CtlError::redis(&what, &e))?
-            .set_redis_settings(self.settings.clone());
-        let client = match &self.certificates {
-            Some(certificates) => redis::Client::build_with_tls(info, certificates.clone()),
-            None => redis::Client::open(info),
-        }
-        .map_err(|e| CtlError::redis(&what, &e))?;
+        let client = (self.clients.client(host, port)).map_err(|e| CtlError::redis(&what, &e))?;
         client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await
             .map_err(|e| CtlError::redis(&what, &e))
     }
-}
-
-/// The CA and client certificate of a TLS pool, read now; `None` without `tls`.
-fn tls_certificates(pool: &RedisPoolConfig) -> CtlResult<Option<TlsCertificates>> {
-    if !pool.tls {
-        return Ok(None);
-    }
-    // rustls needs one crypto provider per process; this fails harmlessly if one is installed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let read = |key: &str, path: &std::path::Path| {
-        std::fs::read(path)
-            .map_err(|e| CtlError::Usage(format!("cannot read {key} {}: {e}", path.display())))
-    };
-    let client_tls = match (&pool.tls_cert, &pool.tls_key) {
-        (Some(cert), Some(key)) => Some(ClientTlsConfig {
-            client_cert: read("tls_cert", cert)?,
-            client_key: read("tls_key", key)?,
-        }),
-        _ => None,
-    };
-    let root_cert = match &pool.tls_ca {
-        Some(ca) => Some(read("tls_ca", ca)?),
-        None => None,
-    };
-    Ok(Some(TlsCertificates {
-        client_tls,
-        root_cert,
-    }))
 }
 
 /// `host:port` split; the port defaults to `default_port`.
@@ -186,13 +123,8 @@ fn host_port(node: &str, default_port: u16) -> CtlResult<(String, u16)> {
 /// Asks the sentinels in turn for the master's address.
 async fn sentinel_master(pool: &RedisPoolConfig) -> CtlResult<(String, u16)> {
     let name = pool.sentinel_master.clone().unwrap_or_default();
-    let mut settings = RedisConnectionInfo::default();
-    if let Some(password) = &pool.sentinel_password {
-        settings = settings.set_password(password);
-    }
     let dialer = Dialer {
-        settings,
-        certificates: None,
+        clients: NodeClients::sentinels(pool),
         config: AsyncConnectionConfig::new()
             .set_connection_timeout(Some(pool.timeout))
             .set_response_timeout(Some(pool.timeout)),

@@ -28,13 +28,13 @@ use crate::store::StoreError;
 /// managers of a Cluster once its slot map is read on first use, or slots that find the master
 /// through the sentinels on first use.
 pub(super) fn connections(config: &RedisPoolConfig) -> Result<Connections, StoreError> {
-    let certificates = tls_certificates(config)?;
+    let clients = NodeClients::new(config)?;
     if !config.cluster_nodes.is_empty() {
-        cluster(config, certificates)
+        cluster(config, clients)
     } else if !config.sentinel_nodes.is_empty() {
-        sentinel(config, certificates)
+        sentinel(config, clients)
     } else {
-        single(config, certificates)
+        single(config, clients)
     }
 }
 
@@ -42,11 +42,8 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn single(
-    config: &RedisPoolConfig,
-    certificates: Option<TlsCertificates>,
-) -> Result<Connections, StoreError> {
-    let target = MasterTarget::new(config, certificates);
+fn single(config: &RedisPoolConfig, clients: NodeClients) -> Result<Connections, StoreError> {
+    let target = MasterTarget::new(config, clients);
     let conns = (0..config.pool_size)
         .map(|_| target.batcher(&config.host, config.port))
         .collect::<Result<Vec<_>, _>>()
@@ -54,17 +51,33 @@ fn single(
     Ok(Connections::Single(conns))
 }
 
-/// How to reach a data server at a given address: the login, database and TLS of the pool.
-/// A single server has one address; under Sentinel the address changes with each failover.
-pub(super) struct MasterTarget {
+/// How to open a client for a data server of one pool at a given address: the pool's login
+/// (password, ACL user), database and TLS, with the certificate files read once, here. The
+/// library's own connections are built from it, and so can a tool's that needs connections of
+/// its own (e.g. `sessionctl`, which visits every Cluster master in turn).
+#[derive(Clone)]
+pub struct NodeClients {
     settings: RedisConnectionInfo,
     certificates: Option<TlsCertificates>,
-    manager: ConnectionManagerConfig,
 }
 
-impl MasterTarget {
-    fn new(config: &RedisPoolConfig, certificates: Option<TlsCertificates>) -> Self {
-        // A Cluster has database 0 only (`db_index` is ignored there).
+impl std::fmt::Debug for NodeClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeClients")
+            .field("db", &self.settings.db())
+            .field("tls", &self.certificates.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeClients {
+    /// The login, database and TLS of `config`'s pool (database 0 on a Cluster, which has no
+    /// other); reads the TLS files now.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] naming the key and the path of a TLS file that cannot be read.
+    pub fn new(config: &RedisPoolConfig) -> Result<Self, StoreError> {
         let db = if config.cluster_nodes.is_empty() {
             config.db_index
         } else {
@@ -77,21 +90,33 @@ impl MasterTarget {
         if let Some(username) = &config.username {
             settings = settings.set_username(username);
         }
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
+        Ok(Self {
+            settings,
+            certificates: tls_certificates(config)?,
+        })
+    }
+
+    /// The sentinels of `config`'s pool: plain connections (no TLS), logged in with
+    /// `sentinel_password` when there is one.
+    #[must_use]
+    pub fn sentinels(config: &RedisPoolConfig) -> Self {
+        let mut settings = RedisConnectionInfo::default();
+        if let Some(password) = &config.sentinel_password {
+            settings = settings.set_password(password);
+        }
         Self {
             settings,
-            certificates,
-            manager,
+            certificates: None,
         }
     }
 
-    /// A lazily connecting manager for `host:port` behind a batching queue; does no I/O.
-    pub(super) fn batcher(&self, host: &str, port: u16) -> RedisResult<Arc<batch::Batcher>> {
+    /// A client for the server at `host:port` (`rediss://` when the pool uses TLS); does
+    /// no I/O.
+    ///
+    /// # Errors
+    ///
+    /// The `redis` crate's, when it cannot form a client from these settings.
+    pub fn client(&self, host: &str, port: u16) -> RedisResult<redis::Client> {
         let addr = if self.certificates.is_some() {
             ConnectionAddr::TcpTls {
                 host: host.to_owned(),
@@ -105,46 +130,58 @@ impl MasterTarget {
         let info = addr
             .into_connection_info()?
             .set_redis_settings(self.settings.clone());
-        let client = match &self.certificates {
+        match &self.certificates {
             Some(certificates) => redis::Client::build_with_tls(info, certificates.clone()),
             None => redis::Client::open(info),
-        }?;
+        }
+    }
+}
+
+/// How the library reaches a data server at a given address: [`NodeClients`] plus its own
+/// reconnecting managers. A single server has one address; under Sentinel the address changes
+/// with each failover.
+pub(super) struct MasterTarget {
+    clients: NodeClients,
+    manager: ConnectionManagerConfig,
+}
+
+impl MasterTarget {
+    fn new(config: &RedisPoolConfig, clients: NodeClients) -> Self {
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        Self { clients, manager }
+    }
+
+    /// A lazily connecting manager for `host:port` behind a batching queue; does no I/O.
+    pub(super) fn batcher(&self, host: &str, port: u16) -> RedisResult<Arc<batch::Batcher>> {
+        let client = self.clients.client(host, port)?;
         ConnectionManager::new_lazy_with_config(client, self.manager.clone())
             .map(batch::Batcher::new)
     }
 }
 
-fn sentinel(
-    config: &RedisPoolConfig,
-    certificates: Option<TlsCertificates>,
-) -> Result<Connections, StoreError> {
+fn sentinel(config: &RedisPoolConfig, clients: NodeClients) -> Result<Connections, StoreError> {
+    let sentinel_clients = NodeClients::sentinels(config);
     let sentinels = config
         .sentinel_nodes
         .iter()
         .map(|node| {
             let (host, port) = node.rsplit_once(':').unwrap_or((node, "26379"));
             let port = port.parse::<u16>().map_err(backend)?;
-            let mut settings = RedisConnectionInfo::default();
-            if let Some(password) = &config.sentinel_password {
-                settings = settings.set_password(password);
-            }
-            let info = ConnectionAddr::Tcp(host.to_owned(), port)
-                .into_connection_info()
-                .map_err(backend)?
-                .set_redis_settings(settings);
-            redis::Client::open(info).map_err(backend)
+            sentinel_clients.client(host, port).map_err(backend)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let master = config.sentinel_master.clone().unwrap_or_default();
-    let target = MasterTarget::new(config, certificates);
+    let target = MasterTarget::new(config, clients);
     let sentinel = SentinelPool::new(sentinels, master, target, config.pool_size, config.timeout);
     Ok(Connections::Sentinel(Box::new(sentinel)))
 }
 
-fn cluster(
-    config: &RedisPoolConfig,
-    certificates: Option<TlsCertificates>,
-) -> Result<Connections, StoreError> {
+fn cluster(config: &RedisPoolConfig, clients: NodeClients) -> Result<Connections, StoreError> {
     let seeds = config
         .cluster_nodes
         .iter()
@@ -153,7 +190,7 @@ fn cluster(
             Ok((host.to_owned(), port.parse::<u16>().map_err(backend)?))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    let target = MasterTarget::new(config, certificates);
+    let target = MasterTarget::new(config, clients);
     let pool = ClusterPool::new(seeds, target, config.pool_size, config.timeout);
     Ok(Connections::Cluster(Box::new(pool)))
 }

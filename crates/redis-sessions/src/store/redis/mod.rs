@@ -63,10 +63,18 @@ use super::{
 };
 use crate::config::RedisPoolConfig;
 use crate::id::{StorageId, UserIndexId};
+pub use connect::NodeClients;
 pub use durability::EvictionRisk;
 use pool::{Pool, Route, Script, store_error};
 use reply::{META_FIELD, hset, pexpire, ttl_ms};
 pub use resonance::ResonanceStore;
+
+/// The Redis Cluster hash slot of a key whose hash tag is `tag` (for a session, its storage
+/// id): CRC16/XMODEM modulo 16384, as Redis computes it.
+#[must_use]
+pub fn hash_slot(tag: &str) -> u16 {
+    cluster::slot_of(tag)
+}
 
 struct Inner {
     pool: Pool,
