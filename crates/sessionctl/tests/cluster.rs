@@ -6,11 +6,10 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use common::{Ctl, PREFIX, create, lock, runtime};
 use redis_sessions::SessionId;
-use redis_sessions::store::{ChangeSet, Meta, SaveOutcome, SessionStore as _, now_ms};
+use redis_sessions::store::{SaveOutcome, SessionStore as _};
 use redis_test_support::RedisCluster;
 use serde_json::json;
 
@@ -63,18 +62,7 @@ fn every_command_works_on_a_three_master_cluster() {
         (0, json!("destroyed")),
         "{json}"
     );
-    let now = now_ms();
-    let late = ChangeSet {
-        set: vec![("n".into(), common::encoded(&json!(99)))],
-        removed: Vec::new(),
-        meta: Meta {
-            created_ms: now,
-            touched_ms: now,
-        },
-        ttl: Duration::from_secs(3600),
-        unlock: None,
-        within_lifetime: true,
-    };
+    let late = common::late_save("n", &json!(99));
     let outcome = rt.block_on(store.save(&victim, &late)).expect("save");
     assert_eq!(outcome, SaveOutcome::Gone);
     assert_eq!(ctl.count(), 29);

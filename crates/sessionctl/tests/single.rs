@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{Ctl, PREFIX, create, end, lock, run, runtime};
 use redis::Value;
 use redis_sessions::SessionId;
-use redis_sessions::store::{ChangeSet, Meta, SaveOutcome, SessionStore as _, now_ms};
+use redis_sessions::store::{SaveOutcome, SessionStore as _, now_ms};
 use redis_test_support::RedisServer;
 use serde_json::json;
 
@@ -128,18 +126,7 @@ fn destroy_ends_the_session_and_a_late_save_cannot_recreate_it() {
 
     // A request that loaded the session before the destroy now saves with plain commands
     // (the fast path the tombstone protects): nothing comes back.
-    let now = now_ms();
-    let late = ChangeSet {
-        set: vec![("items".into(), common::encoded(&json!(2)))],
-        removed: Vec::new(),
-        meta: Meta {
-            created_ms: now,
-            touched_ms: now,
-        },
-        ttl: Duration::from_secs(3600),
-        unlock: None,
-        within_lifetime: true,
-    };
+    let late = common::late_save("items", &json!(2));
     let outcome = rt.block_on(store.save(&storage, &late)).expect("save");
     assert_eq!(outcome, SaveOutcome::Gone);
     let key = format!("{PREFIX}{{{storage}}}");

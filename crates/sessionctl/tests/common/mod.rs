@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis_sessions::id::StorageId;
-use redis_sessions::store::{EndOutcome, EndRequest, LockToken, Meta, Record, now_ms};
+use redis_sessions::store::{ChangeSet, EndOutcome, EndRequest, LockToken, Meta, Record, now_ms};
 use redis_sessions::{Config, RedisPoolConfig, RedisStore, SessionId, SessionStore as _};
 use redis_test_support::{RedisCluster, RedisServer};
 use serde_json::Value as Json;
@@ -124,6 +124,23 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// A value as the library encodes it (`SessionData::put`: MessagePack with field names).
 pub fn encoded(value: &Json) -> Bytes {
     Bytes::from(rmp_serde::to_vec_named(value).expect("encode"))
+}
+
+/// The save of a request that loaded the session before it was destroyed: `key = value`, on
+/// the plain path (`within_lifetime`, the one the tombstone must protect).
+pub fn late_save(key: &str, value: &Json) -> ChangeSet {
+    let now = now_ms();
+    ChangeSet {
+        set: vec![(key.to_owned(), encoded(value))],
+        removed: Vec::new(),
+        meta: Meta {
+            created_ms: now,
+            touched_ms: now,
+        },
+        ttl: Duration::from_secs(3600),
+        unlock: None,
+        within_lifetime: true,
+    }
 }
 
 /// The record of a new session holding `fields`, created and touched `age_ms` ago.
