@@ -1,17 +1,17 @@
 //! Building a pool's connections from its settings: address, login (password, ACL user) and TLS.
 //!
 //! Kept apart from the commands (`mod.rs`) because it is the one place that knows how a
-//! [`RedisPoolConfig`] becomes `redis` clients, for a single server, a Cluster and a master
-//! found through Sentinel alike (the sentinels get plain connections, with `sentinel_password`).
-//! TLS is the `redis` crate's own (rustls, `tokio-rustls-comp`): `rediss://` with the server's
-//! certificate checked against `tls_ca` or the system roots, and a client certificate for mutual
-//! TLS. No connection is made here.
+//! [`RedisPoolConfig`] becomes connections, for a single server, a Cluster and a master found
+//! through Sentinel alike: the library's own data connections (`link.rs`, with a rustls
+//! configuration built here once per pool) and `redis` clients for the sentinels (plain, with
+//! `sentinel_password`) and for tools such as `sessionctl` (TLS through the `redis` crate's
+//! rustls, `tokio-rustls-comp`). Both check the server's certificate against `tls_ca` or the
+//! system roots and send a client certificate for mutual TLS. No connection is made here.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{
     ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisResult,
     TlsCertificates,
@@ -19,6 +19,7 @@ use redis::{
 
 use super::batch;
 use super::cluster::ClusterPool;
+use super::link::{Endpoint, Login};
 use super::pool::Connections;
 use super::sentinel::SentinelPool;
 use crate::config::RedisPoolConfig;
@@ -43,11 +44,10 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 fn single(config: &RedisPoolConfig, clients: NodeClients) -> Result<Connections, StoreError> {
-    let target = MasterTarget::new(config, clients);
+    let target = MasterTarget::new(config, &clients)?;
     let conns = (0..config.pool_size)
         .map(|_| target.batcher(&config.host, config.port))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(backend)?;
+        .collect();
     Ok(Connections::Single(conns))
 }
 
@@ -137,30 +137,41 @@ impl NodeClients {
     }
 }
 
-/// How the library reaches a data server at a given address: [`NodeClients`] plus its own
-/// reconnecting managers. A single server has one address; under Sentinel the address changes
-/// with each failover.
+/// How the library reaches a data server at a given address: the login, database and TLS of
+/// [`NodeClients`] for its own connections (`link.rs`). A single server has one address; under
+/// Sentinel the address changes with each failover.
 pub(super) struct MasterTarget {
-    clients: NodeClients,
-    manager: ConnectionManagerConfig,
+    login: Login,
+    /// Bounds opening a connection.
+    timeout: Duration,
 }
 
 impl MasterTarget {
-    fn new(config: &RedisPoolConfig, clients: NodeClients) -> Self {
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        Self { clients, manager }
+    fn new(config: &RedisPoolConfig, clients: &NodeClients) -> Result<Self, StoreError> {
+        let tls = match &clients.certificates {
+            Some(certificates) => Some(Arc::new(Login::tls_config(certificates).map_err(backend)?)),
+            None => None,
+        };
+        let settings = &clients.settings;
+        Ok(Self {
+            login: Login {
+                tls,
+                username: settings.username().map(str::to_owned),
+                password: settings.password().map(str::to_owned),
+                db: settings.db(),
+            },
+            timeout: config.timeout,
+        })
     }
 
-    /// A lazily connecting manager for `host:port` behind a batching queue; does no I/O.
-    pub(super) fn batcher(&self, host: &str, port: u16) -> RedisResult<Arc<batch::Batcher>> {
-        let client = self.clients.client(host, port)?;
-        ConnectionManager::new_lazy_with_config(client, self.manager.clone())
-            .map(batch::Batcher::new)
+    /// A lazily connecting connection to `host:port` behind a batching queue; does no I/O.
+    pub(super) fn batcher(&self, host: &str, port: u16) -> Arc<batch::Batcher> {
+        batch::Batcher::new(Endpoint {
+            host: host.to_owned(),
+            port,
+            login: self.login.clone(),
+            timeout: self.timeout,
+        })
     }
 }
 
@@ -176,7 +187,7 @@ fn sentinel(config: &RedisPoolConfig, clients: NodeClients) -> Result<Connection
         })
         .collect::<Result<Vec<_>, _>>()?;
     let master = config.sentinel_master.clone().unwrap_or_default();
-    let target = MasterTarget::new(config, clients);
+    let target = MasterTarget::new(config, &clients)?;
     let sentinel = SentinelPool::new(sentinels, master, target, config.pool_size, config.timeout);
     Ok(Connections::Sentinel(Box::new(sentinel)))
 }
@@ -190,7 +201,7 @@ fn cluster(config: &RedisPoolConfig, clients: NodeClients) -> Result<Connections
             Ok((host.to_owned(), port.parse::<u16>().map_err(backend)?))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    let target = MasterTarget::new(config, clients);
+    let target = MasterTarget::new(config, &clients)?;
     let pool = ClusterPool::new(seeds, target, config.pool_size, config.timeout);
     Ok(Connections::Cluster(Box::new(pool)))
 }

@@ -34,10 +34,10 @@
 //! time (about a minute), not a session lifetime: saves of sessions loaded longer ago than that
 //! take `save.lua`.
 //!
-//! Connections are built in `connect.rs` (address, ACL login, TLS) and used in `pool.rs` (one
-//! connection per session, for ordering); on a standalone
-//! server the commands of concurrent requests are batched into one write (`batch.rs`), which is
-//! what keeps Redis's CPU per request low. Under Sentinel (`sentinel.rs`) each connection finds
+//! Connections are described in `connect.rs` (address, ACL login, TLS), opened in `link.rs` and
+//! used in `pool.rs` (one connection per session, for ordering); the commands of concurrent
+//! requests are batched into one write (`batch.rs`), which is what keeps Redis's CPU per request
+//! low, and replies are read by our own RESP reader (`resp.rs`). Under Sentinel (`sentinel.rs`) each connection finds
 //! the master through the sentinels and follows it after a failover. Commands and replies are in `reply.rs`; replica
 //! acknowledgements (`min_replicas_ack`) and the eviction check in `durability.rs`.
 
@@ -45,9 +45,11 @@ mod batch;
 mod cluster;
 mod connect;
 mod durability;
+mod link;
 mod pool;
 mod reply;
 mod resonance;
+mod resp;
 mod sentinel;
 mod users;
 

@@ -1,7 +1,7 @@
 //! The connections of one Redis pool and how commands reach them.
 //!
-//! A pool of size N is N multiplexed connections. Each reconnects by itself after Redis comes
-//! back; every call is bounded by the pool's `timeout`. All commands about one session go over
+//! A pool of size N is N pipelined connections (`batch.rs`). Each reconnects by itself on its
+//! next call after Redis comes back; every call is bounded by the pool's `timeout`. All commands about one session go over
 //! the same connection (chosen from its storage id), so Redis runs them in the order they were
 //! sent: a lock release sent after a lock request that timed out on our side can never overtake
 //! it, even while Redis is paused, which would leave the session locked for `lock_ttl`.

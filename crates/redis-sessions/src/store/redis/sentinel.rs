@@ -3,8 +3,8 @@
 //! Why not the `redis` crate's own Sentinel client: it hands out a connection to the master of
 //! the moment, and its `ConnectionManager` reconnects to the *same* address forever, so after a
 //! failover an app would keep talking to the dead (or demoted) master until restarted. Here each
-//! pool slot holds its current master address and a [`Batcher`] (auto-pipelining over a
-//! `ConnectionManager`, as for a single server) behind a lock. The first call on a slot asks the
+//! pool slot holds its current master address and a [`Batcher`] (auto-pipelining over one
+//! connection of our own, as for a single server) behind a lock. The first call on a slot asks the
 //! sentinels (`SENTINEL get-master-addr-by-name`, each in turn until one answers). When a call
 //! fails in a way a failover explains (the connection fails, no answer within the timeout, or a
 //! `READONLY` error: the server was demoted to a replica), the slot asks the sentinels again and,
@@ -119,10 +119,7 @@ impl SentinelPool {
             return Ok(current);
         }
         let (host, port) = self.ask().await?;
-        let batcher = self
-            .target
-            .batcher(&host, port)
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let batcher = self.target.batcher(&host, port);
         let current = Current {
             addr: (host, port),
             batcher,
@@ -144,20 +141,18 @@ impl SentinelPool {
             return;
         }
         match self.ask().await {
-            Ok(addr) if addr != failed.addr => match self.target.batcher(&addr.0, addr.1) {
-                Ok(batcher) => {
-                    tracing::warn!(
-                        "Redis master {} moved from {}:{} to {}:{}",
-                        self.master,
-                        failed.addr.0,
-                        failed.addr.1,
-                        addr.0,
-                        addr.1
-                    );
-                    *lock(&slot.current) = Some(Current { addr, batcher });
-                }
-                Err(e) => tracing::warn!("cannot connect to the new Redis master: {e}"),
-            },
+            Ok(addr) if addr != failed.addr => {
+                tracing::warn!(
+                    "Redis master {} moved from {}:{} to {}:{}",
+                    self.master,
+                    failed.addr.0,
+                    failed.addr.1,
+                    addr.0,
+                    addr.1
+                );
+                let batcher = self.target.batcher(&addr.0, addr.1);
+                *lock(&slot.current) = Some(Current { addr, batcher });
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!("{e}"),
         }

@@ -73,16 +73,9 @@ impl SlotMap {
         }
         for node in &mut nodes {
             while node.conns.len() < per_node {
-                match target.batcher(&node.addr.0, node.addr.1) {
-                    Ok(conn) => node.conns.push(conn),
-                    Err(e) => {
-                        tracing::warn!("Redis Cluster node {}:{}: {e}", node.addr.0, node.addr.1);
-                        break;
-                    }
-                }
+                node.conns.push(target.batcher(&node.addr.0, node.addr.1));
             }
         }
-        nodes.retain(|node| !node.conns.is_empty());
         SlotMap { owner, nodes }
     }
 

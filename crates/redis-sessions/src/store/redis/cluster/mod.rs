@@ -153,7 +153,7 @@ impl ClusterPool {
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         let conn = match map.nodes.iter().find(|node| node.addr == to) {
             Some(node) => Arc::clone(&node.conns[n % node.conns.len()]),
-            None => self.target.batcher(&to.0, to.1).map_err(backend)?,
+            None => self.target.batcher(&to.0, to.1),
         };
         let count = commands.len();
         let asking = commands
@@ -256,7 +256,7 @@ impl ClusterPool {
             asked.push(addr.clone());
             let conn = match old.and_then(|m| m.nodes.iter().find(|node| node.addr == addr)) {
                 Some(node) => Arc::clone(&node.conns[0]),
-                None => self.target.batcher(&addr.0, addr.1).map_err(backend)?,
+                None => self.target.batcher(&addr.0, addr.1),
             };
             let slots = redis::cmd("CLUSTER").arg("SLOTS").to_owned();
             let reply = tokio::time::timeout(self.timeout, conn.send(vec![slots])).await;
@@ -284,10 +284,6 @@ impl ClusterPool {
             errors.join("; ")
         )))
     }
-}
-
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

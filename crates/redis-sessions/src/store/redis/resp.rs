@@ -1,0 +1,231 @@
+//! Reading Redis replies (RESP2) off our own connections (`link.rs`), into `redis::Value`.
+//!
+//! Why our own reader: the `redis` crate's reply parser is built from `combine` parser
+//! combinators and cost 7,500 instructions for the one `HGETALL` reply of a session read
+//! (callgrind, `bash bench/instructions.sh`), more than the rest of the library's own work on
+//! that request. Replies are a handful of simple types, read here in one pass over the buffer.
+//! Only the reply types of RESP2 come: the library never switches a connection to RESP3.
+//!
+//! A server error becomes `Value::ServerError`, built by the `redis` crate itself from the
+//! error line (rare, so its cost does not matter), so error codes (`NOSCRIPT`, `WRONGTYPE`,
+//! `MOVED` with its target, ...) read exactly as they did through its connections.
+
+use redis::Value;
+
+/// Deepest nesting of arrays accepted in a reply (the library's replies nest at most twice).
+const MAX_DEPTH: usize = 32;
+
+/// What reading one reply from the front of a buffer gave.
+#[derive(Debug)]
+pub(super) enum Parsed {
+    /// A whole reply and the number of bytes it took.
+    Reply(Value, usize),
+    /// The reply is not whole yet: wait for at least this many bytes in the buffer (0 when the
+    /// length is not known yet).
+    Incomplete(usize),
+}
+
+/// A reply that is not valid RESP2: the connection cannot be trusted any more.
+#[derive(Debug)]
+pub(super) struct ProtocolError(pub(super) String);
+
+/// Reads the reply at the front of `buf`.
+pub(super) fn parse(buf: &[u8]) -> Result<Parsed, ProtocolError> {
+    let mut reader = Reader { buf, pos: 0 };
+    match reader.value(0)? {
+        Some(value) => Ok(Parsed::Reply(value, reader.pos)),
+        None => Ok(Parsed::Incomplete(reader.needed())),
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    /// When a bulk string is cut short, the whole length the buffer must reach.
+    fn needed(&self) -> usize {
+        if self.pos > self.buf.len() {
+            self.pos
+        } else {
+            0
+        }
+    }
+
+    /// The line at the cursor without its CRLF (and moves past it), or `None` when no CRLF yet.
+    fn line(&mut self) -> Option<&[u8]> {
+        let rest = self.buf.get(self.pos..)?;
+        let end = rest.windows(2).position(|w| w == b"\r\n")?;
+        self.pos += end + 2;
+        Some(&rest[..end])
+    }
+
+    fn integer(line: &[u8]) -> Result<i64, ProtocolError> {
+        std::str::from_utf8(line)
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| {
+                ProtocolError(format!(
+                    "not an integer in a reply: {:?}",
+                    String::from_utf8_lossy(line)
+                ))
+            })
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Option<Value>, ProtocolError> {
+        if depth > MAX_DEPTH {
+            return Err(ProtocolError("a reply nests arrays too deep".into()));
+        }
+        let Some(&kind) = self.buf.get(self.pos) else {
+            return Ok(None);
+        };
+        let start = self.pos;
+        self.pos += 1;
+        let Some(line) = self.line() else {
+            return Ok(None);
+        };
+        Ok(Some(match kind {
+            b'+' if line == b"OK" => Value::Okay,
+            b'+' => Value::SimpleString(String::from_utf8_lossy(line).into_owned()),
+            b':' => Value::Int(Self::integer(line)?),
+            b'-' => Self::error(&self.buf[start..self.pos])?,
+            b'$' => match Self::integer(line)? {
+                -1 => Value::Nil,
+                len => {
+                    let len = usize::try_from(len)
+                        .map_err(|_| ProtocolError(format!("a bulk string of length {len}")))?;
+                    let data = self.pos;
+                    self.pos += len + 2;
+                    match self.buf.get(data..self.pos) {
+                        Some([bytes @ .., b'\r', b'\n']) => Value::BulkString(bytes.to_vec()),
+                        Some(_) => {
+                            return Err(ProtocolError("a bulk string without its CRLF".into()));
+                        }
+                        None => return Ok(None),
+                    }
+                }
+            },
+            b'*' => match Self::integer(line)? {
+                -1 => Value::Nil,
+                count => {
+                    let count = usize::try_from(count)
+                        .map_err(|_| ProtocolError(format!("an array of length {count}")))?;
+                    // Each element takes at least 3 bytes: no reserving for a length the buffer
+                    // cannot hold.
+                    let mut items = Vec::with_capacity(count.min(self.buf.len() / 3));
+                    for _ in 0..count {
+                        match self.value(depth + 1)? {
+                            Some(item) => items.push(item),
+                            None => return Ok(None),
+                        }
+                    }
+                    Value::Array(items)
+                }
+            },
+            other => {
+                return Err(ProtocolError(format!(
+                    "unexpected reply type {:?}",
+                    char::from(other)
+                )));
+            }
+        }))
+    }
+
+    /// A `-CODE detail` line as the `redis` crate's own server error value.
+    fn error(line: &[u8]) -> Result<Value, ProtocolError> {
+        match redis::parse_redis_value(line) {
+            Ok(value @ Value::ServerError(_)) => Ok(value),
+            other => Err(ProtocolError(format!(
+                "an unreadable error reply: {other:?}"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn whole(bytes: &[u8]) -> Value {
+        match parse(bytes).expect("valid") {
+            Parsed::Reply(value, used) => {
+                assert_eq!(used, bytes.len(), "all of {bytes:?} read");
+                value
+            }
+            Parsed::Incomplete(_) => panic!("{bytes:?} is whole"),
+        }
+    }
+
+    #[test]
+    fn reads_every_resp2_type_as_the_redis_crate_does() {
+        let cases: &[&[u8]] = &[
+            b"+OK\r\n",
+            b"+QUEUED\r\n",
+            b":-42\r\n",
+            b"$5\r\nhe\r\no\r\n",
+            b"$0\r\n\r\n",
+            b"$-1\r\n",
+            b"*-1\r\n",
+            b"*0\r\n",
+            b"*3\r\n$1\r\na\r\n:1\r\n*1\r\n$-1\r\n",
+            b"-NOSCRIPT No matching script. Please use EVAL.\r\n",
+            b"-MOVED 3999 127.0.0.1:6381\r\n",
+            b"*2\r\n-WRONGTYPE Operation against a key\r\n:1\r\n",
+        ];
+        for case in cases {
+            let ours = whole(case);
+            let theirs = redis::parse_redis_value(case).expect("redis parses it");
+            assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(case));
+        }
+    }
+
+    #[test]
+    fn a_cut_reply_is_incomplete_at_every_length() {
+        let reply = b"*3\r\n$5\r\nhello\r\n:7\r\n*2\r\n+OK\r\n$3\r\nabc\r\n";
+        for cut in 0..reply.len() {
+            assert!(
+                matches!(parse(&reply[..cut]), Ok(Parsed::Incomplete(_))),
+                "cut at {cut}"
+            );
+        }
+        assert!(matches!(whole(reply), Value::Array(items) if items.len() == 3));
+    }
+
+    #[test]
+    fn a_long_bulk_string_says_how_many_bytes_it_needs() {
+        let Ok(Parsed::Incomplete(needed)) = parse(b"$100000\r\nabc") else {
+            panic!("incomplete");
+        };
+        assert_eq!(needed, 9 + 100_000 + 2);
+    }
+
+    #[test]
+    fn only_the_first_reply_is_read() {
+        let Ok(Parsed::Reply(Value::Int(1), 4)) = parse(b":1\r\n:2\r\n") else {
+            panic!("one reply");
+        };
+    }
+
+    #[test]
+    fn garbage_is_a_protocol_error_not_a_panic() {
+        let cases: &[&[u8]] = &[
+            b"?what\r\n",
+            b":12x\r\n",
+            b"$-5\r\n",
+            b"*-2\r\n",
+            b"$2\r\nabcd\r\n",
+            b"$99999999999999999999\r\n",
+        ];
+        for case in cases {
+            assert!(parse(case).is_err(), "{}", String::from_utf8_lossy(case));
+        }
+        let deep = "*1\r\n".repeat(100) + ":1\r\n";
+        assert!(parse(deep.as_bytes()).is_err());
+        // A huge announced array does not reserve memory for it.
+        assert!(matches!(
+            parse(b"*4000000000\r\n:1\r\n"),
+            Ok(Parsed::Incomplete(_))
+        ));
+    }
+}
