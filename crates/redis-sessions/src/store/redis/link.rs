@@ -4,7 +4,7 @@
 //! Why not the `redis` crate's connections: on the hot path they cost more than the library's
 //! own work (a driver task with its own channel, a response timer per command, the `combine`
 //! reply parser: about 15,000 instructions per request under callgrind). The batching queue
-//! (`batch.rs`) drives the connections opened here directly. The `redis` crate still builds the
+//! (`batch/`) drives the connections opened here directly. The `redis` crate still builds the
 //! commands (`Cmd`), and its clients still serve the sentinels, `sessionctl` and the tests.
 //!
 //! TLS is rustls with the same rules as the `redis` crate's `rediss://`: the server's

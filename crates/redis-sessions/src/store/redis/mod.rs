@@ -36,7 +36,7 @@
 //!
 //! Connections are described in `connect.rs` (address, ACL login, TLS), opened in `link.rs` and
 //! used in `pool.rs` (one connection per session, for ordering); the commands of concurrent
-//! requests are batched into one write (`batch.rs`), which is what keeps Redis's CPU per request
+//! requests are batched into one write (`batch/`), which is what keeps Redis's CPU per request
 //! low, and replies are read by our own RESP reader (`resp.rs`). Under Sentinel (`sentinel.rs`) each connection finds
 //! the master through the sentinels and follows it after a failover. Commands and replies are in `reply.rs`; replica
 //! acknowledgements (`min_replicas_ack`) and the eviction check in `durability.rs`.

@@ -1,6 +1,6 @@
 //! The connections of one Redis pool and how commands reach them.
 //!
-//! A pool of size N is N pipelined connections (`batch.rs`). Each reconnects by itself on its
+//! A pool of size N is N pipelined connections (`batch/`). Each reconnects by itself on its
 //! next call after Redis comes back; every call is bounded by the pool's `timeout`. All commands about one session go over
 //! the same connection (chosen from its storage id), so Redis runs them in the order they were
 //! sent: a lock release sent after a lock request that timed out on our side can never overtake
@@ -140,10 +140,11 @@ impl Pool {
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         let n = self.index(route);
         match &self.conns {
-            Connections::Single(batchers) => {
-                self.bounded(batchers[n % batchers.len()].send(commands))
-                    .await
-            }
+            // The batcher bounds the call by the timeout itself (one timer per connection).
+            Connections::Single(batchers) => batchers[n % batchers.len()]
+                .send(commands)
+                .await
+                .map_err(|e| store_error(&e)),
             // Bounds each phase itself, and follows slot moves and failovers.
             Connections::Cluster(c) => {
                 let target = match route {
@@ -156,20 +157,6 @@ impl Pool {
             }
             // Bounds each phase itself, and follows a failover.
             Connections::Sentinel(sentinel) => sentinel.exec(n, commands).await,
-        }
-    }
-
-    /// `work` bounded by the pool's timeout, its errors as store errors.
-    async fn bounded(
-        &self,
-        work: impl std::future::Future<Output = RedisResult<Vec<RedisResult<Value>>>>,
-    ) -> Result<Vec<RedisResult<Value>>, StoreError> {
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok(replies) => replies.map_err(|e| store_error(&e)),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "Redis did not answer within {:?}",
-                self.timeout
-            ))),
         }
     }
 

@@ -54,23 +54,51 @@ impl Reader<'_> {
     }
 
     /// The line at the cursor without its CRLF (and moves past it), or `None` when no CRLF yet.
-    fn line(&mut self) -> Option<&[u8]> {
-        let rest = self.buf.get(self.pos..)?;
-        let end = rest.windows(2).position(|w| w == b"\r\n")?;
-        self.pos += end + 2;
-        Some(&rest[..end])
+    /// Lines are short (a type byte and a length, or a status) and never hold a CR in RESP: a
+    /// plain scan for the CR.
+    fn line(&mut self) -> Result<Option<&[u8]>, ProtocolError> {
+        let Some(rest) = self.buf.get(self.pos..) else {
+            return Ok(None);
+        };
+        let Some(end) = rest.iter().position(|&b| b == b'\r') else {
+            return Ok(None);
+        };
+        match rest.get(end + 1) {
+            None => Ok(None),
+            Some(b'\n') => {
+                self.pos += end + 2;
+                Ok(Some(&rest[..end]))
+            }
+            Some(_) => Err(ProtocolError("a CR without LF in a reply line".into())),
+        }
     }
 
+    /// A decimal integer, as Redis writes lengths and integer replies.
     fn integer(line: &[u8]) -> Result<i64, ProtocolError> {
-        std::str::from_utf8(line)
-            .ok()
-            .and_then(|text| text.parse().ok())
-            .ok_or_else(|| {
-                ProtocolError(format!(
-                    "not an integer in a reply: {:?}",
-                    String::from_utf8_lossy(line)
-                ))
-            })
+        let invalid = || {
+            ProtocolError(format!(
+                "not an integer in a reply: {:?}",
+                String::from_utf8_lossy(line)
+            ))
+        };
+        let (negative, digits) = match line {
+            [b'-', digits @ ..] => (true, digits),
+            digits => (false, digits),
+        };
+        if digits.is_empty() || digits.len() > 19 {
+            return Err(invalid());
+        }
+        let mut value: i64 = 0;
+        for &digit in digits {
+            if !digit.is_ascii_digit() {
+                return Err(invalid());
+            }
+            value = value
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(i64::from(digit - b'0')))
+                .ok_or_else(invalid)?;
+        }
+        Ok(if negative { -value } else { value })
     }
 
     fn value(&mut self, depth: usize) -> Result<Option<Value>, ProtocolError> {
@@ -82,7 +110,7 @@ impl Reader<'_> {
         };
         let start = self.pos;
         self.pos += 1;
-        let Some(line) = self.line() else {
+        let Some(line) = self.line()? else {
             return Ok(None);
         };
         Ok(Some(match kind {
@@ -162,6 +190,8 @@ mod tests {
         let cases: &[&[u8]] = &[
             b"+OK\r\n",
             b"+QUEUED\r\n",
+            b":9223372036854775807\r\n",
+            b":-9223372036854775807\r\n",
             b":-42\r\n",
             b"$5\r\nhe\r\no\r\n",
             b"$0\r\n\r\n",
@@ -216,6 +246,10 @@ mod tests {
             b"*-2\r\n",
             b"$2\r\nabcd\r\n",
             b"$99999999999999999999\r\n",
+            b":\r\n",
+            b":-\r\n",
+            b":+1\r\n",
+            b"+a\rb\r\n",
         ];
         for case in cases {
             assert!(parse(case).is_err(), "{}", String::from_utf8_lossy(case));

@@ -2,7 +2,7 @@
 //! moves and failovers.
 //!
 //! Why not the `redis` crate's Cluster client: it sends each call as its own pipeline, so a
-//! Cluster's nodes paid 2-4x the CPU per request of a single batched server (see `batch.rs`).
+//! Cluster's nodes paid 2-4x the CPU per request of a single batched server (see `batch/`).
 //! Here each node has `pool_size` [`Batcher`]s, the same batching queues as a single server, and
 //! a call goes to the node that owns its session's hash slot, found in a slot map read with
 //! `CLUSTER SLOTS`. The map is read on first use and again when Redis says it is out of date:

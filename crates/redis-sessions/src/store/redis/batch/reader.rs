@@ -1,0 +1,230 @@
+//! The reading side of one connection: who waits for which replies, the watchdog that gives
+//! callers past their deadline a timeout error, and the reader task that hands out replies in
+//! order. Apart from the queue and the writer (`mod.rs`) because the two sides share only the
+//! line of waiting callers ([`Generation`]).
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use redis::{RedisError, RedisResult, Value};
+use tokio::io::{AsyncReadExt, ReadHalf, WriteHalf};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+use super::super::link::{Endpoint, Stream, io_error};
+use super::super::resp::{Parsed, parse};
+use super::lock;
+
+pub(super) type Replies = RedisResult<Vec<RedisResult<Value>>>;
+
+/// A caller waiting for `count` replies until `deadline`; `tx` is `None` once it got a timeout
+/// (its replies are still read, and dropped).
+pub(super) struct Caller {
+    pub(super) count: usize,
+    pub(super) deadline: Instant,
+    pub(super) tx: Option<oneshot::Sender<Replies>>,
+}
+
+impl Caller {
+    /// Hands the caller `replies` (unless it gave up).
+    pub(super) fn answer(&mut self, replies: Replies) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(replies);
+        }
+    }
+}
+
+/// The error of a call that got no answer within `timeout`.
+pub(super) fn timed_out(timeout: Duration) -> RedisError {
+    io_error(
+        io::ErrorKind::TimedOut,
+        format!("Redis did not answer within {timeout:?}"),
+    )
+}
+
+/// One open connection: its write half (the writer's) and what it shares with its reader.
+pub(super) struct Link {
+    pub(super) write: WriteHalf<Stream>,
+    pub(super) generation: Arc<Generation>,
+}
+
+impl Link {
+    pub(super) async fn open(endpoint: &Endpoint) -> RedisResult<Self> {
+        let stream = endpoint.open().await?;
+        let (read, write) = tokio::io::split(stream);
+        let generation = Arc::new(Generation {
+            waiting: Mutex::new(Waiting::default()),
+            stop: Notify::new(),
+            timeout: endpoint.timeout,
+        });
+        tokio::spawn(read_loop(Arc::clone(&generation), read));
+        Ok(Self { write, generation })
+    }
+
+    pub(super) fn failed(&self) -> bool {
+        lock(&self.generation.waiting).failed
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.generation.stop.notify_one();
+    }
+}
+
+/// Between the writer and the reader of one connection.
+pub(super) struct Generation {
+    waiting: Mutex<Waiting>,
+    /// Tells the reader to stop: the writer dropped the connection.
+    stop: Notify,
+    /// The pool's timeout.
+    timeout: Duration,
+}
+
+#[derive(Default)]
+struct Waiting {
+    /// Callers whose commands were sent, in order.
+    callers: VecDeque<Caller>,
+    /// The connection failed: no more callers are accepted.
+    failed: bool,
+}
+
+impl Generation {
+    /// Takes over `callers` (emptying it) unless the connection failed.
+    pub(super) fn expect(&self, callers: &mut Vec<Caller>) -> bool {
+        let mut waiting = lock(&self.waiting);
+        if waiting.failed {
+            return false;
+        }
+        waiting.callers.extend(callers.drain(..));
+        true
+    }
+
+    /// Fails every waiting caller with `error` and refuses new ones.
+    pub(super) fn fail(&self, error: &RedisError) {
+        let callers = {
+            let mut waiting = lock(&self.waiting);
+            waiting.failed = true;
+            std::mem::take(&mut waiting.callers)
+        };
+        for mut caller in callers {
+            caller.answer(Err(error.clone()));
+        }
+        self.stop.notify_one();
+    }
+
+    /// Gives a timeout error to every waiting caller past its deadline at `now` (they stay in
+    /// line for their replies) and returns when to look again: the deadline of the oldest
+    /// caller still waiting, or a timeout from now.
+    fn expire(
+        &self,
+        now: Instant,
+        current: &mut Option<(Caller, Vec<RedisResult<Value>>)>,
+    ) -> Instant {
+        let error = timed_out(self.timeout);
+        if let Some((caller, _)) = current.as_mut().filter(|(c, _)| c.deadline <= now) {
+            caller.answer(Err(error.clone()));
+        }
+        let mut waiting = lock(&self.waiting);
+        let mut next = now + self.timeout;
+        for caller in waiting.callers.iter_mut().filter(|c| c.tx.is_some()) {
+            if caller.deadline > now {
+                // Deadlines grow along the line (up to the jitter of concurrent callers).
+                next = next.min(caller.deadline);
+                break;
+            }
+            caller.answer(Err(error.clone()));
+        }
+        if let Some((caller, _)) = current.as_ref().filter(|(c, _)| c.tx.is_some()) {
+            next = next.min(caller.deadline);
+        }
+        next
+    }
+}
+
+/// Reads replies until the connection fails or the writer drops it, handing them out in order.
+async fn read_loop(generation: Arc<Generation>, mut read: ReadHalf<Stream>) {
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut current: Option<(Caller, Vec<RedisResult<Value>>)> = None;
+    let mut needed = 0;
+    let stop = generation.stop.notified();
+    tokio::pin!(stop);
+    let watchdog = tokio::time::sleep(generation.timeout);
+    tokio::pin!(watchdog);
+    let error = 'read: loop {
+        let read = tokio::select! {
+            biased;
+            () = &mut stop => break io_error(io::ErrorKind::ConnectionAborted, "the connection was closed"),
+            read = read.read_buf(&mut buf) => read,
+            () = &mut watchdog => {
+                let next = generation.expire(Instant::now(), &mut current);
+                watchdog.as_mut().reset(next);
+                continue;
+            }
+        };
+        match read {
+            Ok(0) => {
+                break io_error(io::ErrorKind::UnexpectedEof, "Redis closed the connection");
+            }
+            Ok(_) if buf.len() < needed => continue,
+            Ok(_) => {}
+            Err(e) => break RedisError::from(e),
+        }
+        loop {
+            match parse(&buf) {
+                Ok(Parsed::Reply(value, used)) => {
+                    buf.advance(used);
+                    let reply = match value {
+                        Value::ServerError(e) => Err(e.into()),
+                        value => Ok(value),
+                    };
+                    if let Err(e) = deliver(&generation, &mut current, reply) {
+                        break 'read e;
+                    }
+                }
+                Ok(Parsed::Incomplete(more)) => {
+                    needed = more;
+                    // Room for a long reply at once (bounded: the length comes from the wire).
+                    buf.reserve(more.saturating_sub(buf.len()).min(1 << 20));
+                    break;
+                }
+                Err(e) => break 'read io_error(io::ErrorKind::InvalidData, e.0),
+            }
+        }
+    };
+    if let Some((mut caller, _)) = current {
+        caller.answer(Err(error.clone()));
+    }
+    generation.fail(&error);
+}
+
+/// Adds `reply` to the caller it answers and hands the caller its replies once all are in.
+fn deliver(
+    generation: &Generation,
+    current: &mut Option<(Caller, Vec<RedisResult<Value>>)>,
+    reply: RedisResult<Value>,
+) -> RedisResult<()> {
+    let (caller, replies) = match current {
+        Some(current) => current,
+        None => {
+            let Some(caller) = lock(&generation.waiting).callers.pop_front() else {
+                return Err(io_error(
+                    io::ErrorKind::InvalidData,
+                    "Redis sent a reply nobody asked for",
+                ));
+            };
+            let replies = Vec::with_capacity(caller.count);
+            current.insert((caller, replies))
+        }
+    };
+    replies.push(reply);
+    if replies.len() == caller.count
+        && let Some((mut caller, replies)) = current.take()
+    {
+        caller.answer(Ok(replies));
+    }
+    Ok(())
+}
