@@ -28,7 +28,7 @@ impl RedisStore {
     /// The Redis key of a user's index.
     #[must_use]
     pub fn user_index_key(&self, user: &UserIndexId) -> String {
-        format!("{}u:{{{}}}", self.inner.prefix, user.as_str())
+        [self.inner.prefix.as_str(), "u:{", user.as_str(), "}"].concat()
     }
 
     pub(super) async fn add_to_index(

@@ -87,7 +87,7 @@ impl ResonanceStore {
     /// The Redis key of a session: `<prefix>.session<id>`, as the PHP framework names it.
     #[must_use]
     pub fn session_key(&self, id: &StorageId) -> String {
-        format!("{}.session{}", self.redis.inner.prefix, id.as_str())
+        [self.redis.inner.prefix.as_str(), ".session", id.as_str()].concat()
     }
 
     /// Opens every connection of the pool now and checks each (see [`RedisStore::prefill`]).
