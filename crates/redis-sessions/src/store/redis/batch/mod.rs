@@ -32,11 +32,11 @@ mod reader;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Poll;
+use std::task::{Poll, Waker};
 
 use redis::{Cmd, RedisError, RedisResult};
 use tokio::io::{AsyncWriteExt, WriteHalf};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::link::{Endpoint, Stream, io_error};
@@ -54,13 +54,13 @@ struct Queue {
     callers: Vec<Caller>,
     /// A writer task runs (it resets this when it ends, also when its runtime drops it).
     writer: bool,
+    /// The writer waits for commands: the next caller wakes it.
+    writer_waker: Option<Waker>,
 }
 
 struct Shared {
     endpoint: Endpoint,
     queue: Mutex<Queue>,
-    /// Wakes the writer: new commands in an empty queue, or the connection is closed.
-    wake: Notify,
     /// The [`Batcher`] was dropped: the writer ends and closes the connection.
     closed: AtomicBool,
 }
@@ -74,7 +74,10 @@ pub(super) struct Batcher {
 impl Drop for Batcher {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Release);
-        self.shared.wake.notify_one();
+        let writer = lock(&self.shared.queue).writer_waker.take();
+        if let Some(writer) = writer {
+            writer.wake();
+        }
     }
 }
 
@@ -85,7 +88,6 @@ impl Batcher {
             shared: Arc::new(Shared {
                 endpoint,
                 queue: Mutex::new(Queue::default()),
-                wake: Notify::new(),
                 closed: AtomicBool::new(false),
             }),
         })
@@ -100,23 +102,24 @@ impl Batcher {
         }
         let deadline = Instant::now() + self.shared.endpoint.timeout;
         let (tx, rx) = oneshot::channel();
-        let (was_empty, start_writer) = {
+        let (writer, start_writer) = {
             let mut queue = lock(&self.shared.queue);
             for command in &commands {
                 command.write_packed_command(&mut queue.bytes);
             }
-            let was_empty = queue.callers.is_empty();
             queue.callers.push(Caller {
                 count: commands.len(),
                 deadline,
                 tx: Some(tx),
             });
-            (was_empty, !std::mem::replace(&mut queue.writer, true))
+            // A waiting writer is woken once, by the caller that found the queue empty.
+            let writer = queue.writer_waker.take();
+            (writer, !std::mem::replace(&mut queue.writer, true))
         };
         if start_writer {
             tokio::spawn(write_loop(Arc::clone(&self.shared)));
-        } else if was_empty {
-            self.shared.wake.notify_one();
+        } else if let Some(writer) = writer {
+            writer.wake();
         }
         rx.await.map_err(|_| {
             io_error(
@@ -161,11 +164,7 @@ async fn write_loop(shared: Arc<Shared>) {
             std::mem::swap(&mut queue.callers, &mut callers);
         }
         if callers.is_empty() {
-            if shared.closed.load(Ordering::Acquire) {
-                return;
-            }
-            shared.wake.notified().await;
-            if shared.closed.load(Ordering::Acquire) {
+            if !commands_queued(&shared).await {
                 return;
             }
             if lifo {
@@ -180,6 +179,27 @@ async fn write_loop(shared: Arc<Shared>) {
         }
         bytes.clear();
     }
+}
+
+/// Waits until the queue holds commands (`true`) or the batcher is closed (`false`). The waker
+/// is kept in the queue, under the lock callers take anyway, rather than in a `Notify` with a
+/// lock of its own.
+async fn commands_queued(shared: &Shared) -> bool {
+    std::future::poll_fn(|cx| {
+        let mut queue = lock(&shared.queue);
+        if shared.closed.load(Ordering::Acquire) {
+            return Poll::Ready(false);
+        }
+        if !queue.callers.is_empty() {
+            return Poll::Ready(true);
+        }
+        match &mut queue.writer_waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Writes one batch, opening the connection first if there is none (or it failed). The callers

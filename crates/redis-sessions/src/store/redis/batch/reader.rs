@@ -155,15 +155,16 @@ async fn read_loop(generation: Arc<Generation>, mut read: ReadHalf<Stream>) {
     let watchdog = tokio::time::sleep(generation.timeout);
     tokio::pin!(watchdog);
     let error = 'read: loop {
+        // Replies first: they are what wakes this task nearly every time.
         let read = tokio::select! {
             biased;
-            () = &mut stop => break io_error(io::ErrorKind::ConnectionAborted, "the connection was closed"),
             read = read.read_buf(&mut buf) => read,
             () = &mut watchdog => {
                 let next = generation.expire(Instant::now(), &mut current);
                 watchdog.as_mut().reset(next);
                 continue;
             }
+            () = &mut stop => break io_error(io::ErrorKind::ConnectionAborted, "the connection was closed"),
         };
         match read {
             Ok(0) => {
