@@ -89,6 +89,8 @@ struct ManagerInner {
     local_locks: Arc<LocalLocks>,
     /// Metric keys and span fields of this manager's operations.
     observer: Observer,
+    /// `Set-Cookie` for a new or rotated id, its attributes rendered once.
+    set_cookie: crate::cookie::SetCookieTemplate,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -182,6 +184,7 @@ impl SessionManager {
         Self {
             inner: Arc::new(ManagerInner {
                 observer: Observer::new(&config.redis_connection_pool),
+                set_cookie: crate::cookie::SetCookieTemplate::new(&config),
                 config,
                 store: Arc::new(store),
                 local_locks: Arc::default(),

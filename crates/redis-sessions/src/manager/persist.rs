@@ -231,7 +231,7 @@ impl SessionManager {
         Persisted {
             set_cookie: match &plan.cookie {
                 CookieAction::Keep => None,
-                CookieAction::Set(id) => Some(cookie::set_cookie(&self.inner.config, id)),
+                CookieAction::Set(id) => Some(self.inner.set_cookie.header(id)),
                 CookieAction::Remove => Some(cookie::removal_cookie(&self.inner.config)),
             },
         }
