@@ -79,13 +79,11 @@ impl SentinelPool {
         let slot = &self.slots[n % self.slots.len()];
         let current = self.current(slot).await?;
         let (host, port) = &current.addr;
-        let sent = tokio::time::timeout(self.timeout, current.batcher.send(commands)).await;
+        // The batcher bounds the call by the pool's timeout (one watchdog per connection).
+        let sent = current.batcher.send(commands).await;
         let failure = match &sent {
-            Err(_) => Some(format!("no answer within {:?}", self.timeout)),
-            Ok(Err(e)) if matches!(store_error(e), StoreError::Unavailable(_)) => {
-                Some(e.to_string())
-            }
-            Ok(Ok(replies))
+            Err(e) if matches!(store_error(e), StoreError::Unavailable(_)) => Some(e.to_string()),
+            Ok(replies)
                 if replies
                     .iter()
                     .any(|r| matches!(r, Err(e) if e.code() == Some("READONLY"))) =>
@@ -101,10 +99,7 @@ impl SentinelPool {
                 self.master
             )));
         }
-        match sent {
-            Ok(replies) => replies.map_err(|e| store_error(&e)),
-            Err(_) => Err(StoreError::Unavailable("timeout".into())),
-        }
+        sent.map_err(|e| store_error(&e))
     }
 
     /// The slot's master connection, asking the sentinels first if it has none yet.

@@ -113,14 +113,13 @@ impl ClusterPool {
         addr: &(String, u16),
         commands: Vec<Cmd>,
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
-        let sent = tokio::time::timeout(self.timeout, conn.send(commands)).await;
-        let failure = match sent {
-            Err(_) => format!("no answer within {:?}", self.timeout),
-            Ok(Err(e)) => match store_error(&e) {
+        // The batcher bounds the call by the pool's timeout (one watchdog per connection).
+        let failure = match conn.send(commands).await {
+            Err(e) => match store_error(&e) {
                 StoreError::Unavailable(message) => message,
                 other => return Err(other),
             },
-            Ok(Ok(replies)) => {
+            Ok(replies) => {
                 let down = replies.iter().find_map(|r| match r {
                     Err(e) if e.code().is_some_and(|c| UNAVAILABLE_CODES.contains(&c)) => {
                         Some(e.to_string())
