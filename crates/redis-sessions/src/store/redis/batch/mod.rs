@@ -178,6 +178,10 @@ async fn write_loop(shared: Arc<Shared>) {
             }
         }
         bytes.clear();
+        if bytes.capacity() > reader::BUFFER_KEPT {
+            // A long batch passed: do not keep its room for the connection's life.
+            bytes = Vec::new();
+        }
     }
 }
 

@@ -145,9 +145,13 @@ impl Generation {
     }
 }
 
+/// The reply buffer of a connection, and the most it keeps once a long reply has passed.
+const BUFFER: usize = 16 * 1024;
+pub(super) const BUFFER_KEPT: usize = 1 << 20;
+
 /// Reads replies until the connection fails or the writer drops it, handing them out in order.
 async fn read_loop(generation: Arc<Generation>, mut read: ReadHalf<Stream>) {
-    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut buf = BytesMut::with_capacity(BUFFER);
     let mut current: Option<(Caller, Vec<RedisResult<Value>>)> = None;
     let mut needed = 0;
     let stop = generation.stop.notified();
@@ -188,6 +192,10 @@ async fn read_loop(generation: Arc<Generation>, mut read: ReadHalf<Stream>) {
                 }
                 Ok(Parsed::Incomplete(more)) => {
                     needed = more;
+                    if buf.is_empty() && buf.capacity() > BUFFER_KEPT {
+                        // A long reply passed: do not keep its room for the connection's life.
+                        buf = BytesMut::with_capacity(BUFFER);
+                    }
                     // Room for a long reply at once (bounded: the length comes from the wire).
                     buf.reserve(more.saturating_sub(buf.len()).min(1 << 20));
                     break;
