@@ -8,6 +8,7 @@
 //! Commands that concern no session (start-up checks) go round robin.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use redis::{Cmd, RedisError, RedisResult, Value};
@@ -95,6 +96,13 @@ impl Script {
         cmd.arg(keys.len()).arg(keys);
         cmd
     }
+}
+
+/// Locks `mutex`, also after a thread panicked holding it: the pool's shared state (queues,
+/// slot maps, current masters) stays consistent at every step, so a poisoned lock means only
+/// that some caller panicked, not that the state is broken.
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A Redis error as a store error: unreachable or slow is `Unavailable`, the rest `Backend`.

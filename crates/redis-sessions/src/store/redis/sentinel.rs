@@ -15,14 +15,14 @@
 //! order of one session's commands on one connection (see `pool.rs`) holds unless the master
 //! really changed.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::{AsyncConnectionConfig, Cmd, RedisResult, Value};
 
 use super::batch::Batcher;
 use super::connect::MasterTarget;
-use super::pool::store_error;
+use super::pool::{lock, store_error};
 use crate::store::StoreError;
 
 /// The sentinels, the master's name and one slot per pooled connection.
@@ -195,8 +195,4 @@ impl SentinelPool {
     fn unavailable(&self, reason: &str) -> StoreError {
         StoreError::Unavailable(format!("Redis Sentinel master {}: {reason}", self.master))
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

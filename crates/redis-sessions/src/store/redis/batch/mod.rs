@@ -31,7 +31,7 @@ mod reader;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
 use redis::{Cmd, RedisError, RedisResult};
@@ -40,11 +40,8 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::link::{Endpoint, Stream, io_error};
+use super::pool::lock;
 use reader::{Caller, Link, Replies, timed_out};
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Commands waiting for the writer.
 #[derive(Default)]

@@ -15,8 +15,8 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use super::super::link::{Endpoint, Stream, io_error};
+use super::super::pool::lock;
 use super::super::resp::{Parsed, parse};
-use super::lock;
 
 pub(super) type Replies = RedisResult<Vec<RedisResult<Value>>>;
 

@@ -22,14 +22,14 @@
 
 mod map;
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::{Cmd, RedisResult, Value};
 
 use super::batch::Batcher;
 use super::connect::MasterTarget;
-use super::pool::store_error;
+use super::pool::{lock, store_error};
 use crate::store::StoreError;
 use map::{Redirect, SlotMap, parse_slots, redirection, unavailable};
 pub(super) use map::{Target, slot_of};
@@ -283,8 +283,4 @@ impl ClusterPool {
             errors.join("; ")
         )))
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
