@@ -97,71 +97,77 @@ impl Endpoint {
     async fn login(&self, stream: &mut Stream) -> RedisResult<()> {
         let login = &self.login;
         let mut commands = Vec::new();
-        let mut count = 0;
+        let mut steps = Vec::with_capacity(2);
         if let Some(password) = &login.password {
             let mut auth = redis::cmd("AUTH");
             if let Some(username) = &login.username {
                 auth.arg(username);
             }
             auth.arg(password).write_packed_command(&mut commands);
-            count += 1;
+            steps.push(Step::Auth);
         }
         if login.db != 0 {
             redis::cmd("SELECT")
                 .arg(login.db)
                 .write_packed_command(&mut commands);
-            count += 1;
+            steps.push(Step::Select);
         }
-        if count == 0 {
+        if steps.is_empty() {
             return Ok(());
         }
         stream.write_all(&commands).await?;
         let mut buf = Vec::with_capacity(256);
-        let mut step = usize::from(login.password.is_none());
-        while step < 2 && count > 0 {
-            match parse(&buf).map_err(|e| io_error(io::ErrorKind::InvalidData, e.0))? {
-                Parsed::Reply(value, used) => {
-                    buf.drain(..used);
-                    count -= 1;
-                    if let Value::ServerError(e) = value {
-                        return Err(self.refused(step, &e));
+        for step in steps {
+            let reply = loop {
+                match parse(&buf).map_err(|e| io_error(io::ErrorKind::InvalidData, e.0))? {
+                    Parsed::Reply(value, used) => {
+                        buf.drain(..used);
+                        break value;
                     }
-                    step += 1;
-                }
-                Parsed::Incomplete(_) => {
-                    if stream.read_buf(&mut buf).await? == 0 {
-                        return Err(io_error(
-                            io::ErrorKind::UnexpectedEof,
-                            "Redis closed the connection while logging in",
-                        ));
+                    Parsed::Incomplete(_) => {
+                        if stream.read_buf(&mut buf).await? == 0 {
+                            return Err(io_error(
+                                io::ErrorKind::UnexpectedEof,
+                                "Redis closed the connection while logging in",
+                            ));
+                        }
                     }
                 }
+            };
+            if let Value::ServerError(e) = reply {
+                return Err(self.refused(step, &e));
             }
         }
         Ok(())
     }
-}
 
-impl Endpoint {
-    /// The error of a refused login (`step` 0) or database selection (`step` 1), naming the
-    /// server, the user and the database.
-    fn refused(&self, step: usize, e: &redis::ServerError) -> RedisError {
+    /// The error of a refused login or database selection, naming the server, the user and
+    /// the database.
+    fn refused(&self, step: Step, e: &redis::ServerError) -> RedisError {
         let server = format!("{}:{}", self.host, self.port);
-        if step == 0 {
-            let user = self.login.username.as_deref().unwrap_or("default");
-            RedisError::from((
-                redis::ErrorKind::AuthenticationFailed,
-                "Redis authentication failed",
-                format!("as user {user:?} at {server}: {e}"),
-            ))
-        } else {
-            RedisError::from((
+        match step {
+            Step::Auth => {
+                let user = self.login.username.as_deref().unwrap_or("default");
+                RedisError::from((
+                    redis::ErrorKind::AuthenticationFailed,
+                    "Redis authentication failed",
+                    format!("as user {user:?} at {server}: {e}"),
+                ))
+            }
+            Step::Select => RedisError::from((
                 redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
                 "Redis refused to select the database",
                 format!("database {} at {server}: {e}", self.login.db),
-            ))
+            )),
         }
     }
+}
+
+/// A command sent after connecting, for the error when Redis refuses it.
+#[derive(Clone, Copy)]
+enum Step {
+    Auth,
+    Select,
 }
 
 impl Login {
