@@ -82,7 +82,8 @@ pub fn session_id_from_headers(headers: &HeaderMap, cookie_name: &str) -> Option
         .next()
 }
 
-fn build(config: &SessionConfig, value: String, max_age: cookie::time::Duration) -> HeaderValue {
+/// The `Set-Cookie` text for `value`, rendered by the `cookie` crate.
+fn text(config: &SessionConfig, value: String, max_age: cookie::time::Duration) -> String {
     let same_site = match config.cookie_samesite {
         SameSite::Lax => cookie::SameSite::Lax,
         SameSite::Strict => cookie::SameSite::Strict,
@@ -97,12 +98,22 @@ fn build(config: &SessionConfig, value: String, max_age: cookie::time::Duration)
     if let Some(domain) = &config.cookie_domain {
         builder = builder.domain(domain.as_str());
     }
+    builder.build().to_string()
+}
+
+/// `text` as a header marked sensitive (kept out of logs by `http`'s `Debug`).
+fn sensitive(text: &str) -> HeaderValue {
     // Name, path and domain were validated at start-up and the value is base64url, so the header
     // is always valid; fall back to an empty value rather than panic.
-    let mut header = HeaderValue::from_str(&builder.build().to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static(""));
+    let mut header = HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""));
     header.set_sensitive(true);
     header
+}
+
+/// `Max-Age` of a session cookie: `cookie_lifespan`, at least one second.
+fn lifespan(config: &SessionConfig) -> cookie::time::Duration {
+    let secs = i64::try_from(config.cookie_lifespan.as_secs()).unwrap_or(i64::MAX);
+    cookie::time::Duration::seconds(secs.max(1))
 }
 
 /// `Set-Cookie` carrying `id`, with `Max-Age` = `cookie_lifespan`.
@@ -117,12 +128,7 @@ fn build(config: &SessionConfig, value: String, max_age: cookie::time::Duration)
 /// ```
 #[must_use]
 pub fn set_cookie(config: &SessionConfig, id: &SessionId) -> HeaderValue {
-    let secs = i64::try_from(config.cookie_lifespan.as_secs()).unwrap_or(i64::MAX);
-    build(
-        config,
-        id.expose(),
-        cookie::time::Duration::seconds(secs.max(1)),
-    )
+    sensitive(&text(config, id.expose(), lifespan(config)))
 }
 
 /// `Set-Cookie` headers for the session ids of one configuration: the attributes
@@ -139,13 +145,7 @@ pub(crate) struct SetCookieTemplate {
 
 impl SetCookieTemplate {
     pub(crate) fn new(config: &SessionConfig) -> Self {
-        let secs = i64::try_from(config.cookie_lifespan.as_secs()).unwrap_or(i64::MAX);
-        let empty = build(
-            config,
-            String::new(),
-            cookie::time::Duration::seconds(secs.max(1)),
-        );
-        let text = empty.to_str().unwrap_or_default();
+        let text = text(config, String::new(), lifespan(config));
         // The name was validated at start-up (no `=`): the value starts right after it.
         let split = (config.cookie_name.len() + 1).min(text.len());
         Self {
@@ -161,17 +161,14 @@ impl SetCookieTemplate {
         text.push_str(&self.name);
         text.push_str(&value);
         text.push_str(&self.attributes);
-        let mut header =
-            HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""));
-        header.set_sensitive(true);
-        header
+        sensitive(&text)
     }
 }
 
 /// `Set-Cookie` that makes the browser drop the session cookie (`Max-Age=0`, same path/domain).
 #[must_use]
 pub fn removal_cookie(config: &SessionConfig) -> HeaderValue {
-    build(config, String::new(), cookie::time::Duration::ZERO)
+    sensitive(&text(config, String::new(), cookie::time::Duration::ZERO))
 }
 
 #[cfg(test)]
