@@ -216,13 +216,15 @@ async fn send_batch(
     let first = callers.first().map_or_else(Instant::now, |c| c.deadline);
     let mut attempts = 0;
     let sent = loop {
-        if link.as_ref().is_none_or(Link::failed) {
+        if link.as_ref().is_some_and(Link::failed) {
             *link = None;
-            let opened = tokio::time::timeout_at(first, Link::open(&shared.endpoint)).await;
-            *link = Some(opened.map_err(|_| timed_out(shared.endpoint.timeout))??);
         }
-        let Some(open) = link.as_mut() else {
-            unreachable!("opened above");
+        let open = match link {
+            Some(open) => open,
+            None => {
+                let opened = tokio::time::timeout_at(first, Link::open(&shared.endpoint)).await;
+                link.insert(opened.map_err(|_| timed_out(shared.endpoint.timeout))??)
+            }
         };
         if open.generation.expect(callers) {
             break write_by(&mut open.write, bytes, first).await;
