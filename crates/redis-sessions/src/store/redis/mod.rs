@@ -180,7 +180,7 @@ impl RedisStore {
                 redis::cmd("HDEL")
                     .arg(&key)
                     .arg(&changes.removed)
-                    .to_owned(),
+                    .take(),
             );
         }
         commands.push(pexpire(&key, changes.ttl));
@@ -197,7 +197,7 @@ impl RedisStore {
 impl SessionStore for RedisStore {
     fn load<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, Loaded> {
         Box::pin(async move {
-            let hgetall = redis::cmd("HGETALL").arg(self.session_key(id)).to_owned();
+            let hgetall = redis::cmd("HGETALL").arg(self.session_key(id)).take();
             let replies = self.inner.pool.exec(Route::Session(id), vec![hgetall]);
             reply::loaded(replies.await?.pop())
         })
@@ -216,8 +216,8 @@ impl SessionStore for RedisStore {
                 .arg("NX")
                 .arg("PX")
                 .arg(ttl_ms(lock_ttl))
-                .to_owned();
-            let hgetall = redis::cmd("HGETALL").arg(self.session_key(id)).to_owned();
+                .take();
+            let hgetall = redis::cmd("HGETALL").arg(self.session_key(id)).take();
             let replies = self
                 .inner
                 .pool
@@ -300,7 +300,7 @@ impl SessionStore for RedisStore {
             let key = self.session_key(id);
             let commands = fields
                 .iter()
-                .map(|field| redis::cmd("HDEL").arg(&key).arg(field).to_owned())
+                .map(|field| redis::cmd("HDEL").arg(&key).arg(field).take())
                 .collect();
             let replies = self.inner.pool.exec(Route::Session(id), commands).await?;
             let taken = reply::taken(replies, fields.len())?;

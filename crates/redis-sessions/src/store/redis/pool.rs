@@ -89,9 +89,9 @@ impl Script {
     /// (which also caches the script in Redis).
     fn call(&self, by_source: bool, keys: &[&str]) -> Cmd {
         let mut cmd = if by_source {
-            redis::cmd("EVAL").arg(self.source).to_owned()
+            redis::cmd("EVAL").arg(self.source).take()
         } else {
-            redis::cmd("EVALSHA").arg(&self.sha).to_owned()
+            redis::cmd("EVALSHA").arg(&self.sha).take()
         };
         cmd.arg(keys.len()).arg(keys);
         cmd

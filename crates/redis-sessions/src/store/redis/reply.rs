@@ -23,7 +23,7 @@ pub(super) fn hset(key: &str, meta: Meta, fields: &[(String, Bytes)]) -> Cmd {
 }
 
 pub(super) fn pexpire(key: &str, ttl: Duration) -> Cmd {
-    redis::cmd("PEXPIRE").arg(key).arg(ttl_ms(ttl)).to_owned()
+    redis::cmd("PEXPIRE").arg(key).arg(ttl_ms(ttl)).take()
 }
 
 /// A TTL in whole milliseconds, at least 1 (`PX 0` is an error in Redis).

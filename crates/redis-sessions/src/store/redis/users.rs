@@ -47,17 +47,17 @@ impl RedisStore {
                 .arg("GT")
                 .arg(until)
                 .arg(id.as_str())
-                .to_owned(),
+                .take(),
             redis::cmd("PEXPIRE")
                 .arg(&key)
                 .arg(keep_ms)
                 .arg("NX")
-                .to_owned(),
+                .take(),
             redis::cmd("PEXPIRE")
                 .arg(&key)
                 .arg(keep_ms)
                 .arg("GT")
-                .to_owned(),
+                .take(),
         ];
         let route = Route::User(user);
         self.inner.pool.exec_ok(route, commands).await?;
@@ -71,7 +71,7 @@ impl RedisStore {
         let key = self.user_index_key(user);
         let commands = vec![
             expired(&key),
-            redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).to_owned(),
+            redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).take(),
         ];
         let replies = self.inner.pool.exec_ok(Route::User(user), commands).await?;
         match replies.into_iter().nth(1) {
@@ -102,7 +102,7 @@ impl RedisStore {
         let zrem = redis::cmd("ZREM")
             .arg(&key)
             .arg(ids.iter().map(StorageId::as_str).collect::<Vec<_>>())
-            .to_owned();
+            .take();
         self.inner
             .pool
             .exec_ok(Route::User(user), vec![zrem])
@@ -117,5 +117,5 @@ fn expired(key: &str) -> redis::Cmd {
         .arg(key)
         .arg("-inf")
         .arg(now_ms())
-        .to_owned()
+        .take()
 }

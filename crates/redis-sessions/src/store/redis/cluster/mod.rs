@@ -257,7 +257,7 @@ impl ClusterPool {
                 Some(node) => Arc::clone(&node.conns[0]),
                 None => self.target.batcher(&addr.0, addr.1),
             };
-            let slots = redis::cmd("CLUSTER").arg("SLOTS").to_owned();
+            let slots = redis::cmd("CLUSTER").arg("SLOTS").take();
             let reply = tokio::time::timeout(self.timeout, conn.send(vec![slots])).await;
             let reply = match reply {
                 Ok(Ok(mut replies)) => replies.pop().unwrap_or(Ok(Value::Nil)),

@@ -110,7 +110,7 @@ impl ResonanceStore {
     }
 
     async fn get(&self, id: &StorageId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let get = redis::cmd("GET").arg(key).to_owned();
+        let get = redis::cmd("GET").arg(key).take();
         let route = Route::Tagged { id, tag: key };
         match self.redis.inner.pool.exec_ok(route, vec![get]).await?.pop() {
             Some(Value::BulkString(blob)) => Ok(Some(blob)),
@@ -132,7 +132,7 @@ impl ResonanceStore {
             self.recent.remember(id, &blob);
             return Ok(Loaded::Found(record));
         }
-        let exists = redis::cmd("EXISTS").arg(tagged(key, "t")).to_owned();
+        let exists = redis::cmd("EXISTS").arg(tagged(key, "t")).take();
         let route = Route::Tagged { id, tag: key };
         match self
             .redis
@@ -252,8 +252,8 @@ impl SessionStore for ResonanceStore {
                     .arg("NX")
                     .arg("PX")
                     .arg(ttl_ms(lock_ttl))
-                    .to_owned(),
-                redis::cmd("GET").arg(&key).to_owned(),
+                    .take(),
+                redis::cmd("GET").arg(&key).take(),
             ];
             let route = Route::Tagged { id, tag: &key };
             let mut replies = self
@@ -294,7 +294,7 @@ impl SessionStore for ResonanceStore {
                 .arg(&encoded)
                 .arg("PX")
                 .arg(ttl_ms(ttl))
-                .to_owned();
+                .take();
             let route = Route::Tagged { id, tag: &key };
             self.redis.inner.pool.exec_ok(route, vec![set]).await?;
             self.recent.remember(id, &encoded);
