@@ -114,7 +114,9 @@ impl SessionData {
         max_value_bytes: usize,
         max_session_bytes: usize,
     ) -> Self {
+        let fields = fields.into_iter();
         let mut data = Self::with_limits(max_value_bytes, max_session_bytes);
+        data.values.reserve(fields.size_hint().0);
         for (key, value) in fields {
             data.size += key.len() + value.len();
             data.values.insert(key, value);

@@ -105,39 +105,45 @@ impl SessionManager {
         let now = now_ms();
         let config = &self.inner.config;
         let (max_value, max_session) = (config.max_value_bytes, config.max_session_bytes);
-        let codec = Codec::of(config.format);
-        let mut state = SessionState {
-            id: None,
-            ended: None,
-            loaded_ms: now,
-            successor: None,
-            touch_due: false,
-            meta: Meta {
-                created_ms: now,
-                touched_ms: now,
-            },
-            data: SessionData::with_limits(max_value, max_session).with_codec(codec),
-            lock,
-            rotate: false,
-            destroyed: Vec::new(),
+        let fresh = Meta {
+            created_ms: now,
+            touched_ms: now,
         };
-        match (id, loaded) {
+        let (id, ended, meta, data) = match (id, loaded) {
             (Some(id), Loaded::Found(record)) if !self.expired(&record.meta, now) => {
-                let interval = millis(config.touch_interval);
-                state.id = Some(id);
-                state.touch_due = now.saturating_sub(record.meta.touched_ms) >= interval;
-                state.meta = record.meta;
-                state.data = SessionData::from_stored(record.fields, max_value, max_session)
-                    .with_codec(codec);
+                let data = SessionData::from_stored(record.fields, max_value, max_session);
+                (Some(id), None, record.meta, data)
             }
             // An id that another request just ended (a login or logout in another tab): this
             // request must neither write to it nor get a fresh session in its place.
-            (Some(_), Loaded::Ended) => state.ended = Some(Ended::Gone),
+            (Some(_), Loaded::Ended) => (
+                None,
+                Some(Ended::Gone),
+                fresh,
+                SessionData::with_limits(max_value, max_session),
+            ),
             // No cookie, an unknown id, or an expired one: a new session. An unknown id is never
             // adopted; a fresh one is drawn when the session is first written.
-            _ => {}
+            _ => (
+                None,
+                None,
+                fresh,
+                SessionData::with_limits(max_value, max_session),
+            ),
+        };
+        SessionState {
+            touch_due: id.is_some()
+                && now.saturating_sub(meta.touched_ms) >= millis(config.touch_interval),
+            id,
+            ended,
+            loaded_ms: now,
+            successor: None,
+            meta,
+            data: data.with_codec(Codec::of(config.format)),
+            lock,
+            rotate: false,
+            destroyed: Vec::new(),
         }
-        state
     }
 
     /// Loads the session of the first candidate id with a live record (see

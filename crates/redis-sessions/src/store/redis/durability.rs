@@ -5,6 +5,7 @@
 use redis::Value;
 
 use super::RedisStore;
+use super::command::cmd;
 use super::pool::Route;
 use super::reply::ttl_ms;
 use crate::id::StorageId;
@@ -43,10 +44,7 @@ impl RedisStore {
         let reply = self
             .inner
             .pool
-            .exec_ok(
-                Route::Any,
-                vec![redis::cmd("INFO").arg("memory").to_owned()],
-            )
+            .exec_ok(Route::Any, vec![cmd("INFO").arg("memory").take()])
             .await?;
         let mut text = String::new();
         collect_text(reply.into_iter().next().unwrap_or(Value::Nil), &mut text);
@@ -80,10 +78,7 @@ impl RedisStore {
             return Ok(());
         }
         let within = self.inner.pool.timeout / 2;
-        let wait = redis::cmd("WAIT")
-            .arg(wanted)
-            .arg(ttl_ms(within))
-            .to_owned();
+        let wait = cmd("WAIT").arg(wanted).arg(ttl_ms(within)).take();
         let reply = self.inner.pool.exec_ok(route, vec![wait]).await?;
         match reply.first() {
             Some(Value::Int(acked)) if usize::try_from(*acked).is_ok_and(|n| n >= wanted) => Ok(()),

@@ -4,8 +4,9 @@
 //! Why not the `redis` crate's connections: on the hot path they cost more than the library's
 //! own work (a driver task with its own channel, a response timer per command, the `combine`
 //! reply parser: about 15,000 instructions per request under callgrind). The batching queue
-//! (`batch/`) drives the connections opened here directly. The `redis` crate still builds the
-//! commands (`Cmd`), and its clients still serve the sentinels, `sessionctl` and the tests.
+//! (`batch/`) drives the connections opened here directly. The `redis` crate's argument
+//! encoding (`ToRedisArgs`, through `command.rs`), error type and `Value` are still used, and its
+//! clients still serve the sentinels, `sessionctl` and the tests.
 //!
 //! TLS is rustls with the same rules as the `redis` crate's `rediss://`: the server's
 //! certificate is checked against `tls_ca` (or the system's roots without it) and its name
@@ -24,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use super::command::cmd;
 use super::resp::{Parsed, parse};
 
 /// Where and how to open connections to one data server.
@@ -99,17 +101,15 @@ impl Endpoint {
         let mut commands = Vec::new();
         let mut steps = Vec::with_capacity(2);
         if let Some(password) = &login.password {
-            let mut auth = redis::cmd("AUTH");
+            let mut auth = cmd("AUTH");
             if let Some(username) = &login.username {
                 auth.arg(username);
             }
-            auth.arg(password).write_packed_command(&mut commands);
+            auth.arg(password).write_to(&mut commands);
             steps.push(Step::Auth);
         }
         if login.db != 0 {
-            redis::cmd("SELECT")
-                .arg(login.db)
-                .write_packed_command(&mut commands);
+            cmd("SELECT").arg(login.db).write_to(&mut commands);
             steps.push(Step::Select);
         }
         if steps.is_empty() {

@@ -43,6 +43,7 @@
 
 mod batch;
 mod cluster;
+mod command;
 mod connect;
 mod durability;
 mod link;
@@ -65,6 +66,7 @@ use super::{
 };
 use crate::config::RedisPoolConfig;
 use crate::id::{StorageId, UserIndexId};
+use command::cmd;
 pub use connect::NodeClients;
 pub use durability::EvictionRisk;
 use pool::{Pool, Route, Script, store_error};
@@ -138,7 +140,7 @@ impl RedisStore {
         for _ in 0..self.inner.pool.size() {
             self.inner
                 .pool
-                .exec_ok(Route::Any, vec![redis::cmd("PING")])
+                .exec_ok(Route::Any, vec![cmd("PING")])
                 .await?;
         }
         Ok(())
@@ -176,12 +178,7 @@ impl RedisStore {
         let key = self.session_key(id);
         let mut commands = vec![hset(&key, changes.meta, &changes.set)];
         if !changes.removed.is_empty() {
-            commands.push(
-                redis::cmd("HDEL")
-                    .arg(&key)
-                    .arg(&changes.removed)
-                    .take(),
-            );
+            commands.push(cmd("HDEL").arg(&key).arg(&changes.removed).take());
         }
         commands.push(pexpire(&key, changes.ttl));
         let replies = self.inner.pool.exec(Route::Session(id), commands).await?;
@@ -197,7 +194,7 @@ impl RedisStore {
 impl SessionStore for RedisStore {
     fn load<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, Loaded> {
         Box::pin(async move {
-            let hgetall = redis::cmd("HGETALL").arg(self.session_key(id)).take();
+            let hgetall = cmd("HGETALL").arg(self.session_key(id)).take();
             let replies = self.inner.pool.exec(Route::Session(id), vec![hgetall]);
             reply::loaded(replies.await?.pop())
         })
@@ -210,14 +207,14 @@ impl SessionStore for RedisStore {
         lock_ttl: Duration,
     ) -> StoreFuture<'a, LockedLoad> {
         Box::pin(async move {
-            let lock = redis::cmd("SET")
+            let lock = cmd("SET")
                 .arg(self.lock_key(id))
                 .arg(&token.0)
                 .arg("NX")
                 .arg("PX")
                 .arg(ttl_ms(lock_ttl))
                 .take();
-            let hgetall = redis::cmd("HGETALL").arg(self.session_key(id)).take();
+            let hgetall = cmd("HGETALL").arg(self.session_key(id)).take();
             let replies = self
                 .inner
                 .pool
@@ -300,7 +297,7 @@ impl SessionStore for RedisStore {
             let key = self.session_key(id);
             let commands = fields
                 .iter()
-                .map(|field| redis::cmd("HDEL").arg(&key).arg(field).take())
+                .map(|field| cmd("HDEL").arg(&key).arg(field).take())
                 .collect();
             let replies = self.inner.pool.exec(Route::Session(id), commands).await?;
             let taken = reply::taken(replies, fields.len())?;

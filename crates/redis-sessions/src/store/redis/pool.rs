@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use redis::{Cmd, RedisError, RedisResult, Value};
+use redis::{RedisError, RedisResult, Value};
 
+use super::command::{Command, cmd};
 use super::{batch, cluster, sentinel};
 use crate::id::{StorageId, UserIndexId};
 use crate::store::StoreError;
@@ -87,11 +88,11 @@ impl Script {
 
     /// `EVALSHA sha numkeys keys...` or, after a `NOSCRIPT`, `EVAL source numkeys keys...`
     /// (which also caches the script in Redis).
-    fn call(&self, by_source: bool, keys: &[&str]) -> Cmd {
+    fn call(&self, by_source: bool, keys: &[&str]) -> Command {
         let mut cmd = if by_source {
-            redis::cmd("EVAL").arg(self.source).take()
+            cmd("EVAL").arg(self.source).take()
         } else {
-            redis::cmd("EVALSHA").arg(&self.sha).take()
+            cmd("EVALSHA").arg(&self.sha).take()
         };
         cmd.arg(keys.len()).arg(keys);
         cmd
@@ -144,7 +145,7 @@ impl Pool {
     pub(super) async fn exec(
         &self,
         route: Route<'_>,
-        commands: Vec<Cmd>,
+        commands: Vec<Command>,
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         let n = self.index(route);
         match &self.conns {
@@ -172,7 +173,7 @@ impl Pool {
     pub(super) async fn exec_ok(
         &self,
         route: Route<'_>,
-        commands: Vec<Cmd>,
+        commands: Vec<Command>,
     ) -> Result<Vec<Value>, StoreError> {
         self.exec(route, commands)
             .await?
@@ -188,7 +189,7 @@ impl Pool {
         route: Route<'_>,
         script: &Script,
         keys: &[&str],
-        args: impl Fn(&mut Cmd),
+        args: impl Fn(&mut Command),
     ) -> Result<Value, StoreError> {
         let mut by_source = script.by_source;
         loop {

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::{Cmd, RedisResult, Value};
+use redis::{RedisResult, Value};
 
+use super::command::{Command, cmd};
 use super::pool::store_error;
 use crate::store::{EndOutcome, Loaded, Meta, Record, StoreError, millis, now_ms};
 
@@ -13,8 +14,8 @@ use crate::store::{EndOutcome, Loaded, Meta, Record, StoreError, millis, now_ms}
 pub(super) const META_FIELD: &str = "";
 
 /// `HSET key "" meta field value...`: the metadata and the given fields.
-pub(super) fn hset(key: &str, meta: Meta, fields: &[(String, Bytes)]) -> Cmd {
-    let mut hset = redis::cmd("HSET");
+pub(super) fn hset(key: &str, meta: Meta, fields: &[(String, Bytes)]) -> Command {
+    let mut hset = cmd("HSET");
     hset.arg(key).arg(META_FIELD).arg(&meta.encode()[..]);
     for (field, value) in fields {
         hset.arg(field).arg(&value[..]);
@@ -22,8 +23,8 @@ pub(super) fn hset(key: &str, meta: Meta, fields: &[(String, Bytes)]) -> Cmd {
     hset
 }
 
-pub(super) fn pexpire(key: &str, ttl: Duration) -> Cmd {
-    redis::cmd("PEXPIRE").arg(key).arg(ttl_ms(ttl)).take()
+pub(super) fn pexpire(key: &str, ttl: Duration) -> Command {
+    cmd("PEXPIRE").arg(key).arg(ttl_ms(ttl)).take()
 }
 
 /// A TTL in whole milliseconds, at least 1 (`PX 0` is an error in Redis).
@@ -38,7 +39,7 @@ fn record_of_pairs(items: impl Iterator<Item = Value>) -> Result<Option<Record>,
         return Ok(None);
     }
     let mut meta = None;
-    let mut fields = Vec::new();
+    let mut fields = Vec::with_capacity(items.size_hint().0 / 2);
     while let (Some(k), Some(v)) = (items.next(), items.next()) {
         let (Value::BulkString(k), Value::BulkString(v)) = (k, v) else {
             return Err(StoreError::Backend(

@@ -18,9 +18,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::{AsyncConnectionConfig, Cmd, RedisResult, Value};
+use redis::{AsyncConnectionConfig, RedisResult, Value};
 
 use super::batch::Batcher;
+use super::command::Command;
 use super::connect::MasterTarget;
 use super::pool::{lock, store_error};
 use crate::store::StoreError;
@@ -74,7 +75,7 @@ impl SentinelPool {
     pub(super) async fn exec(
         &self,
         n: usize,
-        commands: Vec<Cmd>,
+        commands: Vec<Command>,
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         let slot = &self.slots[n % self.slots.len()];
         let current = self.current(slot).await?;

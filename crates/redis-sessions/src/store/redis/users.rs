@@ -19,6 +19,7 @@ use std::time::Duration;
 use redis::Value;
 
 use super::RedisStore;
+use super::command::{Command, cmd};
 use super::pool::Route;
 use super::reply::ttl_ms;
 use crate::id::{StorageId, UserIndexId};
@@ -42,22 +43,14 @@ impl RedisStore {
         let keep_ms = ttl_ms(keep);
         let commands = vec![
             expired(&key),
-            redis::cmd("ZADD")
+            cmd("ZADD")
                 .arg(&key)
                 .arg("GT")
                 .arg(until)
                 .arg(id.as_str())
                 .take(),
-            redis::cmd("PEXPIRE")
-                .arg(&key)
-                .arg(keep_ms)
-                .arg("NX")
-                .take(),
-            redis::cmd("PEXPIRE")
-                .arg(&key)
-                .arg(keep_ms)
-                .arg("GT")
-                .take(),
+            cmd("PEXPIRE").arg(&key).arg(keep_ms).arg("NX").take(),
+            cmd("PEXPIRE").arg(&key).arg(keep_ms).arg("GT").take(),
         ];
         let route = Route::User(user);
         self.inner.pool.exec_ok(route, commands).await?;
@@ -69,10 +62,7 @@ impl RedisStore {
         user: &UserIndexId,
     ) -> Result<Vec<StorageId>, StoreError> {
         let key = self.user_index_key(user);
-        let commands = vec![
-            expired(&key),
-            redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).take(),
-        ];
+        let commands = vec![expired(&key), cmd("ZRANGE").arg(&key).arg(0).arg(-1).take()];
         let replies = self.inner.pool.exec_ok(Route::User(user), commands).await?;
         match replies.into_iter().nth(1) {
             Some(Value::Array(members)) => Ok(members
@@ -99,7 +89,7 @@ impl RedisStore {
             return Ok(());
         }
         let key = self.user_index_key(user);
-        let zrem = redis::cmd("ZREM")
+        let zrem = cmd("ZREM")
             .arg(&key)
             .arg(ids.iter().map(StorageId::as_str).collect::<Vec<_>>())
             .take();
@@ -112,8 +102,8 @@ impl RedisStore {
 }
 
 /// Drops the entries of `key` whose time has passed.
-fn expired(key: &str) -> redis::Cmd {
-    redis::cmd("ZREMRANGEBYSCORE")
+fn expired(key: &str) -> Command {
+    cmd("ZREMRANGEBYSCORE")
         .arg(key)
         .arg("-inf")
         .arg(now_ms())

@@ -13,8 +13,7 @@
 //! The connection is ours (`link.rs`), not the `redis` crate's: its multiplexed connection put
 //! a driver task, a channel and a response timer of its own between this queue and the socket,
 //! and its reply parser cost more than the rest of a request's session work (issue 12's
-//! profile). Commands are still `redis::Cmd`s and replies `redis::Value`s, so nothing above
-//! this module changed.
+//! profile). Commands come already encoded (`command.rs`) and replies are `redis::Value`s.
 //!
 //! Failures: a connection that fails (refused, reset, closed, a reply that is not RESP) fails
 //! every caller waiting on it with an I/O error, and the next batch opens a new one.
@@ -34,11 +33,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
-use redis::{Cmd, RedisError, RedisResult};
+use redis::{RedisError, RedisResult};
 use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::command::Command;
 use super::link::{Endpoint, Stream, io_error};
 use super::pool::lock;
 use reader::{Caller, Link, Replies, timed_out};
@@ -93,7 +93,7 @@ impl Batcher {
     /// Sends `commands` (in order, in the same write as other callers' commands) and returns one
     /// reply per command, within the pool's timeout. A server error of one command is that
     /// command's `Err`; a connection failure or the timeout is the outer `Err`.
-    pub(super) async fn send(&self, commands: Vec<Cmd>) -> Replies {
+    pub(super) async fn send(&self, commands: Vec<Command>) -> Replies {
         if commands.is_empty() {
             return Ok(Vec::new());
         }
@@ -102,7 +102,7 @@ impl Batcher {
         let (writer, start_writer) = {
             let mut queue = lock(&self.shared.queue);
             for command in &commands {
-                command.write_packed_command(&mut queue.bytes);
+                command.write_to(&mut queue.bytes);
             }
             queue.callers.push(Caller {
                 count: commands.len(),

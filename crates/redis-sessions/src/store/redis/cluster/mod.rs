@@ -25,9 +25,10 @@ mod map;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::{Cmd, RedisResult, Value};
+use redis::{RedisResult, Value};
 
 use super::batch::Batcher;
+use super::command::{Command, cmd};
 use super::connect::MasterTarget;
 use super::pool::{lock, store_error};
 use crate::store::StoreError;
@@ -81,7 +82,7 @@ impl ClusterPool {
         &self,
         n: usize,
         target: Target,
-        commands: Vec<Cmd>,
+        commands: Vec<Command>,
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         let mut map = self.current().await?;
         // One redirection: a second `MOVED` right after a fresh map would mean the Cluster is
@@ -111,7 +112,7 @@ impl ClusterPool {
         &self,
         conn: &Arc<Batcher>,
         addr: &(String, u16),
-        commands: Vec<Cmd>,
+        commands: Vec<Command>,
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         // The batcher bounds the call by the pool's timeout (one watchdog per connection).
         let failure = match conn.send(commands).await {
@@ -148,7 +149,7 @@ impl ClusterPool {
         map: &SlotMap,
         to: (String, u16),
         n: usize,
-        commands: Vec<Cmd>,
+        commands: Vec<Command>,
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         let conn = match map.nodes.iter().find(|node| node.addr == to) {
             Some(node) => Arc::clone(&node.conns[n % node.conns.len()]),
@@ -157,7 +158,7 @@ impl ClusterPool {
         let count = commands.len();
         let asking = commands
             .into_iter()
-            .flat_map(|command| [redis::cmd("ASKING"), command])
+            .flat_map(|command| [cmd("ASKING"), command])
             .collect();
         let replies = self.send(&conn, &to, asking).await?;
         let replies: Vec<_> = replies.into_iter().skip(1).step_by(2).collect();
@@ -257,7 +258,7 @@ impl ClusterPool {
                 Some(node) => Arc::clone(&node.conns[0]),
                 None => self.target.batcher(&addr.0, addr.1),
             };
-            let slots = redis::cmd("CLUSTER").arg("SLOTS").take();
+            let slots = cmd("CLUSTER").arg("SLOTS").take();
             let reply = tokio::time::timeout(self.timeout, conn.send(vec![slots])).await;
             let reply = match reply {
                 Ok(Ok(mut replies)) => replies.pop().unwrap_or(Ok(Value::Nil)),

@@ -28,6 +28,7 @@ use std::time::Duration;
 use redis::Value;
 
 use super::RedisStore;
+use super::command::cmd;
 use super::pool::{Route, Script, store_error};
 use super::reply::ttl_ms;
 use crate::config::RedisPoolConfig;
@@ -110,7 +111,7 @@ impl ResonanceStore {
     }
 
     async fn get(&self, id: &StorageId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let get = redis::cmd("GET").arg(key).take();
+        let get = cmd("GET").arg(key).take();
         let route = Route::Tagged { id, tag: key };
         match self.redis.inner.pool.exec_ok(route, vec![get]).await?.pop() {
             Some(Value::BulkString(blob)) => Ok(Some(blob)),
@@ -132,7 +133,7 @@ impl ResonanceStore {
             self.recent.remember(id, &blob);
             return Ok(Loaded::Found(record));
         }
-        let exists = redis::cmd("EXISTS").arg(tagged(key, "t")).take();
+        let exists = cmd("EXISTS").arg(tagged(key, "t")).take();
         let route = Route::Tagged { id, tag: key };
         match self
             .redis
@@ -246,14 +247,14 @@ impl SessionStore for ResonanceStore {
         Box::pin(async move {
             let key = self.session_key(id);
             let commands = vec![
-                redis::cmd("SET")
+                cmd("SET")
                     .arg(tagged(&key, "l"))
                     .arg(&token.0)
                     .arg("NX")
                     .arg("PX")
                     .arg(ttl_ms(lock_ttl))
                     .take(),
-                redis::cmd("GET").arg(&key).take(),
+                cmd("GET").arg(&key).take(),
             ];
             let route = Route::Tagged { id, tag: &key };
             let mut replies = self
@@ -289,7 +290,7 @@ impl SessionStore for ResonanceStore {
             let mut blob = Blob::default();
             blob.apply(&record.fields, &[], Some(record.meta))?;
             let encoded = blob.encode();
-            let set = redis::cmd("SET")
+            let set = cmd("SET")
                 .arg(&key)
                 .arg(&encoded)
                 .arg("PX")
