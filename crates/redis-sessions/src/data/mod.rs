@@ -203,21 +203,32 @@ impl SessionData {
                 limit: self.max_value_bytes,
             });
         }
-        let old = self.values.get(key).map_or(0, |v| key.len() + v.len());
-        let size = self.size - old + key.len() + encoded.len();
+        // One lookup of the key serves the size check, the no-change check and the update.
+        let slot = self.values.get_index_of(key);
+        let old = slot.map(|i| &self.values[i]);
+        let size = self.size - old.map_or(0, |v| key.len() + v.len()) + key.len() + encoded.len();
         if size > self.max_session_bytes && size > self.size {
             return Err(DataError::SessionTooLarge {
                 size,
                 limit: self.max_session_bytes,
             });
         }
-        if self.values.get(key).is_some_and(|v| v[..] == encoded[..]) {
+        if old.is_some_and(|v| v[..] == encoded[..]) {
             return Ok(());
         }
         self.size = size;
-        self.removed.remove(key);
-        self.changed.insert(key.to_owned());
-        self.values.insert(key.to_owned(), Bytes::from(encoded));
+        if !self.removed.is_empty() {
+            self.removed.remove(key);
+        }
+        if !self.changed.contains(key) {
+            self.changed.insert(key.to_owned());
+        }
+        match slot {
+            Some(i) => self.values[i] = Bytes::from(encoded),
+            None => {
+                self.values.insert(key.to_owned(), Bytes::from(encoded));
+            }
+        }
         Ok(())
     }
 
