@@ -102,10 +102,11 @@ fn text(config: &SessionConfig, value: String, max_age: cookie::time::Duration) 
 }
 
 /// `text` as a header marked sensitive (kept out of logs by `http`'s `Debug`).
-fn sensitive(text: &str) -> HeaderValue {
+fn sensitive(text: String) -> HeaderValue {
     // Name, path and domain were validated at start-up and the value is base64url, so the header
-    // is always valid; fall back to an empty value rather than panic.
-    let mut header = HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""));
+    // is always valid; fall back to an empty value rather than panic. The text becomes the
+    // header's bytes without a copy.
+    let mut header = HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static(""));
     header.set_sensitive(true);
     header
 }
@@ -128,7 +129,7 @@ fn lifespan(config: &SessionConfig) -> cookie::time::Duration {
 /// ```
 #[must_use]
 pub fn set_cookie(config: &SessionConfig, id: &SessionId) -> HeaderValue {
-    sensitive(&text(config, id.expose(), lifespan(config)))
+    sensitive(text(config, id.expose(), lifespan(config)))
 }
 
 /// `Set-Cookie` headers for the session ids of one configuration: the attributes
@@ -156,19 +157,19 @@ impl SetCookieTemplate {
 
     /// The same header as [`set_cookie`] for `id`.
     pub(crate) fn header(&self, id: &SessionId) -> HeaderValue {
-        let value = id.expose();
-        let mut text = String::with_capacity(self.name.len() + value.len() + self.attributes.len());
+        let mut text =
+            String::with_capacity(self.name.len() + id.exposed_len() + self.attributes.len());
         text.push_str(&self.name);
-        text.push_str(&value);
+        id.expose_into(&mut text);
         text.push_str(&self.attributes);
-        sensitive(&text)
+        sensitive(text)
     }
 }
 
 /// `Set-Cookie` that makes the browser drop the session cookie (`Max-Age=0`, same path/domain).
 #[must_use]
 pub fn removal_cookie(config: &SessionConfig) -> HeaderValue {
-    sensitive(&text(config, String::new(), cookie::time::Duration::ZERO))
+    sensitive(text(config, String::new(), cookie::time::Duration::ZERO))
 }
 
 #[cfg(test)]

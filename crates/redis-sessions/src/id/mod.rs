@@ -202,6 +202,22 @@ impl SessionId {
         }
     }
 
+    /// Appends [`SessionId::expose`]'s text to `out`, without a `String` of its own.
+    pub(crate) fn expose_into(&self, out: &mut String) {
+        match &self.repr {
+            Repr::Native(bytes) => URL_SAFE_NO_PAD.encode_string(bytes, out),
+            Repr::Resonance(_) => out.push_str(self.storage.as_str()),
+        }
+    }
+
+    /// The length of [`SessionId::expose`]'s text.
+    pub(crate) fn exposed_len(&self) -> usize {
+        match &self.repr {
+            Repr::Native(_) => ID_LEN,
+            Repr::Resonance(_) => self.storage.as_str().len(),
+        }
+    }
+
     /// The id under which the store keeps this session (see the module docs): for a
     /// `resonance` id, the id itself.
     #[must_use]
