@@ -1,11 +1,13 @@
 //! The tower layer: a session slot per request, persisted after the handler.
 //!
 //! [`SessionLayer`] puts an empty slot into each request's extensions. A handler that never
-//! starts the session costs nothing more (no cookie parsing, no store call). After the inner
-//! service answers, a started session is persisted: by default before the response leaves, so a
-//! failed write becomes an error response (`503` when the store is down, `409` when the session
-//! ended meanwhile) instead of a false success; with `persist = after_response` the cookie is
-//! decided first and the write runs in a spawned task after the response is handed back.
+//! starts the session costs nothing more (no cookie parsing, no store call), and one that only
+//! reads it nothing after the load. After the inner service answers, a started session with
+//! something pending (changes, a rotation, a destroy, a lock, a TTL touch) is persisted: by
+//! default before the response leaves, so a failed write becomes an error response (`503` when
+//! the store is down, `409` when the session ended meanwhile) instead of a false success; with
+//! `persist = after_response` the cookie is decided first and the write runs in a spawned task
+//! after the response is handed back.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -125,7 +127,9 @@ where
             match self.as_mut().project().state.project() {
                 StateProj::Inner { future, slot } => {
                     let response = ready!(future.poll(cx))?;
-                    let Some(slot) = slot.take().filter(|s| s.started().is_some()) else {
+                    // Nothing to persist (no session, or one only read): no persist future.
+                    let pending = |s: &Slot| s.started().is_some_and(|s| !s.is_settled());
+                    let Some(slot) = slot.take().filter(pending) else {
                         return Poll::Ready(Ok(response));
                     };
                     let future = Box::pin(finish(slot, response));
@@ -148,10 +152,10 @@ async fn persist_to_completion(
     session: &Session,
 ) -> Result<Persisted, SessionError> {
     if !session.is_locked() {
-        return manager.persist(session).await;
+        return manager.persist_pending(session).await;
     }
     let (manager, session) = (manager.clone(), session.clone());
-    tokio::spawn(async move { manager.persist(&session).await })
+    tokio::spawn(async move { manager.persist_pending(&session).await })
         .await
         .unwrap_or_else(|join| {
             Err(SessionError::Store(StoreError::Backend(format!(

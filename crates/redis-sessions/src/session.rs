@@ -165,6 +165,20 @@ impl Session {
         self.state().data.remove(key)
     }
 
+    /// Whether persisting would do nothing: the session is live (or new and empty), holds no
+    /// lock, and has no changes, rotation, destroy or touch pending. The layer then skips the
+    /// persist step altogether (a plain read costs no plan, no future, no allocation).
+    pub(crate) fn is_settled(&self) -> bool {
+        let state = self.state();
+        state.ended.is_none()
+            && state.lock.is_none()
+            && state.destroyed.is_empty()
+            && !state.rotate
+            && !state.touch_due
+            && !state.data.is_modified()
+            && (state.id.is_some() || state.data.holds_nothing())
+    }
+
     /// Whether this request holds the session's lock.
     pub(crate) fn is_locked(&self) -> bool {
         self.state().lock.is_some()

@@ -290,6 +290,17 @@ impl SessionManager {
     ///
     /// As for [`SessionManager::persist_session`].
     pub async fn persist(&self, session: &Session) -> Result<Persisted, SessionError> {
+        if session.is_settled() {
+            return Ok(Persisted::default());
+        }
+        self.persist_pending(session).await
+    }
+
+    /// [`SessionManager::persist`] of a session known not to be settled (the layer checked).
+    pub(crate) async fn persist_pending(
+        &self,
+        session: &Session,
+    ) -> Result<Persisted, SessionError> {
         let plan = self.plan(session);
         let persisted = self.persisted(&plan);
         self.execute(session, plan).await?;
