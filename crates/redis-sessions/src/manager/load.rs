@@ -171,16 +171,18 @@ impl SessionManager {
         locked: bool,
         op: &Observed<'_>,
     ) -> Result<Session, SessionError> {
+        // The rarer paths (several cookies, the lock) run boxed, so that the future of a plain
+        // load, which every request that reads its session moves around, stays small.
         let (id, probed) = match ids {
             [id] => (id.clone(), None),
             _ => {
-                let (id, loaded) = self.pick(ids, op).await?;
+                let (id, loaded) = Box::pin(self.pick(ids, op)).await?;
                 op.id(&id);
                 (id, Some(loaded))
             }
         };
         if locked {
-            return self.load_locked(id, op).await;
+            return Box::pin(self.load_locked(id, op)).await;
         }
         let loaded = match probed {
             Some(loaded) => loaded,

@@ -239,35 +239,32 @@ impl SessionManager {
 
     /// Carries out a plan. If the store could not be reached, everything the plan took out of
     /// the session goes back into it; if the session ended or the lock was lost, it is dead.
+    ///
+    /// The plan is used in place, not taken apart into locals first: a future keeps both the
+    /// argument and such locals, and this one is moved into every future that awaits it.
     pub(crate) async fn execute(&self, session: &Session, plan: Plan) -> Result<(), SessionError> {
-        let Plan {
-            refused,
-            delete,
-            write,
-            lock,
-            lock_goes_with_write,
-            taken,
-            index,
-            before,
-            ..
-        } = plan;
-        let token = lock.as_ref().and_then(|(_, held)| held.token().cloned());
-        let mut result = match refused {
+        let token = (plan.lock.as_ref()).and_then(|(_, held)| held.token().cloned());
+        let mut result = match plan.refused {
             Some(error) => {
                 self.inner.observer.refused(&error);
                 Err(error)
             }
             None => {
-                self.write(&delete, &write, token.as_ref(), index.as_ref())
-                    .await
+                self.write(
+                    &plan.delete,
+                    &plan.write,
+                    token.as_ref(),
+                    plan.index.as_ref(),
+                )
+                .await
             }
         };
         // Unless the store was unreachable (then the lock goes back into the session for a
         // retry), the request is done with its lock: release it unless the write did.
-        let lock = match lock {
+        let lock = match plan.lock {
             Some((id, held)) if !matches!(result, Err(SessionError::Store(_))) => {
-                let released = match held.token().filter(|_| !lock_goes_with_write) {
-                    Some(token) => self.unlock(&id, token).await,
+                let released = match held.token().filter(|_| !plan.lock_goes_with_write) {
+                    Some(token) => Box::pin(self.unlock(&id, token)).await,
                     None => Ok(()),
                 };
                 match released {
@@ -284,23 +281,23 @@ impl SessionManager {
         match &result {
             Ok(()) => {}
             Err(SessionError::Store(_)) => {
-                let taken = match write {
+                let taken = match plan.write {
                     Write::Save(_, ChangeSet { set, removed, .. }) => DataChanges { set, removed },
                     Write::Rotate(rotation) => {
                         state.successor = Some(rotation.new);
-                        taken
+                        plan.taken
                     }
-                    Write::None | Write::Create(..) => taken,
+                    Write::None | Write::Create(..) => plan.taken,
                 };
                 state.data.restore_changes(&taken);
-                let mut destroyed = delete;
+                let mut destroyed = plan.delete;
                 destroyed.append(&mut state.destroyed);
                 state.destroyed = destroyed;
                 state.lock = state.lock.take().or(lock);
-                state.id = before.id;
-                state.rotate = before.rotate;
-                state.meta = before.meta;
-                state.touch_due = before.touch_due;
+                state.id = plan.before.id;
+                state.rotate = plan.before.rotate;
+                state.meta = plan.before.meta;
+                state.touch_due = plan.before.touch_due;
             }
             Err(SessionError::Gone) => {
                 state.ended = Some(Ended::Gone);

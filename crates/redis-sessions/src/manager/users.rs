@@ -186,7 +186,6 @@ impl SessionManager {
         op: &Observed<'_>,
         writes: impl Future<Output = Result<(), SessionError>>,
     ) -> Result<(), SessionError> {
-        let store = &self.inner.store;
         let entry = match (index, write) {
             (Some(user), Write::Create(id, record)) => {
                 Some((user, id.storage_id(), record.meta.created_ms, None))
@@ -205,10 +204,24 @@ impl SessionManager {
         let Some((user, id, created_ms, old)) = entry else {
             return writes.await;
         };
+        Box::pin(self.indexed_around(user, &id, created_ms, old, op, writes)).await
+    }
+
+    /// [`SessionManager::indexed`] of a bound session: the entry first, the old one last.
+    async fn indexed_around(
+        &self,
+        user: &UserIndexId,
+        id: &StorageId,
+        created_ms: u64,
+        old: Option<StorageId>,
+        op: &Observed<'_>,
+        writes: impl Future<Output = Result<(), SessionError>>,
+    ) -> Result<(), SessionError> {
+        let store = &self.inner.store;
         // Slack for clock differences between app servers: the entry's time is this server's.
         let keep =
             self.ttl(created_ms, now_ms()) + self.inner.config.touch_interval + self.clock_margin();
-        op.call(store.index_add(user, &id, keep)).await?;
+        op.call(store.index_add(user, id, keep)).await?;
         writes.await?;
         if let Some(old) = old {
             let _ = op.call(store.index_remove(user, &[old])).await;

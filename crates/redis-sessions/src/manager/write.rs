@@ -19,6 +19,34 @@ impl SessionManager {
         token: Option<&LockToken>,
         index: Option<&UserIndexId>,
     ) -> Result<(), SessionError> {
+        if !delete.is_empty() {
+            Box::pin(self.end_destroyed(delete, token)).await?;
+        }
+        let observer = &self.inner.observer;
+        let op = match write {
+            Write::None => return Ok(()),
+            Write::Create(id, _) => observer.start(Op::Create, Some(id)),
+            Write::Save(id, changes) if changes.set.is_empty() && changes.removed.is_empty() => {
+                observer.start(Op::Touch, Some(id))
+            }
+            Write::Save(id, _) => observer.start(Op::Save, Some(id)),
+            Write::Rotate(rotation) => {
+                let op = observer.start(Op::Rotate, Some(&rotation.old));
+                op.new_id(&rotation.new);
+                op
+            }
+        };
+        let writes = self.write_one(write, &op);
+        let result = op.run(self.indexed(index, write, &op, writes)).await;
+        op.finish(result)
+    }
+
+    /// Ends the ids a request destroyed, one observed operation each.
+    async fn end_destroyed(
+        &self,
+        delete: &[SessionId],
+        token: Option<&LockToken>,
+    ) -> Result<(), SessionError> {
         let (observer, store) = (&self.inner.observer, &self.inner.store);
         for id in delete {
             let end = EndRequest {
@@ -38,22 +66,7 @@ impl SessionManager {
                 Err(error) => Err(error.into()),
             })?;
         }
-        let op = match write {
-            Write::None => return Ok(()),
-            Write::Create(id, _) => observer.start(Op::Create, Some(id)),
-            Write::Save(id, changes) if changes.set.is_empty() && changes.removed.is_empty() => {
-                observer.start(Op::Touch, Some(id))
-            }
-            Write::Save(id, _) => observer.start(Op::Save, Some(id)),
-            Write::Rotate(rotation) => {
-                let op = observer.start(Op::Rotate, Some(&rotation.old));
-                op.new_id(&rotation.new);
-                op
-            }
-        };
-        let writes = self.write_one(write, &op);
-        let result = op.run(self.indexed(index, write, &op, writes)).await;
-        op.finish(result)
+        Ok(())
     }
 
     /// The store calls of a create, save or rotation.
@@ -74,7 +87,8 @@ impl SessionManager {
                     SaveOutcome::LockLost => return Err(SessionError::LockLost),
                 }
             }
-            Write::Rotate(rotation) => self.rotate_now(rotation, op).await?,
+            // Boxed, like the other rare paths, to keep the common write's future small.
+            Write::Rotate(rotation) => Box::pin(self.rotate_now(rotation, op)).await?,
         }
         Ok(())
     }
