@@ -45,13 +45,23 @@ pub(crate) const RESERVED: char = '\0';
 pub struct SessionData {
     /// In the order the keys were stored or first put (a PHP array's order under
     /// `format = resonance`).
-    values: IndexMap<String, Bytes>,
-    changed: HashSet<String>,
+    values: IndexMap<String, Entry>,
+    /// How many entries are marked changed.
+    changed: usize,
     removed: HashSet<String>,
     size: usize,
     max_value_bytes: usize,
     max_session_bytes: usize,
     codec: Codec,
+}
+
+/// One value and whether it changed since the data was loaded or last persisted (kept beside
+/// the value rather than in a set of changed keys: no second hash and copy of the key per put,
+/// and no lookup per key when the changes are taken).
+#[derive(Debug, Clone)]
+struct Entry {
+    bytes: Bytes,
+    changed: bool,
 }
 
 impl Default for SessionData {
@@ -90,7 +100,7 @@ impl SessionData {
     pub fn with_limits(max_value_bytes: usize, max_session_bytes: usize) -> Self {
         Self {
             values: IndexMap::new(),
-            changed: HashSet::new(),
+            changed: 0,
             removed: HashSet::new(),
             size: 0,
             max_value_bytes,
@@ -119,7 +129,13 @@ impl SessionData {
         data.values.reserve(fields.size_hint().0);
         for (key, value) in fields {
             data.size += key.len() + value.len();
-            data.values.insert(key, value);
+            data.values.insert(
+                key,
+                Entry {
+                    bytes: value,
+                    changed: false,
+                },
+            );
         }
         data
     }
@@ -145,7 +161,7 @@ impl SessionData {
     }
 
     fn get_any<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, DataError> {
-        let Some(bytes) = self.values.get(key) else {
+        let Some(Entry { bytes, .. }) = self.values.get(key) else {
             return Ok(None);
         };
         self.codec
@@ -205,7 +221,7 @@ impl SessionData {
         }
         // One lookup of the key serves the size check, the no-change check and the update.
         let slot = self.values.get_index_of(key);
-        let old = slot.map(|i| &self.values[i]);
+        let old = slot.map(|i| &self.values[i].bytes);
         let size = self.size - old.map_or(0, |v| key.len() + v.len()) + key.len() + encoded.len();
         if size > self.max_session_bytes && size > self.size {
             return Err(DataError::SessionTooLarge {
@@ -220,13 +236,23 @@ impl SessionData {
         if !self.removed.is_empty() {
             self.removed.remove(key);
         }
-        if !self.changed.contains(key) {
-            self.changed.insert(key.to_owned());
-        }
+        let bytes = Bytes::from(encoded);
         match slot {
-            Some(i) => self.values[i] = Bytes::from(encoded),
+            Some(i) => {
+                let entry = &mut self.values[i];
+                self.changed += usize::from(!entry.changed);
+                *entry = Entry {
+                    bytes,
+                    changed: true,
+                };
+            }
             None => {
-                self.values.insert(key.to_owned(), Bytes::from(encoded));
+                self.changed += 1;
+                let entry = Entry {
+                    bytes,
+                    changed: true,
+                };
+                self.values.insert(key.to_owned(), entry);
             }
         }
         Ok(())
@@ -259,7 +285,7 @@ impl SessionData {
         self.values
             .iter()
             .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.clone(), v.clone(), self.changed.contains(k)))
+            .map(|(k, e)| (k.clone(), e.bytes.clone(), e.changed))
             .collect()
     }
 
@@ -267,12 +293,12 @@ impl SessionData {
     /// removed it, or never had it); returns whether it was there.
     pub(crate) fn forget_reserved(&mut self, key: &str) -> bool {
         debug_assert!(key.starts_with(RESERVED));
-        self.changed.remove(key);
         self.removed.remove(key);
         let Some(old) = self.values.shift_remove(key) else {
             return false;
         };
-        self.size -= key.len() + old.len();
+        self.size -= key.len() + old.bytes.len();
+        self.changed -= usize::from(old.changed);
         true
     }
 
@@ -280,8 +306,8 @@ impl SessionData {
         let Some(old) = self.values.shift_remove(key) else {
             return false;
         };
-        self.size -= key.len() + old.len();
-        self.changed.remove(key);
+        self.size -= key.len() + old.bytes.len();
+        self.changed -= usize::from(old.changed);
         self.removed.insert(key.to_owned());
         true
     }
@@ -338,7 +364,7 @@ impl SessionData {
     /// Whether anything changed since load or the last persist.
     #[must_use]
     pub fn is_modified(&self) -> bool {
-        !self.changed.is_empty() || !self.removed.is_empty()
+        self.changed > 0 || !self.removed.is_empty()
     }
 
     /// Total bytes of keys and encoded values.
@@ -352,16 +378,15 @@ impl SessionData {
     /// session forget writes it never sent.
     pub(crate) fn take_changes(&mut self) -> DataChanges {
         // In the keys' order, so new keys reach a PHP array in the order they were put.
-        let set = if self.changed.is_empty() {
-            Vec::new()
-        } else {
-            let set = (self.values.iter())
-                .filter(|(k, _)| self.changed.contains(k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            self.changed.clear();
-            set
-        };
+        let mut set = Vec::with_capacity(self.changed);
+        if self.changed > 0 {
+            for (key, entry) in &mut self.values {
+                if std::mem::take(&mut entry.changed) {
+                    set.push((key.clone(), entry.bytes.clone()));
+                }
+            }
+            self.changed = 0;
+        }
         DataChanges {
             set,
             removed: self.removed.drain().collect(),
@@ -371,8 +396,9 @@ impl SessionData {
     /// Puts changes back after a persist that did not happen, so a retry sends them again.
     pub(crate) fn restore_changes(&mut self, changes: &DataChanges) {
         for (key, _) in &changes.set {
-            if self.values.contains_key(key) {
-                self.changed.insert(key.clone());
+            if let Some(entry) = self.values.get_mut(key) {
+                self.changed += usize::from(!entry.changed);
+                entry.changed = true;
             }
         }
         for key in &changes.removed {
@@ -384,12 +410,17 @@ impl SessionData {
 
     /// Every key with its encoded value (for creating a record or rotating the id).
     pub fn encoded(&self) -> impl Iterator<Item = (&str, &Bytes)> {
-        self.values.iter().map(|(k, v)| (k.as_str(), v))
+        self.values.iter().map(|(k, e)| (k.as_str(), &e.bytes))
     }
 
     /// Marks everything as persisted.
     pub(crate) fn mark_persisted(&mut self) {
-        self.changed.clear();
+        if self.changed > 0 {
+            for entry in self.values.values_mut() {
+                entry.changed = false;
+            }
+            self.changed = 0;
+        }
         self.removed.clear();
     }
 }
