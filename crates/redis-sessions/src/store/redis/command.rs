@@ -57,7 +57,6 @@ impl RedisWrite for Command {
     fn write_arg(&mut self, arg: &[u8]) {
         self.args += 1;
         let body = &mut self.body;
-        body.reserve(arg.len() + 16);
         body.push(b'$');
         body.extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
         body.extend_from_slice(b"\r\n");
