@@ -219,6 +219,32 @@ async fn a_destroy_whose_persist_failed_is_retried_by_the_next_persist() {
 }
 
 #[tokio::test]
+async fn a_create_whose_persist_failed_is_retried_whole_by_the_next_persist() {
+    let (manager, store) = setup();
+    let mut req = request(None);
+    let session = manager.start(&mut req).await.expect("start");
+    session.put("n", &1).expect("put");
+    session.put("m", &2).expect("put");
+    store.fail_next("create");
+    persist_fails_with_the_store(&manager, &req).await;
+    assert!(session.is_new(), "nothing was stored");
+    assert!(session.data().is_modified(), "the values are still to be written");
+    let retried = manager.persist_session(&req).await.expect("retry");
+    let cookie = cookie_pair(&retried);
+    let again = manager
+        .start(&mut request(Some(&cookie)))
+        .await
+        .expect("start");
+    assert_eq!(again.get::<i64>("n").expect("get"), Some(1));
+    assert_eq!(again.get::<i64>("m").expect("get"), Some(2));
+    assert!(
+        !session.data().is_modified(),
+        "the retry wrote everything: {:?}",
+        session.data().keys().collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
 async fn a_rotation_whose_persist_failed_is_retried_by_the_next_persist() {
     let (manager, store) = setup();
     let old = stored(&manager).await;

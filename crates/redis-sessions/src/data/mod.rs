@@ -355,6 +355,11 @@ impl SessionData {
         self.values.is_empty()
     }
 
+    /// Number of values, the library's own included.
+    pub(crate) fn entry_count(&self) -> usize {
+        self.values.len()
+    }
+
     /// Number of keys (reserved keys not counted).
     #[must_use]
     pub fn len(&self) -> usize {

@@ -130,7 +130,18 @@ impl SessionManager {
                 };
                 cookie = CookieAction::Set(id.clone());
                 state.id = Some(id.clone());
-                Write::Create(id, record_of(&state.data, state.meta))
+                // Every value of a session not stored yet is normally a change of this request:
+                // the record takes the changes instead of copying the data again (a failed
+                // create puts them back from the record, see `execute`).
+                let record = if taken.set.len() == state.data.entry_count() {
+                    Record {
+                        meta: state.meta,
+                        fields: std::mem::take(&mut taken.set),
+                    }
+                } else {
+                    record_of(&state.data, state.meta)
+                };
+                Write::Create(id, record)
             }
             Some(old) if state.rotate => {
                 let new =
@@ -287,7 +298,12 @@ impl SessionManager {
                         state.successor = Some(rotation.new);
                         plan.taken
                     }
-                    Write::None | Write::Create(..) => plan.taken,
+                    // A create writes the whole record: its retry sends all of it again.
+                    Write::Create(_, record) => DataChanges {
+                        set: record.fields,
+                        removed: plan.taken.removed,
+                    },
+                    Write::None => plan.taken,
                 };
                 state.data.restore_changes(&taken);
                 let mut destroyed = plan.delete;
