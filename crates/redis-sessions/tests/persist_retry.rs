@@ -228,7 +228,10 @@ async fn a_create_whose_persist_failed_is_retried_whole_by_the_next_persist() {
     store.fail_next("create");
     persist_fails_with_the_store(&manager, &req).await;
     assert!(session.is_new(), "nothing was stored");
-    assert!(session.data().is_modified(), "the values are still to be written");
+    assert!(
+        session.data().is_modified(),
+        "the values are still to be written"
+    );
     let retried = manager.persist_session(&req).await.expect("retry");
     let cookie = cookie_pair(&retried);
     let again = manager
