@@ -58,10 +58,7 @@ pub fn session_ids_of_format(
     for (_, value) in pairs {
         let value = value.strip_prefix(b"\"").unwrap_or(value);
         let value = value.strip_suffix(b"\"").unwrap_or(value);
-        let id = std::str::from_utf8(value)
-            .ok()
-            .and_then(|text| SessionId::parse_for(text, format));
-        let Some(id) = id else {
+        let Some(id) = SessionId::parse_bytes_for(value, format) else {
             continue;
         };
         if !ids.contains(&id) {

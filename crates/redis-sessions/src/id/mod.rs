@@ -152,14 +152,20 @@ impl SessionId {
     /// `bin2hex(random_bytes(128))`). Anything else is `None`.
     #[must_use]
     pub fn parse_for(value: &str, format: SessionFormat) -> Option<Self> {
+        Self::parse_bytes_for(value.as_bytes(), format)
+    }
+
+    /// [`SessionId::parse_for`] of a cookie value's bytes: both spellings are ASCII, so a value
+    /// needs no UTF-8 check first.
+    pub(crate) fn parse_bytes_for(value: &[u8], format: SessionFormat) -> Option<Self> {
         match format {
-            SessionFormat::Native => Self::parse(value),
+            SessionFormat::Native => Self::parse_bytes(value),
             SessionFormat::Resonance => {
                 if value.len() != RESONANCE_ID_LEN {
                     return None;
                 }
                 let mut bytes = Box::new([0u8; RESONANCE_BYTES]);
-                for (byte, pair) in bytes.iter_mut().zip(value.as_bytes().chunks_exact(2)) {
+                for (byte, pair) in bytes.iter_mut().zip(value.chunks_exact(2)) {
                     *byte = (lower_hex(pair[0])? << 4) | lower_hex(pair[1])?;
                 }
                 Some(Self::from_repr(Repr::Resonance(bytes)))
@@ -180,6 +186,10 @@ impl SessionId {
     /// re-encode to the same text. Anything else is `None`.
     #[must_use]
     pub fn parse(value: &str) -> Option<Self> {
+        Self::parse_bytes(value.as_bytes())
+    }
+
+    fn parse_bytes(value: &[u8]) -> Option<Self> {
         if value.len() != ID_LEN {
             return None;
         }
