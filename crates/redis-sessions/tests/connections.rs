@@ -2,6 +2,7 @@
 //! real server: every caller gets its own replies whatever else is on the connection (many
 //! callers at once, a caller that gave up before its reply came), a connection that dies fails
 //! its waiting callers at once and the next call opens a new one, long replies arrive whole, a
+//! long call that fills the socket is finished before the next call's bytes, a
 //! store keeps working after the runtime that first used it is gone, and dropping a store closes
 //! its connections.
 
@@ -149,6 +150,35 @@ async fn a_long_reply_arrives_whole() {
     let (got_long, got_short) = tokio::join!(value(&store, &id), value(&store, &short));
     assert!(got_long.expect("load") == long, "the long value differs");
     assert_eq!(got_short.expect("load"), b"short");
+}
+
+/// A call on an idle connection is written by its caller at once; one too long for the socket
+/// (Redis asleep, its buffers full) is finished by the writer, and a call made meanwhile goes
+/// after it, never into the middle of it.
+#[tokio::test]
+async fn a_long_call_cut_short_by_a_full_socket_is_finished_before_the_next() {
+    let server = RedisServer::start();
+    let store = RedisStore::new(&pool(&server, Duration::from_secs(10), 1)).expect("store");
+    create(&store, b"opens the connection").await;
+    let long: Vec<u8> = (0..16 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let sleeping = server.sleep_in_background(Duration::from_millis(1500));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let first = {
+        let (store, long) = (store.clone(), long.clone());
+        tokio::spawn(async move { create(&store, &long).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = {
+        let store = store.clone();
+        tokio::spawn(async move { create(&store, b"after").await })
+    };
+    let (first, second) = (first.await.expect("task"), second.await.expect("task"));
+    drop(sleeping);
+    assert!(
+        value(&store, &first).await.expect("load") == long,
+        "the long value differs"
+    );
+    assert_eq!(value(&store, &second).await.expect("load"), b"after");
 }
 
 #[test]

@@ -110,6 +110,17 @@ impl Generation {
         true
     }
 
+    /// [`Generation::expect`], only when no caller is waiting for replies (see
+    /// `Queue::write_inline`).
+    pub(super) fn expect_if_idle(&self, callers: &mut Vec<Caller>) -> bool {
+        let mut waiting = lock(&self.waiting);
+        if waiting.failed || !waiting.callers.is_empty() {
+            return false;
+        }
+        waiting.callers.extend(callers.drain(..));
+        true
+    }
+
     /// Fails every waiting caller with `error` and refuses new ones.
     pub(super) fn fail(&self, error: &RedisError) {
         let callers = {
