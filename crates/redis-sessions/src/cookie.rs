@@ -46,25 +46,31 @@ pub fn session_ids_of_format(
     format: SessionFormat,
 ) -> Vec<SessionId> {
     let mut ids: Vec<SessionId> = Vec::new();
-    let pairs = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .flat_map(|value| value.as_bytes().split(|&b| b == b';'))
-        .filter_map(|pair| {
-            let at = pair.iter().position(|&b| b == b'=')?;
-            Some((pair[..at].trim_ascii(), pair[at + 1..].trim_ascii()))
-        })
-        .filter(|(name, _)| *name == cookie_name.as_bytes());
-    for (_, value) in pairs {
-        let value = value.strip_prefix(b"\"").unwrap_or(value);
-        let value = value.strip_suffix(b"\"").unwrap_or(value);
-        let Some(id) = SessionId::parse_bytes_for(value, format) else {
-            continue;
-        };
-        if !ids.contains(&id) {
-            ids.push(id);
-            if ids.len() == MAX_CANDIDATES {
-                break;
+    let name = cookie_name.as_bytes();
+    for header in headers.get_all(header::COOKIE) {
+        let mut rest = header.as_bytes();
+        while !rest.is_empty() {
+            // `name = value` pairs between semicolons (names never hold `=`, checked at start-up).
+            let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
+            let pair = &rest[..end];
+            rest = rest.get(end + 1..).unwrap_or_default();
+            let Some(after) = pair.trim_ascii_start().strip_prefix(name) else {
+                continue;
+            };
+            let Some(value) = after.trim_ascii_start().strip_prefix(b"=") else {
+                continue;
+            };
+            let value = value.trim_ascii();
+            let value = value.strip_prefix(b"\"").unwrap_or(value);
+            let value = value.strip_suffix(b"\"").unwrap_or(value);
+            let Some(id) = SessionId::parse_bytes_for(value, format) else {
+                continue;
+            };
+            if !ids.contains(&id) {
+                ids.push(id);
+                if ids.len() == MAX_CANDIDATES {
+                    return ids;
+                }
             }
         }
     }
