@@ -118,26 +118,22 @@ mod tests {
         let fields = vec!["a".to_owned(), String::new(), "ключ".to_owned()];
         let keys: &[&str] = &["k1", "k2"];
         let value: &[u8] = &[0, 13, 10, 255];
-        let ours = cmd("HSET")
-            .arg("key")
-            .arg(value)
-            .arg(&fields)
-            .arg(keys)
-            .arg(u64::MAX)
-            .arg(-1i64)
-            .arg(keys.len())
-            .arg(vec![1u8, 2, 3])
-            .take();
-        let theirs = redis::cmd("HSET")
-            .arg("key")
-            .arg(value)
-            .arg(&fields)
-            .arg(keys)
-            .arg(u64::MAX)
-            .arg(-1i64)
-            .arg(keys.len())
-            .arg(vec![1u8, 2, 3])
-            .get_packed_command();
+        // The same arguments through both builders.
+        macro_rules! every_kind {
+            ($command:expr) => {
+                $command
+                    .arg("key")
+                    .arg(value)
+                    .arg(&fields)
+                    .arg(keys)
+                    .arg(u64::MAX)
+                    .arg(-1i64)
+                    .arg(keys.len())
+                    .arg(vec![1u8, 2, 3])
+            };
+        }
+        let ours = every_kind!(cmd("HSET")).take();
+        let theirs = every_kind!(redis::cmd("HSET")).get_packed_command();
         assert_eq!(bytes(&ours), theirs);
     }
 
