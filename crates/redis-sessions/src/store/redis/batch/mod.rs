@@ -6,9 +6,12 @@
 //! callers append their commands (already encoded) and wait for their replies. One writer task
 //! per connection takes whatever is queued and sends it in one write; before taking, it yields
 //! once on the multi-thread runtime, which runs a freshly woken task next (its LIFO slot), so
-//! the writer would otherwise find one command each time. A reader task per open connection reads the replies in order and
-//! hands each caller its own. Batches do not wait for each other: the writer sends the next
-//! batch while the replies of the previous one are still on their way.
+//! the writer would otherwise find one command each time. A reader task per open connection
+//! reads the replies in order and hands each caller its own. Batches do not wait for each other:
+//! the writer sends the next batch while the replies of the previous one are still on their way.
+//! A call that finds its connection idle (no reply outstanding) while calls are not coming
+//! together is written by its caller at once, without the hand-off to the writer: nothing could
+//! be batched with it (see `Queue::write_inline`).
 //!
 //! The connection is ours (`link.rs`), not the `redis` crate's: its multiplexed connection put
 //! a driver task, a channel and a response timer of its own between this queue and the socket,
