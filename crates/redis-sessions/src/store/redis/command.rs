@@ -46,22 +46,25 @@ impl Command {
     /// Appends the whole command, as Redis reads it, to `out`.
     pub(super) fn write_to(&self, out: &mut Vec<u8>) {
         out.reserve(self.body.len() + 16);
-        out.push(b'*');
-        out.extend_from_slice(itoa::Buffer::new().format(self.args).as_bytes());
-        out.extend_from_slice(b"\r\n");
+        header(out, b'*', self.args);
         out.extend_from_slice(&self.body);
     }
+}
+
+/// A RESP header line: `kind` (`*` for a command's argument count, `$` for an argument's length),
+/// the number, CRLF.
+fn header(out: &mut Vec<u8>, kind: u8, n: usize) {
+    out.push(kind);
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 impl RedisWrite for Command {
     fn write_arg(&mut self, arg: &[u8]) {
         self.args += 1;
-        let body = &mut self.body;
-        body.push(b'$');
-        body.extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
-        body.extend_from_slice(b"\r\n");
-        body.extend_from_slice(arg);
-        body.extend_from_slice(b"\r\n");
+        header(&mut self.body, b'$', arg.len());
+        self.body.extend_from_slice(arg);
+        self.body.extend_from_slice(b"\r\n");
     }
 
     fn writer_for_next_arg(&mut self) -> impl io::Write + '_ {
