@@ -206,10 +206,9 @@ impl SessionId {
     /// The id as the client sees it (the cookie value). Handle with care: this is a bearer secret.
     #[must_use]
     pub fn expose(&self) -> String {
-        match &self.repr {
-            Repr::Native(bytes) => URL_SAFE_NO_PAD.encode(bytes),
-            Repr::Resonance(_) => self.storage.as_str().to_owned(),
-        }
+        let mut text = String::with_capacity(self.exposed_len());
+        self.expose_into(&mut text);
+        text
     }
 
     /// Appends [`SessionId::expose`]'s text to `out`, without a `String` of its own.
