@@ -79,7 +79,7 @@ impl Queue {
             return false;
         };
         let deadline = self.callers.first().map(|caller| caller.deadline);
-        if !link.generation.expect_if_idle(&mut self.callers) {
+        if !link.generation.expect(&mut self.callers, true) {
             return false;
         }
         let mut cx = Context::from_waker(Waker::noop());
@@ -300,7 +300,7 @@ async fn send_batch(
                 link.insert(opened.map_err(|_| timed_out(shared.endpoint.timeout))??)
             }
         };
-        if open.generation.expect(callers) {
+        if open.generation.expect(callers, false) {
             break write_by(&mut open.write, bytes, first).await;
         }
         // The connection failed after the check above: nothing was sent, try a new one once.

@@ -100,21 +100,11 @@ struct Waiting {
 }
 
 impl Generation {
-    /// Takes over `callers` (emptying it) unless the connection failed.
-    pub(super) fn expect(&self, callers: &mut Vec<Caller>) -> bool {
+    /// Takes over `callers` (emptying it) unless the connection failed, or, with `only_if_idle`,
+    /// unless a caller is still waiting for replies (see `Queue::write_inline`).
+    pub(super) fn expect(&self, callers: &mut Vec<Caller>, only_if_idle: bool) -> bool {
         let mut waiting = lock(&self.waiting);
-        if waiting.failed {
-            return false;
-        }
-        waiting.callers.extend(callers.drain(..));
-        true
-    }
-
-    /// [`Generation::expect`], only when no caller is waiting for replies (see
-    /// `Queue::write_inline`).
-    pub(super) fn expect_if_idle(&self, callers: &mut Vec<Caller>) -> bool {
-        let mut waiting = lock(&self.waiting);
-        if waiting.failed || !waiting.callers.is_empty() {
+        if waiting.failed || (only_if_idle && !waiting.callers.is_empty()) {
             return false;
         }
         waiting.callers.extend(callers.drain(..));
