@@ -240,11 +240,8 @@ impl SessionData {
         match slot {
             Some(i) => {
                 let entry = &mut self.values[i];
-                self.changed += usize::from(!entry.changed);
-                *entry = Entry {
-                    bytes,
-                    changed: true,
-                };
+                entry.bytes = bytes;
+                mark_changed(entry, &mut self.changed);
             }
             None => {
                 self.changed += 1;
@@ -402,8 +399,7 @@ impl SessionData {
     pub(crate) fn restore_changes(&mut self, changes: &DataChanges) {
         for (key, _) in &changes.set {
             if let Some(entry) = self.values.get_mut(key) {
-                self.changed += usize::from(!entry.changed);
-                entry.changed = true;
+                mark_changed(entry, &mut self.changed);
             }
         }
         for key in &changes.removed {
@@ -428,6 +424,12 @@ impl SessionData {
         }
         self.removed.clear();
     }
+}
+
+/// Marks `entry` changed, counting it in `changed` unless it already was.
+fn mark_changed(entry: &mut Entry, changed: &mut usize) {
+    *changed += usize::from(!entry.changed);
+    entry.changed = true;
 }
 
 /// [`DataError::ReservedKey`] for a key the library keeps to itself.
