@@ -105,31 +105,28 @@ impl SessionManager {
         let now = now_ms();
         let config = &self.inner.config;
         let (max_value, max_session) = (config.max_value_bytes, config.max_session_bytes);
-        let fresh = Meta {
-            created_ms: now,
-            touched_ms: now,
-        };
-        let (id, ended, meta, data) = match (id, loaded) {
+        // An id that another request just ended (a login or logout in another tab): this
+        // request must neither write to it nor get a fresh session in its place.
+        let ended = matches!((&id, &loaded), (Some(_), Loaded::Ended)).then_some(Ended::Gone);
+        let (id, meta, data) = match (id, loaded) {
             (Some(id), Loaded::Found(record)) if !self.expired(&record.meta, now) => {
                 let data = SessionData::from_stored(record.fields, max_value, max_session);
-                (Some(id), None, record.meta, data)
+                (Some(id), record.meta, data)
             }
-            // An id that another request just ended (a login or logout in another tab): this
-            // request must neither write to it nor get a fresh session in its place.
-            (Some(_), Loaded::Ended) => (
-                None,
-                Some(Ended::Gone),
-                fresh,
-                SessionData::with_limits(max_value, max_session),
-            ),
-            // No cookie, an unknown id, or an expired one: a new session. An unknown id is never
-            // adopted; a fresh one is drawn when the session is first written.
-            _ => (
-                None,
-                None,
-                fresh,
-                SessionData::with_limits(max_value, max_session),
-            ),
+            // Otherwise (that ended id, no cookie, an unknown id or an expired one) a new
+            // session. An unknown id is never adopted; a fresh one is drawn when the session is
+            // first written.
+            _ => {
+                let fresh = Meta {
+                    created_ms: now,
+                    touched_ms: now,
+                };
+                (
+                    None,
+                    fresh,
+                    SessionData::with_limits(max_value, max_session),
+                )
+            }
         };
         SessionState {
             touch_due: id.is_some()
