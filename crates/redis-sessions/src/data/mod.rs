@@ -11,8 +11,6 @@
 
 use std::collections::HashSet;
 
-use indexmap::IndexMap;
-
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -20,11 +18,13 @@ use serde::de::DeserializeOwned;
 mod codec;
 mod depth;
 mod error;
+mod values;
 
 pub(crate) use codec::Codec;
 
 pub use depth::MAX_DEPTH;
 pub use error::DataError;
+use values::Values;
 
 /// The first character of the keys the library keeps its own values under.
 pub(crate) const RESERVED: char = '\0';
@@ -45,7 +45,7 @@ pub(crate) const RESERVED: char = '\0';
 pub struct SessionData {
     /// In the order the keys were stored or first put (a PHP array's order under
     /// `format = resonance`).
-    values: IndexMap<String, Entry>,
+    values: Values<Entry>,
     /// How many entries are marked changed.
     changed: usize,
     removed: HashSet<String>,
@@ -99,7 +99,7 @@ impl SessionData {
     #[must_use]
     pub fn with_limits(max_value_bytes: usize, max_session_bytes: usize) -> Self {
         Self {
-            values: IndexMap::new(),
+            values: Values::default(),
             changed: 0,
             removed: HashSet::new(),
             size: 0,
@@ -126,7 +126,7 @@ impl SessionData {
     ) -> Self {
         let fields = fields.into_iter();
         let mut data = Self::with_limits(max_value_bytes, max_session_bytes);
-        data.values.reserve(fields.size_hint().0);
+        data.values = Values::with_capacity(fields.size_hint().0);
         for (key, value) in fields {
             data.size += key.len() + value.len();
             data.values.insert(
@@ -220,8 +220,8 @@ impl SessionData {
             });
         }
         // One lookup of the key serves the size check, the no-change check and the update.
-        let slot = self.values.get_index_of(key);
-        let old = slot.map(|i| &self.values[i].bytes);
+        let slot = self.values.index_of(key);
+        let old = slot.map(|i| &self.values.at(i).bytes);
         let size = self.size - old.map_or(0, |v| key.len() + v.len()) + key.len() + encoded.len();
         if size > self.max_session_bytes && size > self.size {
             return Err(DataError::SessionTooLarge {
@@ -239,7 +239,7 @@ impl SessionData {
         let bytes = Bytes::from(encoded);
         match slot {
             Some(i) => {
-                let entry = &mut self.values[i];
+                let entry = self.values.at_mut(i);
                 entry.bytes = bytes;
                 mark_changed(entry, &mut self.changed);
             }
@@ -282,7 +282,7 @@ impl SessionData {
         self.values
             .iter()
             .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(k, e)| (k.clone(), e.bytes.clone(), e.changed))
+            .map(|(k, e)| (k.to_owned(), e.bytes.clone(), e.changed))
             .collect()
     }
 
@@ -319,8 +319,8 @@ impl SessionData {
     /// not listed).
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.values
-            .keys()
-            .map(String::as_str)
+            .iter()
+            .map(|(k, _)| k)
             .filter(|k| !k.starts_with(RESERVED))
     }
 
@@ -340,7 +340,7 @@ impl SessionData {
 
     /// Removes every key, the library's own values included (a destroyed session keeps nothing).
     pub(crate) fn clear_all(&mut self) {
-        let keys: Vec<String> = self.values.keys().cloned().collect();
+        let keys: Vec<String> = self.values.iter().map(|(k, _)| k.to_owned()).collect();
         for key in keys {
             self.remove_any(&key);
         }
@@ -382,9 +382,9 @@ impl SessionData {
         // In the keys' order, so new keys reach a PHP array in the order they were put.
         let mut set = Vec::with_capacity(self.changed);
         if self.changed > 0 {
-            for (key, entry) in &mut self.values {
+            for (key, entry) in self.values.iter_mut() {
                 if std::mem::take(&mut entry.changed) {
-                    set.push((key.clone(), entry.bytes.clone()));
+                    set.push((key.to_owned(), entry.bytes.clone()));
                 }
             }
             self.changed = 0;
@@ -411,13 +411,13 @@ impl SessionData {
 
     /// Every key with its encoded value (for creating a record or rotating the id).
     pub fn encoded(&self) -> impl Iterator<Item = (&str, &Bytes)> {
-        self.values.iter().map(|(k, e)| (k.as_str(), &e.bytes))
+        self.values.iter().map(|(k, e)| (k, &e.bytes))
     }
 
     /// Marks everything as persisted.
     pub(crate) fn mark_persisted(&mut self) {
         if self.changed > 0 {
-            for entry in self.values.values_mut() {
+            for (_, entry) in self.values.iter_mut() {
                 entry.changed = false;
             }
             self.changed = 0;
