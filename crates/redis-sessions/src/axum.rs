@@ -18,7 +18,6 @@ use http::request::Parts;
 
 use crate::csrf::CSRF_HEADER;
 use crate::error::SessionError;
-use crate::id::SessionId;
 use crate::manager::Slot;
 use crate::session::Session;
 
@@ -55,7 +54,7 @@ async fn start(parts: &mut Parts, locked: bool) -> Result<Session, SessionError>
 #[derive(Clone)]
 pub struct LazySession {
     slot: Slot,
-    ids: Vec<SessionId>,
+    ids: crate::cookie::Candidates,
 }
 
 impl std::fmt::Debug for LazySession {

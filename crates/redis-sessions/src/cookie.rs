@@ -12,6 +12,7 @@
 //! header compression (HPACK never indexes sensitive values) leave the id out.
 
 use http::{HeaderMap, HeaderValue, header};
+use smallvec::SmallVec;
 
 use crate::config::{SameSite, SessionConfig, SessionFormat};
 use crate::id::SessionId;
@@ -45,7 +46,21 @@ pub fn session_ids_of_format(
     cookie_name: &str,
     format: SessionFormat,
 ) -> Vec<SessionId> {
-    let mut ids: Vec<SessionId> = Vec::new();
+    candidates(headers, cookie_name, format).into_vec()
+}
+
+/// The ids a request offers, as the manager keeps them: nearly every request carries one id or
+/// none, so one is held without a heap allocation (the `Vec` cost about 200 instructions a
+/// request, callgrind).
+pub(crate) type Candidates = SmallVec<[SessionId; 1]>;
+
+/// [`session_ids_of_format`] as [`Candidates`].
+pub(crate) fn candidates(
+    headers: &HeaderMap,
+    cookie_name: &str,
+    format: SessionFormat,
+) -> Candidates {
+    let mut ids = Candidates::new();
     let name = cookie_name.as_bytes();
     for header in headers.get_all(header::COOKIE) {
         let mut rest = header.as_bytes();

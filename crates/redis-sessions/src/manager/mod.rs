@@ -254,9 +254,9 @@ impl SessionManager {
     }
 
     /// The well-formed session ids of this manager's format in a request's cookies.
-    pub(crate) fn request_ids(&self, headers: &http::HeaderMap) -> Vec<SessionId> {
+    pub(crate) fn request_ids(&self, headers: &http::HeaderMap) -> cookie::Candidates {
         let config = &self.inner.config;
-        cookie::session_ids_of_format(headers, &config.cookie_name, config.format)
+        cookie::candidates(headers, &config.cookie_name, config.format)
     }
 
     fn slot(&self, extensions: &mut Extensions) -> Slot {
