@@ -44,7 +44,7 @@ impl RedisStore {
         let reply = self
             .inner
             .pool
-            .exec_ok(Route::Any, vec![cmd("INFO").arg("memory").take()])
+            .exec_ok(Route::Any, &[cmd("INFO").arg("memory").take()])
             .await?;
         let mut text = String::new();
         collect_text(reply.into_iter().next().unwrap_or(Value::Nil), &mut text);
@@ -79,7 +79,7 @@ impl RedisStore {
         }
         let within = self.inner.pool.timeout / 2;
         let wait = cmd("WAIT").arg(wanted).arg(ttl_ms(within)).take();
-        let reply = self.inner.pool.exec_ok(route, vec![wait]).await?;
+        let reply = self.inner.pool.exec_ok(route, &[wait]).await?;
         match reply.first() {
             Some(Value::Int(acked)) if usize::try_from(*acked).is_ok_and(|n| n >= wanted) => Ok(()),
             other => Err(StoreError::Unavailable(format!(

@@ -138,10 +138,7 @@ impl RedisStore {
     /// [`StoreError::Unavailable`] when Redis cannot be reached.
     pub async fn prefill(&self) -> Result<(), StoreError> {
         for _ in 0..self.inner.pool.size() {
-            self.inner
-                .pool
-                .exec_ok(Route::Any, vec![cmd("PING")])
-                .await?;
+            self.inner.pool.exec_ok(Route::Any, &[cmd("PING")]).await?;
         }
         Ok(())
     }
@@ -181,7 +178,7 @@ impl RedisStore {
             commands.push(cmd("HDEL").arg(&key).arg(&changes.removed).take());
         }
         commands.push(pexpire(&key, changes.ttl));
-        let replies = self.inner.pool.exec(Route::Session(id), commands).await?;
+        let replies = self.inner.pool.exec(Route::Session(id), &commands).await?;
         match replies.into_iter().next() {
             Some(Ok(_)) => Ok(SaveOutcome::Saved),
             Some(Err(e)) if e.code() == Some("WRONGTYPE") => Ok(SaveOutcome::Gone),
@@ -195,8 +192,8 @@ impl SessionStore for RedisStore {
     fn load<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, Loaded> {
         Box::pin(async move {
             let hgetall = cmd("HGETALL").arg(self.session_key(id)).take();
-            let replies = self.inner.pool.exec(Route::Session(id), vec![hgetall]);
-            reply::loaded(replies.await?.pop())
+            let replies = self.inner.pool.exec(Route::Session(id), &[hgetall]).await?;
+            reply::loaded(replies.into_iter().next())
         })
     }
 
@@ -215,10 +212,8 @@ impl SessionStore for RedisStore {
                 .arg(ttl_ms(lock_ttl))
                 .take();
             let hgetall = cmd("HGETALL").arg(self.session_key(id)).take();
-            let replies = self
-                .inner
-                .pool
-                .exec(Route::Session(id), vec![lock, hgetall]);
+            let commands = [lock, hgetall];
+            let replies = self.inner.pool.exec(Route::Session(id), &commands);
             let mut replies = replies.await?.into_iter();
             match replies.next() {
                 Some(Ok(Value::Nil)) => return Ok(LockedLoad::Busy),
@@ -240,7 +235,7 @@ impl SessionStore for RedisStore {
             let commands = vec![hset(&key, record.meta, &record.fields), pexpire(&key, ttl)];
             self.inner
                 .pool
-                .exec_ok(Route::Session(id), commands)
+                .exec_ok(Route::Session(id), &commands)
                 .await?;
             self.replicated(id).await
         })
@@ -295,11 +290,11 @@ impl SessionStore for RedisStore {
             }
             // One `HDEL` per field, pipelined: each says whether it removed its field.
             let key = self.session_key(id);
-            let commands = fields
+            let commands: Vec<_> = fields
                 .iter()
                 .map(|field| cmd("HDEL").arg(&key).arg(field).take())
                 .collect();
-            let replies = self.inner.pool.exec(Route::Session(id), commands).await?;
+            let replies = self.inner.pool.exec(Route::Session(id), &commands).await?;
             let taken = reply::taken(replies, fields.len())?;
             if taken.contains(&true) {
                 self.replicated(id).await?;

@@ -145,7 +145,7 @@ impl Pool {
     pub(super) async fn exec(
         &self,
         route: Route<'_>,
-        commands: Vec<Command>,
+        commands: &[Command],
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         let n = self.index(route);
         match &self.conns {
@@ -175,7 +175,7 @@ impl Pool {
     pub(super) async fn exec_ok(
         &self,
         route: Route<'_>,
-        commands: Vec<Command>,
+        commands: &[Command],
     ) -> Result<Vec<Value>, StoreError> {
         self.exec(route, commands)
             .await?
@@ -197,7 +197,7 @@ impl Pool {
         loop {
             let mut call = script.call(by_source, keys);
             args(&mut call);
-            let reply = self.exec(route, vec![call]).await?.pop();
+            let reply = self.exec(route, &[call]).await?.pop();
             match reply {
                 Some(Ok(value)) => return Ok(value),
                 Some(Err(e)) if !by_source && e.code() == Some("NOSCRIPT") => by_source = true,
@@ -224,7 +224,7 @@ mod tests {
     fn the_store_futures_of_every_request_stay_small() {
         let store = RedisStore::new(&RedisPoolConfig::default()).expect("a store");
         let id = SessionId::generate().storage_id();
-        let exec = store.inner.pool.exec(Route::Session(&id), Vec::new());
+        let exec = store.inner.pool.exec(Route::Session(&id), &[]);
         assert!(
             size_of_val(&exec) < 512,
             "exec: {} bytes",

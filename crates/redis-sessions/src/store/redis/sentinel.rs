@@ -75,7 +75,7 @@ impl SentinelPool {
     pub(super) async fn exec(
         &self,
         n: usize,
-        commands: Vec<Command>,
+        commands: &[Command],
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         let slot = &self.slots[n % self.slots.len()];
         let current = self.current(slot).await?;

@@ -53,7 +53,7 @@ impl RedisStore {
             cmd("PEXPIRE").arg(&key).arg(keep_ms).arg("GT").take(),
         ];
         let route = Route::User(user);
-        self.inner.pool.exec_ok(route, commands).await?;
+        self.inner.pool.exec_ok(route, &commands).await?;
         self.replicated_on(route).await
     }
 
@@ -63,7 +63,11 @@ impl RedisStore {
     ) -> Result<Vec<StorageId>, StoreError> {
         let key = self.user_index_key(user);
         let commands = vec![expired(&key), cmd("ZRANGE").arg(&key).arg(0).arg(-1).take()];
-        let replies = self.inner.pool.exec_ok(Route::User(user), commands).await?;
+        let replies = self
+            .inner
+            .pool
+            .exec_ok(Route::User(user), &commands)
+            .await?;
         match replies.into_iter().nth(1) {
             Some(Value::Array(members)) => Ok(members
                 .into_iter()
@@ -93,10 +97,7 @@ impl RedisStore {
             .arg(&key)
             .arg(ids.iter().map(StorageId::as_str).collect::<Vec<_>>())
             .take();
-        self.inner
-            .pool
-            .exec_ok(Route::User(user), vec![zrem])
-            .await?;
+        self.inner.pool.exec_ok(Route::User(user), &[zrem]).await?;
         Ok(())
     }
 }

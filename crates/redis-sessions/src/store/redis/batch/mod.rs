@@ -147,7 +147,7 @@ impl Batcher {
     /// Sends `commands` (in order, in the same write as other callers' commands) and returns one
     /// reply per command, within the pool's timeout. A server error of one command is that
     /// command's `Err`; a connection failure or the timeout is the outer `Err`.
-    pub(super) async fn send(&self, commands: Vec<Command>) -> Replies {
+    pub(super) async fn send(&self, commands: &[Command]) -> Replies {
         if commands.is_empty() {
             return Ok(Vec::new());
         }
@@ -155,7 +155,7 @@ impl Batcher {
         let (tx, rx) = oneshot::channel();
         let (writer, start_writer) = {
             let mut queue = lock(&self.shared.queue);
-            for command in &commands {
+            for command in commands {
                 command.write_to(&mut queue.bytes);
             }
             queue.callers.push(Caller {

@@ -82,14 +82,14 @@ impl ClusterPool {
         &self,
         n: usize,
         target: Target,
-        commands: Vec<Command>,
+        commands: &[Command],
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         let mut map = self.current().await?;
         // One redirection: a second `MOVED` right after a fresh map would mean the Cluster is
         // reconfiguring; the caller gets a 503 rather than a loop.
         for attempt in 0..2 {
             let (conn, addr) = map.conn(n, target, self.per_node)?;
-            let replies = self.send(&conn, &addr, commands.clone()).await?;
+            let replies = self.send(&conn, &addr, commands).await?;
             match redirection(&replies) {
                 None => return Ok(replies),
                 Some(Redirect::Moved(to)) if attempt == 0 => {
@@ -112,7 +112,7 @@ impl ClusterPool {
         &self,
         conn: &Arc<Batcher>,
         addr: &(String, u16),
-        commands: Vec<Command>,
+        commands: &[Command],
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         // The batcher bounds the call by the pool's timeout (one watchdog per connection).
         let failure = match conn.send(commands).await {
@@ -149,18 +149,18 @@ impl ClusterPool {
         map: &SlotMap,
         to: (String, u16),
         n: usize,
-        commands: Vec<Command>,
+        commands: &[Command],
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         let conn = match map.nodes.iter().find(|node| node.addr == to) {
             Some(node) => Arc::clone(&node.conns[n % node.conns.len()]),
             None => self.target.batcher(&to.0, to.1),
         };
         let count = commands.len();
-        let asking = commands
-            .into_iter()
-            .flat_map(|command| [cmd("ASKING"), command])
+        let asking: Vec<_> = commands
+            .iter()
+            .flat_map(|command| [cmd("ASKING"), command.clone()])
             .collect();
-        let replies = self.send(&conn, &to, asking).await?;
+        let replies = self.send(&conn, &to, &asking).await?;
         let replies: Vec<_> = replies.into_iter().skip(1).step_by(2).collect();
         debug_assert_eq!(replies.len(), count);
         Ok(replies)
@@ -259,7 +259,7 @@ impl ClusterPool {
                 None => self.target.batcher(&addr.0, addr.1),
             };
             let slots = cmd("CLUSTER").arg("SLOTS").take();
-            let reply = tokio::time::timeout(self.timeout, conn.send(vec![slots])).await;
+            let reply = tokio::time::timeout(self.timeout, conn.send(&[slots])).await;
             let reply = match reply {
                 Ok(Ok(mut replies)) => replies.pop().unwrap_or(Ok(Value::Nil)),
                 Ok(Err(e)) => Err(e),

@@ -113,7 +113,7 @@ impl ResonanceStore {
     async fn get(&self, id: &StorageId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let get = cmd("GET").arg(key).take();
         let route = Route::Tagged { id, tag: key };
-        match self.redis.inner.pool.exec_ok(route, vec![get]).await?.pop() {
+        match self.redis.inner.pool.exec_ok(route, &[get]).await?.pop() {
             Some(Value::BulkString(blob)) => Ok(Some(blob)),
             Some(Value::Nil) => Ok(None),
             other => Err(unexpected("GET", other.as_ref())),
@@ -135,14 +135,7 @@ impl ResonanceStore {
         }
         let exists = cmd("EXISTS").arg(tagged(key, "t")).take();
         let route = Route::Tagged { id, tag: key };
-        match self
-            .redis
-            .inner
-            .pool
-            .exec_ok(route, vec![exists])
-            .await?
-            .pop()
-        {
+        match self.redis.inner.pool.exec_ok(route, &[exists]).await?.pop() {
             Some(Value::Int(1)) => Ok(Loaded::Ended),
             Some(Value::Int(0)) => Ok(Loaded::Missing),
             other => Err(unexpected("EXISTS", other.as_ref())),
@@ -261,7 +254,7 @@ impl SessionStore for ResonanceStore {
                 .redis
                 .inner
                 .pool
-                .exec(route, commands)
+                .exec(route, &commands)
                 .await?
                 .into_iter();
             match replies.next() {
@@ -297,7 +290,7 @@ impl SessionStore for ResonanceStore {
                 .arg(ttl_ms(ttl))
                 .take();
             let route = Route::Tagged { id, tag: &key };
-            self.redis.inner.pool.exec_ok(route, vec![set]).await?;
+            self.redis.inner.pool.exec_ok(route, &[set]).await?;
             self.recent.remember(id, &encoded);
             self.redis.replicated_on(route).await
         })
