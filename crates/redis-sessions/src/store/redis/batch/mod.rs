@@ -38,12 +38,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use redis::{RedisError, RedisResult};
-use tokio::io::{AsyncWrite, AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::command::Command;
-use super::link::{Endpoint, Stream, io_error};
+use super::link::{Endpoint, WriteHalf, io_error};
 use super::pool::lock;
 use reader::{Caller, Link, Replies, timed_out};
 
@@ -322,11 +322,7 @@ async fn send_batch(
 
 /// Writes `bytes`, failing with a timeout at `deadline`. A write almost always completes at
 /// once (the socket's buffer has room), so the timer is only set when it does not.
-async fn write_by(
-    write: &mut WriteHalf<Stream>,
-    bytes: &[u8],
-    deadline: Instant,
-) -> io::Result<()> {
+async fn write_by(write: &mut WriteHalf, bytes: &[u8], deadline: Instant) -> io::Result<()> {
     let mut writing = std::pin::pin!(write.write_all(bytes));
     let at_once = std::future::poll_fn(|cx| Poll::Ready(writing.as_mut().poll(cx))).await;
     match at_once {

@@ -13,11 +13,11 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use futures_util::task::AtomicWaker;
 use redis::{RedisError, RedisResult, Value};
-use tokio::io::{AsyncReadExt, ReadHalf, WriteHalf};
+use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::super::link::{Endpoint, Stream, io_error};
+use super::super::link::{Endpoint, ReadHalf, WriteHalf, io_error};
 use super::super::pool::lock;
 use super::super::resp::{Parsed, parse};
 
@@ -50,14 +50,14 @@ pub(super) fn timed_out(timeout: Duration) -> RedisError {
 
 /// One open connection: its write half (the writer's) and what it shares with its reader.
 pub(super) struct Link {
-    pub(super) write: WriteHalf<Stream>,
+    pub(super) write: WriteHalf,
     pub(super) generation: Arc<Generation>,
 }
 
 impl Link {
     pub(super) async fn open(endpoint: &Endpoint) -> RedisResult<Self> {
         let stream = endpoint.open().await?;
-        let (read, write) = tokio::io::split(stream);
+        let (read, write) = stream.split();
         let generation = Arc::new(Generation {
             waiting: Mutex::new(Waiting::default()),
             stopped: AtomicBool::new(false),
@@ -182,7 +182,7 @@ const BUFFER: usize = 16 * 1024;
 pub(super) const BUFFER_KEPT: usize = 1 << 20;
 
 /// Reads replies until the connection fails or the writer drops it, handing them out in order.
-async fn read_loop(generation: Arc<Generation>, mut read: ReadHalf<Stream>) {
+async fn read_loop(generation: Arc<Generation>, mut read: ReadHalf) {
     let mut buf = BytesMut::with_capacity(BUFFER);
     let mut current: Option<(Caller, Vec<RedisResult<Value>>)> = None;
     let mut needed = 0;
