@@ -20,6 +20,7 @@
 //! Sessions without a user pay nothing: no index is read or written for them.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::SessionManager;
@@ -30,6 +31,7 @@ use crate::id::{StorageId, UserIndexId};
 use crate::observe::Observed;
 use crate::session::{ABOUT_KEY, Session, USER_KEY};
 use crate::store::{EndOutcome, EndRequest, Loaded, now_ms};
+use futures_util::future::Either;
 
 /// One of a user's sessions, as [`SessionManager::user_sessions`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,13 +181,18 @@ impl SessionManager {
     /// Runs `writes` (the store calls of a persist), entering or refreshing the user's index
     /// entry first when `index` says the session is bound (see the module docs for why first).
     /// After a rotation, the old id's entry goes (tidying only).
-    pub(super) async fn indexed(
-        &self,
-        index: Option<&UserIndexId>,
-        write: &Write,
-        op: &Observed<'_>,
-        writes: impl Future<Output = Result<(), SessionError>>,
-    ) -> Result<(), SessionError> {
+    ///
+    /// Not an `async fn`, for the reason given at [`Observed::run`].
+    pub(super) fn indexed<'a, F>(
+        &'a self,
+        index: Option<&'a UserIndexId>,
+        write: &'a Write,
+        op: &'a Observed<'a>,
+        writes: F,
+    ) -> Either<F, Pin<Box<impl Future<Output = Result<(), SessionError>> + 'a>>>
+    where
+        F: Future<Output = Result<(), SessionError>> + 'a,
+    {
         let entry = match (index, write) {
             (Some(user), Write::Create(id, record)) => {
                 Some((user, id.storage_id(), record.meta.created_ms, None))
@@ -202,16 +209,18 @@ impl SessionManager {
             _ => None,
         };
         let Some((user, id, created_ms, old)) = entry else {
-            return writes.await;
+            return Either::Left(writes);
         };
-        Box::pin(self.indexed_around(user, &id, created_ms, old, op, writes)).await
+        Either::Right(Box::pin(
+            self.indexed_around(user, id, created_ms, old, op, writes),
+        ))
     }
 
     /// [`SessionManager::indexed`] of a bound session: the entry first, the old one last.
     async fn indexed_around(
         &self,
         user: &UserIndexId,
-        id: &StorageId,
+        id: StorageId,
         created_ms: u64,
         old: Option<StorageId>,
         op: &Observed<'_>,
@@ -221,7 +230,7 @@ impl SessionManager {
         // Slack for clock differences between app servers: the entry's time is this server's.
         let keep =
             self.ttl(created_ms, now_ms()) + self.inner.config.touch_interval + self.clock_margin();
-        op.call(store.index_add(user, id, keep)).await?;
+        op.call(store.index_add(user, &id, keep)).await?;
         writes.await?;
         if let Some(old) = old {
             let _ = op.call(store.index_remove(user, &[old])).await;
