@@ -210,11 +210,13 @@ impl Pool {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::super::RedisStore;
     use super::Route;
     use crate::config::RedisPoolConfig;
     use crate::id::SessionId;
-    use crate::store::SessionStore;
+    use crate::store::{ChangeSet, Meta, Record, SessionStore};
 
     /// A session's load (and save, create) future is boxed on every request: mimalloc serves
     /// blocks up to 1 KiB from its fast path, and larger ones cost about 200 instructions more
@@ -225,16 +227,34 @@ mod tests {
         let store = RedisStore::new(&RedisPoolConfig::default()).expect("a store");
         let id = SessionId::generate().storage_id();
         let exec = store.inner.pool.exec(Route::Session(&id), &[]);
-        assert!(
-            size_of_val(&exec) < 512,
-            "exec: {} bytes",
-            size_of_val(&exec)
-        );
-        let load = store.load(&id);
-        assert!(
-            size_of_val(&*load) < 1024,
-            "load: {} bytes",
-            size_of_val(&*load)
-        );
+        let size = size_of_val(&exec);
+        assert!(size < 512, "exec: {size} bytes");
+        let meta = Meta {
+            created_ms: 0,
+            touched_ms: 0,
+        };
+        let changes = ChangeSet {
+            set: Vec::new(),
+            removed: Vec::new(),
+            meta,
+            ttl: Duration::from_secs(1),
+            unlock: None,
+            within_lifetime: true,
+        };
+        let record = Record {
+            meta,
+            fields: Vec::new(),
+        };
+        let sizes = [
+            ("load", size_of_val(&*store.load(&id))),
+            ("save", size_of_val(&*store.save(&id, &changes))),
+            (
+                "create",
+                size_of_val(&*store.create(&id, &record, changes.ttl)),
+            ),
+        ];
+        for (call, size) in sizes {
+            assert!(size < 1024, "{call}: {size} bytes");
+        }
     }
 }
