@@ -198,6 +198,8 @@ impl Reader<'_> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn whole(bytes: &[u8]) -> Value {
@@ -261,6 +263,31 @@ mod tests {
         let Ok(Parsed::Reply(Value::Int(1), 4)) = parse(b":1\r\n:2\r\n") else {
             panic!("one reply");
         };
+    }
+
+    proptest! {
+        /// Any bytes: no panic, and whatever reads as a whole reply reads the same through
+        /// the `redis` crate's parser. Inputs are RESP-like lines (a type byte, a short
+        /// number or text, CRLF) as often as random bytes, so that both parsers get far.
+        #[test]
+        fn any_bytes_read_as_the_redis_crate_reads_them_or_not_at_all(
+            lines in prop::collection::vec(
+                prop_oneof![
+                    (prop::sample::select(b"+-:$*".to_vec()), -3i64..40)
+                        .prop_map(|(kind, n)| format!("{}{n}\r\n", char::from(kind)).into_bytes()),
+                    "[a-z]{0,6}\r\n".prop_map(String::into_bytes),
+                    prop::collection::vec(any::<u8>(), 0..8),
+                ],
+                0..8,
+            )
+        ) {
+            let bytes = lines.concat();
+            if let Ok(Parsed::Reply(value, used)) = parse(&bytes) {
+                prop_assert!(used <= bytes.len());
+                let theirs = redis::parse_redis_value(&bytes[..used]);
+                prop_assert_eq!(Ok(value), theirs.map_err(|e| e.to_string()));
+            }
+        }
     }
 
     #[test]
