@@ -104,8 +104,14 @@ impl SessionId {
         let storage = match &repr {
             Repr::Native(bytes) => {
                 let digest = digest(&SHA256, bytes);
+                // On the stack, then one allocation for the `Arc` (`encode` allocated a
+                // `String` first, which the `Arc` then copied: about 150 instructions).
+                let mut text = [0u8; STORAGE_LEN];
+                let written = URL_SAFE_NO_PAD
+                    .encode_slice(&digest.as_ref()[..STORAGE_BYTES], &mut text)
+                    .unwrap_or(0);
                 StorageId(Arc::from(
-                    URL_SAFE_NO_PAD.encode(&digest.as_ref()[..STORAGE_BYTES]),
+                    std::str::from_utf8(&text[..written]).unwrap_or_default(),
                 ))
             }
             Repr::Resonance(bytes) => {

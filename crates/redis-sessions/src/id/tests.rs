@@ -102,6 +102,14 @@ fn resonance_ids_are_strict_lowercase_hex_and_shown_redacted() {
     );
 }
 
+/// Storage ids name the records already in Redis: the derivation must never change. The
+/// expected values were computed apart from this crate (Python's `hashlib` and `base64`).
+#[test]
+fn storage_ids_are_base64url_of_the_first_16_bytes_of_sha256_of_the_id() {
+    let id = SessionId::parse("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").expect("an id");
+    assert_eq!(id.storage_id().as_str(), "Yw3NKWbEM2aRElRIu7JbTw");
+}
+
 #[test]
 fn storage_id_is_stable_and_hides_the_id() {
     let id = SessionId::generate();
