@@ -45,24 +45,35 @@ impl Command {
 
     /// Appends the whole command, as Redis reads it, to `out`.
     pub(super) fn write_to(&self, out: &mut Vec<u8>) {
-        out.reserve(self.body.len() + 16);
-        header(out, b'*', self.args);
+        header(out, b'*', self.args, self.body.len());
         out.extend_from_slice(&self.body);
     }
 }
 
 /// A RESP header line: `kind` (`*` for a command's argument count, `$` for an argument's length),
 /// the number, CRLF.
-fn header(out: &mut Vec<u8>, kind: u8, n: usize) {
-    out.push(kind);
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-    out.extend_from_slice(b"\r\n");
+/// `room` is what the caller writes right after it, reserved together.
+fn header(out: &mut Vec<u8>, kind: u8, n: usize, room: usize) {
+    // Most numbers are one digit (argument counts, short keys' parts, small values): no
+    // formatting, no copy of a digit string. Everything in one reservation: each step of a
+    // command's encoding cost about 120 instructions an argument before (callgrind).
+    if n < 10 {
+        out.reserve(4 + room);
+        out.extend_from_slice(&[kind, b'0' + n as u8, b'\r', b'\n']);
+    } else {
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(n).as_bytes();
+        out.reserve(digits.len() + 3 + room);
+        out.push(kind);
+        out.extend_from_slice(digits);
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 impl RedisWrite for Command {
     fn write_arg(&mut self, arg: &[u8]) {
         self.args += 1;
-        header(&mut self.body, b'$', arg.len());
+        header(&mut self.body, b'$', arg.len(), arg.len() + 2);
         self.body.extend_from_slice(arg);
         self.body.extend_from_slice(b"\r\n");
     }
