@@ -301,13 +301,9 @@ impl SessionManager {
         &self,
         session: &Session,
     ) -> Result<Persisted, SessionError> {
-        // The plan moves into the execution, and its binding ends before the await: a binding
-        // still in scope there would keep a second copy of the plan in this future.
-        let (persisted, execution) = {
-            let plan = self.plan(session);
-            (self.persisted(&plan), self.execute(session, plan))
-        };
-        execution.await?;
+        let plan = self.plan(session);
+        let persisted = self.persisted(&plan);
+        self.execute(session, plan).await?;
         Ok(persisted)
     }
 

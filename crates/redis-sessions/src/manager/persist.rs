@@ -96,7 +96,9 @@ pub(super) enum Write {
 
 impl SessionManager {
     /// Decides what persisting `session` writes, taking its pending work out of it.
-    pub(crate) fn plan(&self, session: &Session) -> Plan {
+    /// Boxed: the plan (656 bytes) waits in the persist future (see [`SessionManager::execute`])
+    /// and is built in its box, not moved there.
+    pub(crate) fn plan(&self, session: &Session) -> Box<Plan> {
         let mut state = session.state();
         let before = Before {
             id: state.id.clone(),
@@ -197,7 +199,7 @@ impl SessionManager {
         state.touch_due = false;
         // A lock on a destroyed id ends with its record.
         lock_goes_with_write |= locked_id.is_some_and(|locked| delete.contains(&locked));
-        Plan {
+        Box::new(Plan {
             refused: None,
             delete,
             write,
@@ -207,7 +209,7 @@ impl SessionManager {
             taken,
             index,
             before,
-        }
+        })
     }
 
     /// The plan of a dead session: nothing to write, no cookie; changes are refused.
@@ -217,14 +219,14 @@ impl SessionManager {
         ended: Ended,
         lock: Option<(SessionId, HeldLock)>,
         before: Before,
-    ) -> Plan {
+    ) -> Box<Plan> {
         let changed = state.data.is_modified() || state.rotate;
         state.data.mark_persisted();
         state.rotate = false;
         state.touch_due = false;
         // Destroying an ended session has nothing left to do.
         state.destroyed.clear();
-        Plan {
+        Box::new(Plan {
             refused: changed.then(|| ended.error()),
             delete: Vec::new(),
             write: Write::None,
@@ -234,7 +236,7 @@ impl SessionManager {
             taken: DataChanges::default(),
             index: None,
             before,
-        }
+        })
     }
 
     /// The response side of a plan.
@@ -251,92 +253,85 @@ impl SessionManager {
     /// Carries out a plan. If the store could not be reached, everything the plan took out of
     /// the session goes back into it; if the session ended or the lock was lost, it is dead.
     ///
-    /// The plan (656 bytes) waits in a box, used in place: this future is moved into every
+    /// The plan (656 bytes) stays in its box, used in place: this future is moved into every
     /// future that awaits it, up to the layer's boxed persist future, which stays within
-    /// mimalloc's fast path for blocks up to 1 KiB (see the layer's test). For the same reason
-    /// this is not an `async fn`: its future would hold its arguments twice
-    /// (rust-lang/rust#62958).
-    pub(crate) fn execute<'a>(
-        &'a self,
-        session: &'a Session,
-        plan: Plan,
-    ) -> impl Future<Output = Result<(), SessionError>> + 'a {
-        let mut plan = Box::new(plan);
-        async move {
-            let token = (plan.lock.as_ref()).and_then(|(_, held)| held.token().cloned());
-            let mut result = match plan.refused.take() {
-                Some(error) => {
-                    self.inner.observer.refused(&error);
-                    Err(error)
-                }
-                None => {
-                    self.write(
-                        &plan.delete,
-                        &plan.write,
-                        token.as_ref(),
-                        plan.index.as_ref(),
-                    )
-                    .await
-                }
-            };
-            // Unless the store was unreachable (then the lock goes back into the session for a
-            // retry), the request is done with its lock: release it unless the write did.
-            let lock = match plan.lock.take() {
-                Some((id, held)) if !matches!(result, Err(SessionError::Store(_))) => {
-                    let released = match held.token().filter(|_| !plan.lock_goes_with_write) {
-                        Some(token) => Box::pin(self.unlock(&id, token)).await,
-                        None => Ok(()),
-                    };
-                    match released {
-                        Ok(()) => held.disarm(),
-                        // Dropping `held` retries the release in the background.
-                        Err(error) if result.is_ok() => result = Err(error),
-                        Err(_) => {}
-                    }
-                    None
-                }
-                lock => lock,
-            };
-            let mut state = session.state();
-            match &result {
-                Ok(()) => {}
-                Err(SessionError::Store(_)) => {
-                    let taken = match plan.write {
-                        Write::Save(_, ChangeSet { set, removed, .. }) => {
-                            DataChanges { set, removed }
-                        }
-                        Write::Rotate(rotation) => {
-                            state.successor = Some(rotation.new);
-                            plan.taken
-                        }
-                        // A create writes the whole record: its retry sends all of it again.
-                        Write::Create(_, record) => DataChanges {
-                            set: record.fields,
-                            removed: plan.taken.removed,
-                        },
-                        Write::None => plan.taken,
-                    };
-                    state.data.restore_changes(&taken);
-                    let mut destroyed = plan.delete;
-                    destroyed.append(&mut state.destroyed);
-                    state.destroyed = destroyed;
-                    state.lock = state.lock.take().or(lock);
-                    state.id = plan.before.id;
-                    state.rotate = plan.before.rotate;
-                    state.meta = plan.before.meta;
-                    state.touch_due = plan.before.touch_due;
-                }
-                Err(SessionError::Gone) => {
-                    state.ended = Some(Ended::Gone);
-                    state.id = None;
-                }
-                Err(SessionError::LockLost) => {
-                    state.ended = Some(Ended::LockLost);
-                }
-                Err(_) => {}
+    /// mimalloc's fast path for blocks up to 1 KiB (see the layer's test).
+    pub(crate) async fn execute(
+        &self,
+        session: &Session,
+        mut plan: Box<Plan>,
+    ) -> Result<(), SessionError> {
+        let token = (plan.lock.as_ref()).and_then(|(_, held)| held.token().cloned());
+        let mut result = match plan.refused.take() {
+            Some(error) => {
+                self.inner.observer.refused(&error);
+                Err(error)
             }
-            result
+            None => {
+                self.write(
+                    &plan.delete,
+                    &plan.write,
+                    token.as_ref(),
+                    plan.index.as_ref(),
+                )
+                .await
+            }
+        };
+        // Unless the store was unreachable (then the lock goes back into the session for a
+        // retry), the request is done with its lock: release it unless the write did.
+        let lock = match plan.lock.take() {
+            Some((id, held)) if !matches!(result, Err(SessionError::Store(_))) => {
+                let released = match held.token().filter(|_| !plan.lock_goes_with_write) {
+                    Some(token) => Box::pin(self.unlock(&id, token)).await,
+                    None => Ok(()),
+                };
+                match released {
+                    Ok(()) => held.disarm(),
+                    // Dropping `held` retries the release in the background.
+                    Err(error) if result.is_ok() => result = Err(error),
+                    Err(_) => {}
+                }
+                None
+            }
+            lock => lock,
+        };
+        let mut state = session.state();
+        match &result {
+            Ok(()) => {}
+            Err(SessionError::Store(_)) => {
+                let taken = match plan.write {
+                    Write::Save(_, ChangeSet { set, removed, .. }) => DataChanges { set, removed },
+                    Write::Rotate(rotation) => {
+                        state.successor = Some(rotation.new);
+                        plan.taken
+                    }
+                    // A create writes the whole record: its retry sends all of it again.
+                    Write::Create(_, record) => DataChanges {
+                        set: record.fields,
+                        removed: plan.taken.removed,
+                    },
+                    Write::None => plan.taken,
+                };
+                state.data.restore_changes(&taken);
+                let mut destroyed = plan.delete;
+                destroyed.append(&mut state.destroyed);
+                state.destroyed = destroyed;
+                state.lock = state.lock.take().or(lock);
+                state.id = plan.before.id;
+                state.rotate = plan.before.rotate;
+                state.meta = plan.before.meta;
+                state.touch_due = plan.before.touch_due;
+            }
+            Err(SessionError::Gone) => {
+                state.ended = Some(Ended::Gone);
+                state.id = None;
+            }
+            Err(SessionError::LockLost) => {
+                state.ended = Some(Ended::LockLost);
+            }
+            Err(_) => {}
         }
+        result
     }
 }
 
