@@ -134,7 +134,11 @@ impl Reader<'_> {
             };
             return Ok(Some(match kind {
                 b'+' if line == b"OK" => Value::Okay,
-                b'+' => Value::SimpleString(String::from_utf8_lossy(line).into_owned()),
+                b'+' => match std::str::from_utf8(line) {
+                    Ok(text) => Value::SimpleString(text.to_owned()),
+                    // As the `redis` crate reads it (Redis writes status lines in ASCII).
+                    Err(_) => return Err(ProtocolError("a status line that is not UTF-8".into())),
+                },
                 _ => Self::error(&self.buf[start..self.pos])?,
             }));
         }
@@ -305,6 +309,7 @@ mod tests {
             b":9223372036854775808\r\n",
             b":1\rx\r\n",
             b"+a\rb\r\n",
+            b"+\x80\r\n",
         ];
         for case in cases {
             assert!(parse(case).is_err(), "{}", String::from_utf8_lossy(case));
