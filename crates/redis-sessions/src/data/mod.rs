@@ -15,11 +15,13 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod changes;
 mod codec;
 mod depth;
 mod error;
 mod values;
 
+pub(crate) use changes::DataChanges;
 pub(crate) use codec::Codec;
 
 pub use depth::MAX_DEPTH;
@@ -67,30 +69,6 @@ struct Entry {
 impl Default for SessionData {
     fn default() -> Self {
         Self::with_limits(64 * 1024, 1024 * 1024)
-    }
-}
-
-/// What changed since the data was loaded or last persisted, as the store needs it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct DataChanges {
-    /// Keys with new encoded values.
-    pub(crate) set: Vec<(String, Bytes)>,
-    /// Keys to delete.
-    pub(crate) removed: Vec<String>,
-}
-
-impl DataChanges {
-    /// True when nothing changed.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.removed.is_empty()
-    }
-
-    /// Every key that was set or removed.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
-        self.set
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .chain(self.removed.iter().map(String::as_str))
     }
 }
 
@@ -375,54 +353,9 @@ impl SessionData {
         self.size
     }
 
-    /// The changes since load or the last call, and forgets them (they are being persisted).
-    /// Only the manager may call this (and the two below): handlers that could would make the
-    /// session forget writes it never sent.
-    pub(crate) fn take_changes(&mut self) -> DataChanges {
-        // In the keys' order, so new keys reach a PHP array in the order they were put.
-        let mut set = Vec::with_capacity(self.changed);
-        if self.changed > 0 {
-            for (key, entry) in self.values.iter_mut() {
-                if std::mem::take(&mut entry.changed) {
-                    set.push((key.to_owned(), entry.bytes.clone()));
-                }
-            }
-            self.changed = 0;
-        }
-        DataChanges {
-            set,
-            removed: self.removed.drain().collect(),
-        }
-    }
-
-    /// Puts changes back after a persist that did not happen, so a retry sends them again.
-    pub(crate) fn restore_changes(&mut self, changes: &DataChanges) {
-        for (key, _) in &changes.set {
-            if let Some(entry) = self.values.get_mut(key) {
-                mark_changed(entry, &mut self.changed);
-            }
-        }
-        for key in &changes.removed {
-            if !self.values.contains_key(key) {
-                self.removed.insert(key.clone());
-            }
-        }
-    }
-
     /// Every key with its encoded value (for creating a record or rotating the id).
     pub fn encoded(&self) -> impl Iterator<Item = (&str, &Bytes)> {
         self.values.iter().map(|(k, e)| (k, &e.bytes))
-    }
-
-    /// Marks everything as persisted.
-    pub(crate) fn mark_persisted(&mut self) {
-        if self.changed > 0 {
-            for (_, entry) in self.values.iter_mut() {
-                entry.changed = false;
-            }
-            self.changed = 0;
-        }
-        self.removed.clear();
     }
 }
 
