@@ -199,6 +199,7 @@ fn finish<B: From<&'static str>>(
         response
     }
 }
+
 #[cfg(test)]
 mod tests {
     use crate::session::Session;

@@ -23,6 +23,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::future::Either;
+
 use super::SessionManager;
 use super::persist::Write;
 use crate::data::{Codec, SessionData};
@@ -31,7 +33,6 @@ use crate::id::{StorageId, UserIndexId};
 use crate::observe::Observed;
 use crate::session::{ABOUT_KEY, Session, USER_KEY};
 use crate::store::{EndOutcome, EndRequest, Loaded, now_ms};
-use futures_util::future::Either;
 
 /// One of a user's sessions, as [`SessionManager::user_sessions`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
