@@ -232,7 +232,7 @@ impl SessionStore for RedisStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let key = self.session_key(id);
-            let commands = vec![hset(&key, record.meta, &record.fields), pexpire(&key, ttl)];
+            let commands = [hset(&key, record.meta, &record.fields), pexpire(&key, ttl)];
             self.inner
                 .pool
                 .exec_ok(Route::Session(id), &commands)

@@ -41,7 +41,7 @@ impl RedisStore {
         let key = self.user_index_key(user);
         let until = now_ms() + millis(keep);
         let keep_ms = ttl_ms(keep);
-        let commands = vec![
+        let commands = [
             expired(&key),
             cmd("ZADD")
                 .arg(&key)
@@ -62,7 +62,7 @@ impl RedisStore {
         user: &UserIndexId,
     ) -> Result<Vec<StorageId>, StoreError> {
         let key = self.user_index_key(user);
-        let commands = vec![expired(&key), cmd("ZRANGE").arg(&key).arg(0).arg(-1).take()];
+        let commands = [expired(&key), cmd("ZRANGE").arg(&key).arg(0).arg(-1).take()];
         let replies = self
             .inner
             .pool

@@ -239,7 +239,7 @@ impl SessionStore for ResonanceStore {
     ) -> StoreFuture<'a, LockedLoad> {
         Box::pin(async move {
             let key = self.session_key(id);
-            let commands = vec![
+            let commands = [
                 cmd("SET")
                     .arg(tagged(&key, "l"))
                     .arg(&token.0)
