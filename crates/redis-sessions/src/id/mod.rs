@@ -104,14 +104,9 @@ impl SessionId {
         let storage = match &repr {
             Repr::Native(bytes) => {
                 let digest = digest(&SHA256, bytes);
-                // On the stack, then one allocation for the `Arc` (`encode` allocated a
-                // `String` first, which the `Arc` then copied: about 150 instructions).
-                let mut text = [0u8; STORAGE_LEN];
-                let written = URL_SAFE_NO_PAD
-                    .encode_slice(&digest.as_ref()[..STORAGE_BYTES], &mut text)
-                    .unwrap_or(0);
-                StorageId(Arc::from(
-                    std::str::from_utf8(&text[..written]).unwrap_or_default(),
+                StorageId(with_base64url::<STORAGE_LEN, _>(
+                    &digest.as_ref()[..STORAGE_BYTES],
+                    |text| Arc::from(text),
                 ))
             }
             Repr::Resonance(bytes) => {
@@ -220,14 +215,7 @@ impl SessionId {
     /// Appends [`SessionId::expose`]'s text to `out`, without a `String` of its own.
     pub(crate) fn expose_into(&self, out: &mut String) {
         match &self.repr {
-            Repr::Native(bytes) => {
-                // On the stack first: `encode_string` goes through base64's chunked encoder and
-                // cost a new session's cookie about 600 instructions (callgrind).
-                let mut text = [0u8; ID_LEN];
-                let written = URL_SAFE_NO_PAD.encode_slice(bytes, &mut text).unwrap_or(0);
-                debug_assert_eq!(written, ID_LEN);
-                out.push_str(std::str::from_utf8(&text[..written]).unwrap_or_default());
-            }
+            Repr::Native(bytes) => with_base64url::<ID_LEN, _>(bytes, |text| out.push_str(text)),
             Repr::Resonance(_) => out.push_str(self.storage.as_str()),
         }
     }
@@ -259,6 +247,17 @@ impl SessionId {
             }
         }
     }
+}
+
+/// Hands `f` the base64url text (no padding) of `bytes`, exactly `N` characters, encoded on the
+/// stack: base64's `encode` allocates a `String` (which a storage id's `Arc` then copied) and
+/// `encode_string` goes through its chunked encoder; each cost about 150-600 instructions more
+/// per id (callgrind).
+fn with_base64url<const N: usize, R>(bytes: &[u8], f: impl FnOnce(&str) -> R) -> R {
+    let mut text = [0u8; N];
+    let written = URL_SAFE_NO_PAD.encode_slice(bytes, &mut text).unwrap_or(0);
+    debug_assert_eq!(written, N);
+    f(std::str::from_utf8(&text[..written]).unwrap_or_default())
 }
 
 /// Fills `bytes` from the operating system's CSPRNG.
