@@ -111,12 +111,10 @@ impl<V> Values<V> {
 
     /// Removes `key`, keeping the order of the others; returns its value.
     pub(super) fn shift_remove(&mut self, key: &str) -> Option<V> {
+        let i = self.index_of(key)?;
         match self {
-            Self::Few(few) => {
-                let i = few.iter().position(|(k, _)| k == key)?;
-                Some(few.remove(i).1)
-            }
-            Self::Many(many) => many.shift_remove(key),
+            Self::Few(few) => Some(few.remove(i).1),
+            Self::Many(many) => many.shift_remove_index(i).map(|(_, v)| v),
         }
     }
 
