@@ -128,65 +128,72 @@ impl Reader<'_> {
         };
         let start = self.pos;
         self.pos += 1;
-        if matches!(kind, b'+' | b'-') {
-            let Some(line) = self.line()? else {
-                return Ok(None);
-            };
-            return Ok(Some(match kind {
-                b'+' if line == b"OK" => Value::Okay,
-                b'+' => match std::str::from_utf8(line) {
-                    Ok(text) => Value::SimpleString(text.to_owned()),
-                    // As the `redis` crate reads it (Redis writes status lines in ASCII).
-                    Err(_) => return Err(ProtocolError("a status line that is not UTF-8".into())),
-                },
-                _ => Self::error(&self.buf[start..self.pos])?,
-            }));
-        }
-        if !matches!(kind, b':' | b'$' | b'*') {
-            return Err(ProtocolError(format!(
+        match kind {
+            b'+' | b'-' => self.line_value(kind, start),
+            b':' => Ok(self.integer()?.map(Value::Int)),
+            b'$' => match self.integer()? {
+                Some(len) => self.bulk(len),
+                None => Ok(None),
+            },
+            b'*' => match self.integer()? {
+                Some(count) => self.array(count, depth),
+                None => Ok(None),
+            },
+            other => Err(ProtocolError(format!(
                 "unexpected reply type {:?}",
-                char::from(kind)
-            )));
+                char::from(other)
+            ))),
         }
-        let Some(number) = self.integer()? else {
+    }
+
+    /// A status (`+`) or error (`-`) reply, whose line starts at `start`.
+    fn line_value(&mut self, kind: u8, start: usize) -> Result<Option<Value>, ProtocolError> {
+        let Some(line) = self.line()? else {
             return Ok(None);
         };
         Ok(Some(match kind {
-            b':' => Value::Int(number),
-            b'$' => match number {
-                -1 => Value::Nil,
-                len => {
-                    let len = usize::try_from(len)
-                        .map_err(|_| ProtocolError(format!("a bulk string of length {len}")))?;
-                    let data = self.pos;
-                    self.pos += len + 2;
-                    match self.buf.get(data..self.pos) {
-                        Some([bytes @ .., b'\r', b'\n']) => Value::BulkString(bytes.to_vec()),
-                        Some(_) => {
-                            return Err(ProtocolError("a bulk string without its CRLF".into()));
-                        }
-                        None => return Ok(None),
-                    }
-                }
+            b'+' if line == b"OK" => Value::Okay,
+            b'+' => match std::str::from_utf8(line) {
+                Ok(text) => Value::SimpleString(text.to_owned()),
+                // As the `redis` crate reads it (Redis writes status lines in ASCII).
+                Err(_) => return Err(ProtocolError("a status line that is not UTF-8".into())),
             },
-            _ => match number {
-                -1 => Value::Nil,
-                count => {
-                    let count = usize::try_from(count)
-                        .map_err(|_| ProtocolError(format!("an array of length {count}")))?;
-                    // Each element takes at least 3 bytes: no reserving for a length the buffer
-                    // cannot hold.
-                    let mut items = Vec::with_capacity(count.min(self.buf.len() / 3));
-                    for _ in 0..count {
-                        match self.value(depth + 1)? {
-                            Some(item) => items.push(item),
-                            None => return Ok(None),
-                        }
-                    }
-                    Value::Array(items)
-                }
-            },
+            _ => Self::error(&self.buf[start..self.pos])?,
         }))
+    }
+
+    /// The bytes of a bulk string of length `len` (-1: nil) at the cursor.
+    fn bulk(&mut self, len: i64) -> Result<Option<Value>, ProtocolError> {
+        if len == -1 {
+            return Ok(Some(Value::Nil));
+        }
+        let len = usize::try_from(len)
+            .map_err(|_| ProtocolError(format!("a bulk string of length {len}")))?;
+        let data = self.pos;
+        self.pos += len + 2;
+        match self.buf.get(data..self.pos) {
+            Some([bytes @ .., b'\r', b'\n']) => Ok(Some(Value::BulkString(bytes.to_vec()))),
+            Some(_) => Err(ProtocolError("a bulk string without its CRLF".into())),
+            None => Ok(None),
+        }
+    }
+
+    /// The `count` elements (-1: nil) of an array at the cursor.
+    fn array(&mut self, count: i64, depth: usize) -> Result<Option<Value>, ProtocolError> {
+        if count == -1 {
+            return Ok(Some(Value::Nil));
+        }
+        let count = usize::try_from(count)
+            .map_err(|_| ProtocolError(format!("an array of length {count}")))?;
+        // Each element takes at least 3 bytes: no reserving for a length the buffer cannot hold.
+        let mut items = Vec::with_capacity(count.min(self.buf.len() / 3));
+        for _ in 0..count {
+            match self.value(depth + 1)? {
+                Some(item) => items.push(item),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(Value::Array(items)))
     }
 
     /// A `-CODE detail` line as the `redis` crate's own server error value.
