@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Counter, failover};
 use redis_sessions::id::SessionId;
@@ -33,27 +33,15 @@ fn session_key(cookie: &str) -> String {
 /// Kills the master of a session under traffic to it; returns the time from the kill to the
 /// first request sent after it that succeeded, after checking that every write answered 200
 /// reads back.
-/// The session the failover runs on. The Cluster has just formed and the pool's timeout is
-/// short (0.5 s, so that the failover window is measured finely): on a loaded machine the very
-/// first request (the slot map, a connection, the write and its `WAIT` for a replica) can miss
-/// it, which is not what this test is about (a fresh CI run once failed here with a 503), so
-/// the set-up tries for up to 5 s. Everything after it is held to the short timeout.
-async fn first_session(app: &Counter) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let reply = app.get("/incr", None).await;
-        if reply.status == 200 || Instant::now() > deadline {
-            assert_eq!(reply.status, 200, "{reply:?}");
-            return reply.cookie();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn one_failover() -> Duration {
     let cluster = RedisCluster::start_with_replicas(3, 2);
     let app = app(&cluster);
-    let cookie = first_session(&app).await;
+    // The Cluster has just formed and the pool's timeout is short (0.5 s, so that the failover
+    // window is measured finely): on a loaded machine the very first request (the slot map, a
+    // connection, the write and its `WAIT` for a replica) can miss it, which is not what this
+    // test is about (a fresh CI run once failed here with a 503), so the set-up tries for up to
+    // 5 s. Everything after it is held to the short timeout.
+    let cookie = app.new_session_within(Duration::from_secs(5)).await;
     let master = cluster.master_for_key(&session_key(&cookie));
     let (cluster, run) = failover::incr_through_a_kill(&app, &cookie, move || {
         let mut cluster = cluster;

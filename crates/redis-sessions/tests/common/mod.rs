@@ -266,9 +266,21 @@ impl Counter {
 
     /// A new session holding `n = 1`; returns its cookie.
     pub async fn new_session(&self) -> String {
-        let reply = self.get("/incr", None).await;
-        assert_eq!(reply.status, 200, "{reply:?}");
-        reply.cookie()
+        self.new_session_within(Duration::ZERO).await
+    }
+
+    /// [`Counter::new_session`], asking again every 100 ms while the answer is not a success,
+    /// for up to `patience` (for a set-up against servers that have just started).
+    pub async fn new_session_within(&self, patience: Duration) -> String {
+        let deadline = Instant::now() + patience;
+        loop {
+            let reply = self.get("/incr", None).await;
+            if reply.status == 200 || Instant::now() >= deadline {
+                assert_eq!(reply.status, 200, "{reply:?}");
+                return reply.cookie();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
