@@ -141,7 +141,8 @@ run() {
     modify) path=/incr; hdr="Cookie: $cookie" ;;
     new) path=/incr; hdr="X-None: 1" ;;
     untouched) path=/; hdr="Cookie: $cookie" ;;
-    *) die "unknown route $route (read modify new untouched)" ;;
+    plain) path=/plain; hdr="Cookie: $cookie" ;;  # ours only: the same app without the layer
+    *) die "unknown route $route (read modify new untouched plain)" ;;
   esac
   # One curl, many URLs on one host: one keep-alive connection, requests one after another.
   local urls=() i

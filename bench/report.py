@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Numbers for bench/run.sh.
 
-  report.py row CSV ROUND SCENARIO LIB WRK_OUT BEFORE AFTER TICKS_BEFORE TICKS_AFTER CLK_TCK
+  report.py row CSV ROUND SCENARIO LIB WRK_OUT BEFORE AFTER USER0 SYS0 USER1 SYS1 CLK_TCK
+      (the server's user-space and kernel CPU ticks before and after the run)
       append one run's row to CSV (header written if the file is new); prints a one-line summary
   report.py mem MEM_CSV LIB KIND SIZES_FILE
       append a memory row (median of the integers in SIZES_FILE) to MEM_CSV
@@ -29,7 +30,7 @@ import sys
 
 FIELDS = [
     "round", "scenario", "lib", "requests", "duration_s", "rps", "non2xx", "socket_errors",
-    "app_us_per_req", "redis_ms_per_1k", "redis_cmds_per_req", "cmds", "p50_us", "p99_us",
+    "app_us_per_req", "app_kernel_us_per_req", "redis_ms_per_1k", "redis_cmds_per_req", "cmds", "p50_us", "p99_us",
     "redis_reads_per_req", "redis_clients", "redis_nodes",
 ]
 NAMES = {"ours": "ours", "ours-cluster": "ours (Cluster)", "ours-resonance": "ours (resonance)", "tower": "tower-sessions",
@@ -85,7 +86,7 @@ def parse_wrk(path):
 
 
 def row(args):
-    csv_path, rnd, scenario, lib, wrk_out, before, after, t0, t1, clk = args
+    csv_path, rnd, scenario, lib, wrk_out, before, after, u0, s0, u1, s1, clk = args
     w = parse_wrk(wrk_out)
     cpu0, c0, x0 = parse_info(before)
     cpu1, c1, x1 = parse_info(after)
@@ -95,13 +96,15 @@ def row(args):
     deltas = {k: v for k, v in deltas.items() if v > 0}
     total_cmds = sum(deltas.values())
     cmds = " ".join(f"{k}:{v / req:.2f}" for k, v in sorted(deltas.items(), key=lambda kv: (-kv[1], kv[0])))
-    app_us = (int(t1) - int(t0)) * (1e6 / int(clk)) / req
+    tick_us = 1e6 / int(clk)
+    kernel_us = (int(s1) - int(s0)) * tick_us / req
+    app_us = (int(u1) - int(u0)) * tick_us / req + kernel_us
     r = {
         "round": rnd, "scenario": scenario, "lib": lib, "requests": w["requests"],
         "duration_s": f"{dur:.3f}", "rps": f"{w['requests'] / dur:.0f}",
         "non2xx": w["status_errors"],
         "socket_errors": w["connect_errors"] + w["read_errors"] + w["write_errors"] + w["timeouts"],
-        "app_us_per_req": f"{app_us:.2f}",
+        "app_us_per_req": f"{app_us:.2f}", "app_kernel_us_per_req": f"{kernel_us:.2f}",
         "redis_ms_per_1k": f"{(cpu1 - cpu0) * 1000 / (req / 1000):.2f}",
         "redis_cmds_per_req": f"{total_cmds / req:.2f}",
         "cmds": cmds or "-", "p50_us": w["p50_us"], "p99_us": w["p99_us"],
@@ -122,6 +125,7 @@ def row(args):
     if r["non2xx"] or r["socket_errors"]:
         warn = f"  WARNING: {r['non2xx']} non-2xx, {r['socket_errors']} socket errors"
     print(f"  {scenario:<12} {NAMES.get(lib, lib):<15} {r['rps']:>7} req/s  app {r['app_us_per_req']:>6} us/req"
+          f" ({r['app_kernel_us_per_req']} in the kernel)"
           f"  redis {r['redis_ms_per_1k']:>6} ms/1k  {r['redis_cmds_per_req']} cmds/req ({cmds or '-'}){warn}")
 
 
@@ -168,6 +172,17 @@ def med(values):
     return statistics.median(vals) if vals else None
 
 
+def round_ratios(by, scenario, peers):
+    """Ours / best peer's req/s within each round: runs of one round follow each other within
+    seconds, so the machine's slower drifts (another tenant, a compile next door) cancel out."""
+    per_round = {}
+    for lib in ["ours"] + peers:
+        for r in by.get((scenario, lib), []):
+            per_round.setdefault(r["round"], {})[lib] = float(r["rps"])
+    return [v["ours"] / max(v[p] for p in peers if p in v) for v in per_round.values()
+            if "ours" in v and any(p in v for p in peers)]
+
+
 def fmt(v, digits=0):
     if v is None:
         return "-"
@@ -196,7 +211,8 @@ def table(args):
     nodes = {l: int(med(r.get("redis_nodes") or 1 for r in rows if r["lib"] == l) or 1) for l in libs}
     rounds = sorted({int(r["round"]) for r in rows})
     out.append(f"Medians over {len(rounds)} round(s). Ratio = ours / best peer in req/s (above 1: ours"
-               f" is faster). Per-request costs are listed as {' / '.join(NAMES.get(l, l) for l in libs)};"
+               f" is faster); with several rounds, also that ratio within each round (the libraries"
+               f" of a round run back to back, so the machine's slow drifts cancel). Per-request costs are listed as {' / '.join(NAMES.get(l, l) for l in libs)};"
                " lower is better.")
     for l in clusters:
         out.append(f"{NAMES.get(l, l)} is our counter against a Redis Cluster of {nodes[l]} masters: its"
@@ -206,9 +222,12 @@ def table(args):
     cols = ["scenario"] + [f"{NAMES.get(l, l)} req/s" for l in libs]
     if "ours" in libs and peers:
         cols.append("ours / best peer")
+        if len(rounds) > 1:
+            cols.append("per round (min / median / max)")
     libs_short = " / ".join(NAMES.get(l, l) for l in libs)
     summed = "; Cluster: sum over its nodes" if clusters else ""
-    cols += [f"app µs/req ({libs_short})", f"Redis ms/1k req ({libs_short}{summed})",
+    cols += [f"app µs/req ({libs_short})", f"of which in the kernel ({libs_short})",
+             f"Redis ms/1k req ({libs_short}{summed})",
              f"Redis cmds/req ({libs_short}{summed})"]
     out.append("| " + " | ".join(cols) + " |")
     out.append("|" + "---|" * len(cols))
@@ -223,8 +242,12 @@ def table(args):
         if "ours" in libs and peers:
             best = max((rps[p] for p in peers if rps[p]), default=None)
             cells.append(f"{rps['ours'] / best:.2f}" if rps["ours"] and best else "-")
-        for key, d in (("app_us_per_req", 1), ("redis_ms_per_1k", 1)):
-            cells.append(" / ".join(fmt(med(r[key] for r in by.get((s, l), [])), d) for l in libs))
+            if len(rounds) > 1:
+                per = round_ratios(by, s, peers)
+                cells.append(f"{min(per):.2f} / {statistics.median(per):.2f} / {max(per):.2f}"
+                             if per else "-")
+        for key, d in (("app_us_per_req", 1), ("app_kernel_us_per_req", 1), ("redis_ms_per_1k", 1)):
+            cells.append(" / ".join(fmt(med(r.get(key) for r in by.get((s, l), [])), d) for l in libs))
         cmd_cells = []
         for l in libs:
             c = fmt(med(r["redis_cmds_per_req"] for r in by.get((s, l), [])), 2)

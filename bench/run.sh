@@ -237,12 +237,12 @@ done
 
 # ---------------------------------------------------------------- measuring
 CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() {  # utime+stime of all threads of a process, in clock ticks
+cpu_ticks() {  # "utime stime" of all threads of a process (user space, kernel), in clock ticks
   local stat rest f
   stat=$(<"/proc/$1/stat")
   rest=${stat##*) }
   read -r -a f <<<"$rest"
-  echo $((f[11] + f[12]))
+  echo "${f[11]} ${f[12]}"
 }
 
 mkdir -p "$RESULTS"
@@ -272,7 +272,7 @@ census() {  # census SCENARIO LIB ADDR PATH COOKIE COOKIE_FILE: which commands t
 }
 
 run_one() {  # run_one ROUND SCENARIO LIB
-  local rnd=$1 sc=$2 l=$3 path cookie="" file="" t0 t1
+  local rnd=$1 sc=$2 l=$3 path cookie="" file="" u0 s0 u1 s1
   local addr=${ADDR[$l]}
   RN "$l" flushall >/dev/null
   case $sc in
@@ -290,16 +290,16 @@ run_one() {  # run_one ROUND SCENARIO LIB
   esac
   export WRK_PATH=$path COOKIE=$cookie COOKIE_FILE=$file
   wrk -t"$THREADS" -c"$CONNS" -d1s -s "$LUA" "http://$addr" >/dev/null 2>&1 || true  # warm-up
-  t0=$(cpu_ticks "${PID[$l]}")
+  read -r u0 s0 <<<"$(cpu_ticks "${PID[$l]}")"
   RN "$l" info cpu commandstats stats clients >"$TMP/before"  # one section set per node
   wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --timeout 5s -s "$LUA" "http://$addr" >"$TMP/wrk.out" 2>&1 \
     || { cat "$TMP/wrk.out" >&2; die "wrk failed ($sc, $l)"; }
   RN "$l" info cpu commandstats stats clients >"$TMP/after"
-  t1=$(cpu_ticks "${PID[$l]}")
+  read -r u1 s1 <<<"$(cpu_ticks "${PID[$l]}")"
   unset WRK_PATH COOKIE COOKIE_FILE
   if [[ $rnd == 1 ]]; then census "$sc" "$l" "$addr" "$path" "$cookie" "$file"; fi
   python3 "$BENCH_DIR/report.py" row "$RAW" "$rnd" "$sc" "$l" "$TMP/wrk.out" "$TMP/before" "$TMP/after" \
-    "$t0" "$t1" "$CLK_TCK"
+    "$u0" "$s0" "$u1" "$s1" "$CLK_TCK"
 }
 
 log "Redis $(redis-server --version | awk '{print $3}'), wrk -t$THREADS -c$CONNS -d${DUR}s, $ROUNDS round(s), libraries: ${libs[*]}"
