@@ -53,11 +53,8 @@ need_tools instructions valgrind=valgrind redis-server=redis-server redis-cli=re
 # ---------------------------------------------------------------- build
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 PEER_TARGET=${BENCH_PEER_TARGET_DIR:-$BENCH_DIR/target}
-declare -A BIN=(
-  [ours]="${INSTR_OURS_BIN:-$TARGET/release/examples/counter}"
-  [tower]="$PEER_TARGET/release/peer-tower-sessions"
-  [actix]="$PEER_TARGET/release/peer-actix-session"
-)
+peer_binaries
+BIN[ours]="${INSTR_OURS_BIN:-$TARGET/release/examples/counter}"
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
   if [[ " $LIBS " == *" ours "* && -z ${INSTR_OURS_BIN:-} ]]; then
     # The release profile, exactly: the baseline is only valid for this build.
@@ -86,26 +83,14 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 RPORT=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" \
   --daemonize no --logfile "$WORK/redis.log" &
 PIDS+=($!)
 for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
 redis-cli -p "$RPORT" ping >/dev/null || die "redis-server did not start"
-# Ours: the same configuration as bench/run.sh's.
-cat >"$WORK/counter.ini" <<INI
-[session]
-cookie_name = dmsession
-cookie_lifespan = 86400
-cookie_secure = false
-redis_connection_pool = default
-[redis]
-default[host] = 127.0.0.1
-default[port] = $RPORT
-default[prefix] = dm:
-default[pool_size] = 1
-INI
+# Ours: the same configuration as bench/run.sh's (curl sends the cookie back over plain HTTP).
+counter_ini "$WORK/counter.ini" "$RPORT" "cookie_secure = false"
 
 # ---------------------------------------------------------------- one run
 # run LIB ROUTE N: sets TOTAL to the instructions of a server process that answered N requests

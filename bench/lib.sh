@@ -1,4 +1,4 @@
-# Shared by bench/run.sh and bench/instructions.sh (sourced, not run).
+# Shared by bench/run.sh, bench/instructions.sh and bench/perf.sh (sourced, not run).
 
 # need_tools TAG TOOL=PACKAGE...: installs the Debian package of every TOOL that is not on the
 # PATH (as root, with apt-get), or stops with the command that would.
@@ -17,4 +17,47 @@ need_tools() {
   echo "[$tag] installing ${need[*]}" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+}
+
+# free_port: a free TCP port on 127.0.0.1 (bound and released; fine for a private test server).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# cpu_ticks PID: "utime stime" of all threads of a process (user space, kernel), in clock ticks.
+cpu_ticks() {
+  local stat rest f
+  stat=$(<"/proc/$1/stat")
+  rest=${stat##*) }
+  read -r -a f <<<"$rest"
+  echo "${f[11]} ${f[12]}"
+}
+
+# counter_ini FILE REDIS_PORT [SESSION_LINE...]: our counter's configuration for one private
+# Redis on 127.0.0.1 (the same in every benchmark: key prefix dm:, a pool of one connection),
+# with SESSION_LINEs added to its [session] section.
+counter_ini() {
+  local file=$1 port=$2
+  shift 2
+  {
+    echo "[session]"
+    echo "cookie_name = dmsession"
+    echo "cookie_lifespan = 86400"
+    echo "redis_connection_pool = default"
+    (($#)) && printf '%s\n' "$@"
+    echo "[redis]"
+    echo "default[host] = 127.0.0.1"
+    echo "default[port] = $port"
+    echo "default[prefix] = dm:"
+    echo "default[pool_size] = 1"
+  } >"$file"
+}
+
+# peer_binaries: the BIN entries of the two peers, built into BENCH_PEER_TARGET_DIR (default
+# bench/target); the caller adds its own `ours`.
+peer_binaries() {
+  local target=${BENCH_PEER_TARGET_DIR:-$BENCH_DIR/target}
+  declare -gA BIN
+  BIN[tower]="$target/release/peer-tower-sessions"
+  BIN[actix]="$target/release/peer-actix-session"
 }

@@ -35,11 +35,8 @@ source "$BENCH_DIR/lib.sh"
 need_tools perf perf=linux-perf /usr/bin/time=time curl=curl wrk=wrk redis-server=redis-server redis-cli=redis-tools python3=python3
 
 PEER_TARGET=${BENCH_PEER_TARGET_DIR:-$BENCH_DIR/target}
-declare -A BIN=(
-  [ours]="${BENCH_OURS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/counter}"
-  [tower]="$PEER_TARGET/release/peer-tower-sessions"
-  [actix]="$PEER_TARGET/release/peer-actix-session"
-)
+peer_binaries
+BIN[ours]="${BENCH_OURS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/counter}"
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
   if [[ " $* " == *" ours "* && -z ${BENCH_OURS_BIN:-} ]]; then
     (cd "$ROOT" && cargo build --release --quiet --example counter)
@@ -58,34 +55,14 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 RPORT=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" \
   --daemonize no --logfile "$TMP/redis.log" &
 PIDS+=($!)
 for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
-cat >"$TMP/counter.ini" <<INI
-[session]
-cookie_name = dmsession
-cookie_lifespan = 86400
-redis_connection_pool = default
-[redis]
-default[host] = 127.0.0.1
-default[port] = $RPORT
-default[prefix] = dm:
-default[pool_size] = 1
-INI
+counter_ini "$TMP/counter.ini" "$RPORT"
 
-cpu_ticks() {  # "utime stime" of a process, in clock ticks
-  local stat rest f
-  stat=$(<"/proc/$1/stat")
-  rest=${stat##*) }
-  read -r -a f <<<"$rest"
-  echo "${f[11]} ${f[12]}"
-}
 CALLS=(futex epoll_wait recvfrom sendto read write writev getrandom)
 EVENTS=raw_syscalls:sys_enter$(printf ',syscalls:sys_enter_%s' "${CALLS[@]}")
 

@@ -93,11 +93,8 @@ if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
     (cd "$ROOT" && cargo build --release --quiet --example counter)
   fi
 fi
-declare -A BIN=(
-  [ours]="${BENCH_OURS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/counter}"
-  [tower]="$PEER_TARGET/release/peer-tower-sessions"
-  [actix]="$PEER_TARGET/release/peer-actix-session"
-)
+peer_binaries
+BIN[ours]="${BENCH_OURS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/counter}"
 BIN[ours-cluster]=${BIN[ours]}
 BIN[ours-resonance]=${BIN[ours]}
 for l in "${libs[@]}"; do
@@ -117,9 +114,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 free_ports() {  # free_ports N: N distinct free ports (all bound at once), space-separated
   python3 -c 'import socket, sys
 ss = [socket.socket() for _ in range(int(sys.argv[1]))]
@@ -180,17 +174,7 @@ RN() {  # RN LIB ARGS...: run ARGS on every Redis node of LIB (1, or the 3 Clust
   for p in ${RPORTS[$l]}; do redis-cli -h 127.0.0.1 -p "$p" "$@"; done
 }
 
-cat > "$TMP/counter.ini" <<INI
-[session]
-cookie_name = dmsession
-cookie_lifespan = 86400
-redis_connection_pool = default
-[redis]
-default[host] = 127.0.0.1
-default[port] = $RPORT
-default[prefix] = dm:
-default[pool_size] = 1
-INI
+counter_ini "$TMP/counter.ini" "$RPORT"
 # ours-resonance: the PHP framework's layout (one igbinary blob per session, compare-and-set saves)
 sed 's/^\[session\]$/[session]\nformat = resonance/' "$TMP/counter.ini" > "$TMP/counter-resonance.ini"
 if ((${#CPORTS[@]})); then
@@ -237,13 +221,6 @@ done
 
 # ---------------------------------------------------------------- measuring
 CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() {  # "utime stime" of all threads of a process (user space, kernel), in clock ticks
-  local stat rest f
-  stat=$(<"/proc/$1/stat")
-  rest=${stat##*) }
-  read -r -a f <<<"$rest"
-  echo "${f[11]} ${f[12]}"
-}
 
 mkdir -p "$RESULTS"
 CENSUS="$TMP/census.csv"
