@@ -73,16 +73,8 @@ for l in $LIBS; do
 done
 
 # ---------------------------------------------------------------- Redis
-WORK=$(mktemp -d /tmp/instructions.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+scratch_dir instructions
+WORK=$SCRATCH
 RPORT=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" \
   --daemonize no --logfile "$WORK/redis.log" &

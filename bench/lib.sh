@@ -61,3 +61,19 @@ peer_binaries() {
   BIN[tower]="$target/release/peer-tower-sessions"
   BIN[actix]="$target/release/peer-actix-session"
 }
+
+# scratch_dir NAME: sets SCRATCH to a new directory /tmp/NAME.XXXXXX and PIDS to an empty list.
+# On exit (also after Ctrl-C or a failure) every process in PIDS is killed and waited for, and
+# SCRATCH is removed.
+scratch_dir() {
+  SCRATCH=$(mktemp -d "/tmp/$1.XXXXXX")
+  PIDS=()
+  trap clean_up_scratch EXIT
+  trap 'exit 130' INT TERM
+}
+clean_up_scratch() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$SCRATCH"
+}

@@ -46,15 +46,8 @@ if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
   fi
 fi
 
-TMP=$(mktemp -d /tmp/dm-perf.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+scratch_dir dm-perf
+TMP=$SCRATCH
 
 RPORT=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" \

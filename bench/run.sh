@@ -103,16 +103,8 @@ for l in "${libs[@]}"; do
 done
 
 # ---------------------------------------------------------------- processes
-TMP=$(mktemp -d /tmp/dm-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+scratch_dir dm-bench
+TMP=$SCRATCH
 
 free_ports() {  # free_ports N: N distinct free ports (all bound at once), space-separated
   python3 -c 'import socket, sys
