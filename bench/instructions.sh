@@ -75,12 +75,7 @@ done
 # ---------------------------------------------------------------- Redis
 scratch_dir instructions
 WORK=$SCRATCH
-RPORT=$(free_port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" \
-  --daemonize no --logfile "$WORK/redis.log" &
-PIDS+=($!)
-for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
-redis-cli -p "$RPORT" ping >/dev/null || die "redis-server did not start"
+private_redis
 # Ours: the same configuration as bench/run.sh's (curl sends the cookie back over plain HTTP).
 counter_ini "$WORK/counter.ini" "$RPORT" "cookie_secure = false"
 

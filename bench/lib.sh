@@ -77,3 +77,14 @@ clean_up_scratch() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$SCRATCH"
 }
+
+# private_redis: starts a redis-server without persistence on a free loopback port, its files in
+# SCRATCH (see scratch_dir), adds it to PIDS and waits until it answers; sets RPORT.
+private_redis() {
+  RPORT=$(free_port)
+  redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$SCRATCH" \
+    --daemonize no --logfile "$SCRATCH/redis.log" &
+  PIDS+=($!)
+  for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
+  die "redis-server did not start (see $SCRATCH/redis.log)"
+}

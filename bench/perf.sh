@@ -49,11 +49,7 @@ fi
 scratch_dir dm-perf
 TMP=$SCRATCH
 
-RPORT=$(free_port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" \
-  --daemonize no --logfile "$TMP/redis.log" &
-PIDS+=($!)
-for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+private_redis
 counter_ini "$TMP/counter.ini" "$RPORT"
 
 CALLS=(futex epoll_wait recvfrom sendto read write writev getrandom)

@@ -113,13 +113,7 @@ for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
 }
 
-RPORT=$(free_port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" \
-  --daemonize no --logfile "$TMP/redis.log" &
-PIDS+=($!)
-R() { redis-cli -h 127.0.0.1 -p "$RPORT" "$@"; }
-for _ in $(seq 100); do R ping >/dev/null 2>&1 && break; sleep 0.05; done
-R ping >/dev/null || die "redis-server did not start (see $TMP/redis.log)"
+private_redis
 REDIS_URL="redis://127.0.0.1:$RPORT/"
 
 # ours-cluster: a private 3-master Redis Cluster (no replicas), each node in its own directory
