@@ -179,8 +179,9 @@ def round_ratios(by, scenario, peers):
     for lib in ["ours"] + peers:
         for r in by.get((scenario, lib), []):
             per_round.setdefault(r["round"], {})[lib] = float(r["rps"])
-    return [v["ours"] / max(v[p] for p in peers if p in v) for v in per_round.values()
-            if "ours" in v and any(p in v for p in peers)]
+    best = [(v["ours"], max((v[p] for p in peers if p in v), default=0))
+            for v in per_round.values() if "ours" in v]
+    return [ours / peer for ours, peer in best if peer > 0]
 
 
 def fmt(v, digits=0):
@@ -210,10 +211,11 @@ def table(args):
     # Redis nodes behind each library (1, or the Cluster's masters), from the snapshots
     nodes = {l: int(med(r.get("redis_nodes") or 1 for r in rows if r["lib"] == l) or 1) for l in libs}
     rounds = sorted({int(r["round"]) for r in rows})
+    per_round = ("; \"per round\": that ratio within each round (the libraries of a round run back"
+                 " to back, so the machine's slow drifts cancel)") if len(rounds) > 1 else ""
     out.append(f"Medians over {len(rounds)} round(s). Ratio = ours / best peer in req/s (above 1: ours"
-               f" is faster); with several rounds, also that ratio within each round (the libraries"
-               f" of a round run back to back, so the machine's slow drifts cancel). Per-request costs are listed as {' / '.join(NAMES.get(l, l) for l in libs)};"
-               " lower is better.")
+               f" is faster){per_round}. Per-request costs are listed as"
+               f" {' / '.join(NAMES.get(l, l) for l in libs)}; lower is better.")
     for l in clusters:
         out.append(f"{NAMES.get(l, l)} is our counter against a Redis Cluster of {nodes[l]} masters: its"
                    f" Redis CPU, commands, read events, connections, census and memory are summed over"
