@@ -53,18 +53,14 @@ need_tools instructions valgrind=valgrind redis-server=redis-server redis-cli=re
 # ---------------------------------------------------------------- build
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 PEER_TARGET=${BENCH_PEER_TARGET_DIR:-$BENCH_DIR/target}
-peer_binaries
+peer_binaries "$PEER_TARGET"
 BIN[ours]="${INSTR_OURS_BIN:-$TARGET/release/examples/counter}"
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
   if [[ " $LIBS " == *" ours "* && -z ${INSTR_OURS_BIN:-} ]]; then
-    # The release profile, exactly: the baseline is only valid for this build.
-    log "cargo build --release --example counter -p redis-sessions"
-    (cd "$ROOT" && cargo build --release --quiet --example counter -p redis-sessions)
+    build_counter  # the release profile, exactly: the baseline is only valid for this build
   fi
   if [[ " $LIBS " == *" tower "* || " $LIBS " == *" actix "* ]]; then
-    log "building the peers (cargo build --release in bench/, into $PEER_TARGET)"
-    (cd "$BENCH_DIR" && CARGO_TARGET_DIR=$PEER_TARGET cargo build --release --quiet \
-      -p peer-tower-sessions -p peer-actix-session)
+    build_peers "$PEER_TARGET"
   fi
 fi
 for l in $LIBS; do

@@ -19,10 +19,15 @@ need_tools() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 }
 
-# free_port: a free TCP port on 127.0.0.1 (bound and released; fine for a private test server).
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# free_ports N: N distinct free TCP ports on 127.0.0.1 (all bound at once, then released; fine
+# for private test servers), space-separated. free_port: one of them.
+free_ports() {
+  python3 -c 'import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
 }
+free_port() { free_ports 1; }
 
 # cpu_ticks PID: "utime stime" of all threads of a process (user space, kernel), in clock ticks.
 cpu_ticks() {
@@ -53,13 +58,22 @@ counter_ini() {
   } >"$file"
 }
 
-# peer_binaries: the BIN entries of the two peers, built into BENCH_PEER_TARGET_DIR (default
-# bench/target); the caller adds its own `ours`.
+# peer_binaries TARGET_DIR: the BIN entries of the two peers built into TARGET_DIR; the caller
+# adds its own `ours`. build_peers TARGET_DIR builds them there (never into the root
+# workspace's CARGO_TARGET_DIR); build_counter builds our counter example (release).
 peer_binaries() {
-  local target=${BENCH_PEER_TARGET_DIR:-$BENCH_DIR/target}
   declare -gA BIN
-  BIN[tower]="$target/release/peer-tower-sessions"
-  BIN[actix]="$target/release/peer-actix-session"
+  BIN[tower]="$1/release/peer-tower-sessions"
+  BIN[actix]="$1/release/peer-actix-session"
+}
+build_peers() {
+  log "building the peers (cargo build --release in bench/, into $1)"
+  (cd "$BENCH_DIR" && env -u CARGO_TARGET_DIR cargo build --release --quiet --target-dir "$1" \
+    -p peer-tower-sessions -p peer-actix-session)
+}
+build_counter() {
+  log "building our counter (cargo build --release --example counter)"
+  (cd "$BENCH_DIR/.." && cargo build --release --quiet --example counter -p redis-sessions)
 }
 
 # scratch_dir NAME: sets SCRATCH to a new directory /tmp/NAME.XXXXXX and PIDS to an empty list.
@@ -79,12 +93,13 @@ clean_up_scratch() {
 }
 
 # private_redis: starts a redis-server without persistence on a free loopback port, its files in
-# SCRATCH (see scratch_dir), adds it to PIDS and waits until it answers; sets RPORT.
+# SCRATCH (see scratch_dir), adds it to PIDS and waits until it answers; sets RPORT and RPID.
 private_redis() {
   RPORT=$(free_port)
   redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$SCRATCH" \
     --daemonize no --logfile "$SCRATCH/redis.log" &
-  PIDS+=($!)
+  RPID=$!
+  PIDS+=("$RPID")
   for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
   die "redis-server did not start (see $SCRATCH/redis.log)"
 }

@@ -35,15 +35,11 @@ source "$BENCH_DIR/lib.sh"
 need_tools perf perf=linux-perf /usr/bin/time=time curl=curl wrk=wrk redis-server=redis-server redis-cli=redis-tools python3=python3
 
 PEER_TARGET=${BENCH_PEER_TARGET_DIR:-$BENCH_DIR/target}
-peer_binaries
+peer_binaries "$PEER_TARGET"
 BIN[ours]="${BENCH_OURS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/counter}"
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
-  if [[ " $* " == *" ours "* && -z ${BENCH_OURS_BIN:-} ]]; then
-    (cd "$ROOT" && cargo build --release --quiet --example counter)
-  fi
-  if [[ " $* " == *" tower "* || " $* " == *" actix "* ]]; then
-    (cd "$BENCH_DIR" && env -u CARGO_TARGET_DIR cargo build --release --quiet --target-dir "$PEER_TARGET")
-  fi
+  if [[ " $* " == *" ours "* && -z ${BENCH_OURS_BIN:-} ]]; then build_counter; fi
+  if [[ " $* " == *" tower "* || " $* " == *" actix "* ]]; then build_peers "$PEER_TARGET"; fi
 fi
 
 scratch_dir dm-perf
@@ -65,7 +61,12 @@ for lib in "$@"; do
   "${BIN[$lib]}" "${args[@]}" --listen "127.0.0.1:$port" >"$TMP/$lib.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
-  for _ in $(seq 200); do curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break; sleep 0.05; done
+  ok=0
+  for _ in $(seq 200); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && { ok=1; break; }
+    sleep 0.05
+  done
+  ((ok)) || { cat "$TMP/$lib.log" >&2; die "$lib did not start on 127.0.0.1:$port"; }
   redis-cli -p "$RPORT" flushall >/dev/null
   cookie=""
   [[ $ROUTE == new ]] || cookie=$(python3 "$BENCH_DIR/client.py" create "127.0.0.1:$port" 1)
@@ -78,7 +79,7 @@ for lib in "$@"; do
     perf stat -x, -e "$EVENTS" -p "$pid" -o "$TMP/stat" -- sleep "$SECONDS_" &
   fi
   perfpid=$!
-  read -r ru0 rs0 <<<"$(cpu_ticks "${PIDS[0]}")"
+  read -r ru0 rs0 <<<"$(cpu_ticks "$RPID")"
   read -r -a idle0 <<<"$(head -1 /proc/stat)"
   # wrk's own CPU (user and kernel, seconds) from GNU time's format, last line of its output
   /usr/bin/time -f "WRKCPU %U %S" wrk -t2 -c64 -d"${SECONDS_}s" -s "$BENCH_DIR/wrk/bench.lua" \
@@ -86,7 +87,7 @@ for lib in "$@"; do
   read -r -a idle1 <<<"$(head -1 /proc/stat)"
   wait "$perfpid"
   read -r u1 s1 <<<"$(cpu_ticks "$pid")"
-  read -r ru1 rs1 <<<"$(cpu_ticks "${PIDS[0]}")"
+  read -r ru1 rs1 <<<"$(cpu_ticks "$RPID")"
   python3 - "$lib" "$ROUTE" "$TMP/wrk.out" "$TMP/stat" "$u0" "$s0" "$u1" "$s1" "$(getconf CLK_TCK)" \
     "$((ru1 + rs1 - ru0 - rs0))" "$((idle1[4] - idle0[4]))" "$(nproc)" <<'PY'
 import os, sys

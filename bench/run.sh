@@ -84,16 +84,13 @@ done
 # ---------------------------------------------------------------- build
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
   if [[ " ${BASE[*]} " == *" tower "* || " ${BASE[*]} " == *" actix "* ]]; then
-    log "building peers (cargo build --release in bench/)"
-    # bench/target unless BENCH_PEER_TARGET_DIR says otherwise (never the root's CARGO_TARGET_DIR)
-    (cd "$BENCH_DIR" && env -u CARGO_TARGET_DIR cargo build --release --quiet --target-dir "$PEER_TARGET")
+    build_peers "$PEER_TARGET"
   fi
   if [[ " ${libs[*]} " == *" ours"* && -z ${BENCH_OURS_BIN:-} ]]; then
-    log "building our counter (cargo build --release --example counter)"
-    (cd "$ROOT" && cargo build --release --quiet --example counter)
+    build_counter
   fi
 fi
-peer_binaries
+peer_binaries "$PEER_TARGET"
 BIN[ours]="${BENCH_OURS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/counter}"
 BIN[ours-cluster]=${BIN[ours]}
 BIN[ours-resonance]=${BIN[ours]}
@@ -105,13 +102,6 @@ done
 # ---------------------------------------------------------------- processes
 scratch_dir dm-bench
 TMP=$SCRATCH
-
-free_ports() {  # free_ports N: N distinct free ports (all bound at once), space-separated
-  python3 -c 'import socket, sys
-ss = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
-}
 
 private_redis
 REDIS_URL="redis://127.0.0.1:$RPORT/"
