@@ -429,6 +429,85 @@ fn dropping_the_proxy_closes_its_connections() {
     eventually("Redis saw the connection close", || clients(&server) == 1);
 }
 
+/// CPU time (user + system, in clock ticks of 10 ms) used so far by this process's thread
+/// named `name`.
+fn thread_cpu_ticks(name: &str) -> u64 {
+    for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+        let dir = task.expect("task entry").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).expect("task stat");
+        // Fields after the command name in parentheses: state is 3rd, utime 14th, stime 15th.
+        let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields[i - 3].parse::<u64>().expect("tick count");
+        return ticks(14) + ticks(15);
+    }
+    panic!("no thread named {name}");
+}
+
+#[test]
+fn held_bytes_cost_no_cpu_even_when_a_delay_has_expired_on_a_full_receiver() {
+    let server = RedisServer::start();
+    server.cmd(&["SET", "big", &"x".repeat(2_000_000)]);
+    let proxy = FaultProxy::start(server.port());
+    let mut stream = connect(&proxy, Duration::from_secs(5));
+    ping(&mut stream);
+    // The reply's delay expires while the client does not read: the proxy must wait for the
+    // client's socket to take more, not poll in a loop.
+    proxy.set(Fault::Delay {
+        by: Duration::from_millis(10),
+        direction: Direction::Both,
+    });
+    stream
+        .write_all(&resp(&[b"GET", b"big"]))
+        .expect("write GET");
+    let name = format!("fault-px-{}", proxy.port());
+    thread::sleep(Duration::from_millis(200));
+    let before = thread_cpu_ticks(&name);
+    thread::sleep(Duration::from_secs(1));
+    let used = thread_cpu_ticks(&name) - before;
+    assert!(
+        used <= 10,
+        "the proxy's thread used {used} ticks (of 10 ms) in 1 s while held"
+    );
+    // And the reply is whole once the client reads.
+    let mut reply = vec![0u8; b"$2000000\r\n".len() + 2_000_000 + 2];
+    stream.read_exact(&mut reply).expect("read the big reply");
+    assert!(reply.starts_with(b"$2000000\r\nxxx") && reply.ends_with(b"x\r\n"));
+}
+
+#[test]
+fn a_server_that_goes_away_is_seen_by_the_client_and_a_restart_serves_again() {
+    let mut server = RedisServer::start();
+    let proxy = FaultProxy::start(server.port());
+    let mut stream = connect(&proxy, Duration::from_secs(5));
+    ping(&mut stream);
+    server.stop();
+    // The server's close reaches the client as a close (EOF), not as silence.
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        stream
+            .read(&mut buf)
+            .expect("read after the server stopped"),
+        0
+    );
+    // Half-closed until the client closes too (a proxy forwards each FIN on its own).
+    assert_eq!(proxy.live_connections(), 1);
+    drop(stream);
+    eventually("the connection closed", || proxy.live_connections() == 0);
+    // While it is down, a new connection is reset: nothing to forward it to.
+    let err = connect(&proxy, Duration::from_secs(5))
+        .read(&mut buf)
+        .expect_err("read on a connection with no upstream");
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+    server.restart();
+    ping(&mut connect(&proxy, Duration::from_secs(5)));
+    assert_eq!(proxy.connections_opened(), 3);
+}
+
 #[test]
 fn tls_passes_through_untouched_also_delayed() {
     let server = RedisServer::start_tls(false);

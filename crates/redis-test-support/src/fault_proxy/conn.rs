@@ -68,6 +68,9 @@ struct Flow {
     shut: bool,
     /// With [`Fault::Drip`]: no byte before this instant.
     next_drip: Option<Instant>,
+    /// The last write to the receiver would have blocked: the flow waits for the receiver's
+    /// writable event, not for a deadline (which may have passed: waiting for it would spin).
+    write_blocked: bool,
 }
 
 /// A client connection and its upstream connection.
@@ -136,9 +139,13 @@ impl Conn {
         }
     }
 
-    /// When a byte held by a delay or a drip may move next, if one is held.
+    /// When a byte held by a delay or a drip may move next, if one is held (and the receiver
+    /// did not refuse the last write: then its writable event wakes the loop).
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         let deadline = |flow: usize| {
+            if self.flows[flow].write_blocked {
+                return None;
+            }
             let front = self.flows[flow].pending.front()?;
             match self.fault {
                 Fault::Delay { by, direction } if direction.covers(flow) => {
@@ -273,7 +280,10 @@ impl Conn {
             match self.sockets[receiver(flow)].write(bytes) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.sent(flow, n, now, traffic),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.flows[flow].write_blocked = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
@@ -299,6 +309,7 @@ impl Conn {
             _ => {}
         }
         let f = &mut self.flows[flow];
+        f.write_blocked = false;
         f.pending_bytes -= n;
         if let Some(chunk) = f.pending.front_mut() {
             chunk.sent += n;

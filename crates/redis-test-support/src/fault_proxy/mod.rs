@@ -217,7 +217,7 @@ impl FaultProxy {
             .unwrap_or_else(|e| panic!("FaultProxy: cannot start the event loop: {e}"));
         let port = event_loop.port();
         let thread = thread::Builder::new()
-            .name(format!("fault-proxy-{port}"))
+            .name(format!("fault-px-{port}"))
             .spawn(move || event_loop.run())
             .unwrap_or_else(|e| panic!("FaultProxy: cannot spawn its thread: {e}"));
         FaultProxy {
