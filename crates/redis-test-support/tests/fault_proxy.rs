@@ -193,13 +193,24 @@ fn stall_to_server_holds_a_200kb_set_with_back_pressure_until_resumed() {
         "200 KB went into a stalled connection"
     );
     assert!(stuck_at < 200_000, "the writer wrote all {stuck_at} bytes");
-    eprintln!("a stalled connection took {stuck_at} bytes before the writer blocked");
     assert_eq!(
         proxy.traffic(),
         before,
         "bytes were forwarded while stalled"
     );
     assert_eq!(get(&server, "big"), Value::Nil);
+    // What the proxy's side holds unread, the rest is in the client's send buffer.
+    let unread = proxy.unread_on(0);
+    assert!(
+        unread.to_server > 1000 && unread.to_server < stuck_at as u64,
+        "unread {unread:?} of {stuck_at} written"
+    );
+    assert_eq!(unread.to_client, 0);
+    eprintln!(
+        "a stalled connection took {stuck_at} bytes before the writer blocked, {} of them in \
+         the proxy's socket",
+        unread.to_server
+    );
 
     proxy.set(Fault::Pass);
     writer.join().expect("writer");
@@ -225,6 +236,14 @@ fn stall_to_client_holds_replies_while_commands_pass() {
         get(&server, "n") == Value::BulkString(b"1".to_vec())
     });
     assert_silent(&mut stream, "stalled reply");
+    // The reply waits, unread, in the proxy's socket.
+    assert_eq!(
+        proxy.unread_on(0),
+        Traffic {
+            to_server: 0,
+            to_client: 4
+        }
+    );
     proxy.set(Fault::Pass);
     let mut reply = [0u8; 4];
     stream

@@ -197,22 +197,25 @@ impl EventLoop {
                 // WouldBlock, or e.g. too many open files: retried at the next wake-up.
                 Err(_) => return,
             };
+            let _ = client.set_nodelay(true);
+            let server = connect(self.upstream);
             let index = {
                 let mut stats = lock(&self.shared.stats);
                 stats.push(ConnStats {
-                    live: true,
+                    live: server.is_ok(),
                     traffic: Traffic::default(),
+                    client_port: client.peer_addr().map_or(0, |a| a.port()),
+                    upstream_local_port: server
+                        .as_ref()
+                        .ok()
+                        .and_then(|s| s.local_addr().ok())
+                        .map_or(0, |a| a.port()),
                 });
                 stats.len() - 1
             };
-            let _ = client.set_nodelay(true);
-            let server = match connect(self.upstream) {
-                Ok(server) => server,
-                Err(_) => {
-                    let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
-                    lock(&self.shared.stats)[index].live = false;
-                    continue;
-                }
+            let Ok(server) = server else {
+                let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+                continue;
             };
             let mut conn = Conn::new(client, server);
             let registry = self.poll.registry();

@@ -16,6 +16,7 @@
 
 mod conn;
 mod event_loop;
+mod queues;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -161,6 +162,10 @@ struct ConnStats {
     live: bool,
     /// Bytes forwarded so far.
     traffic: Traffic,
+    /// The client's port (the peer of the proxy's client-side socket).
+    client_port: u16,
+    /// The local port of the proxy's upstream socket (0 if it could not connect).
+    upstream_local_port: u16,
 }
 
 /// State shared between the handle and the event loop.
@@ -340,6 +345,40 @@ impl FaultProxy {
                 stats.len()
             )
         })
+    }
+
+    /// Bytes that the peers have sent on the connection numbered `index` and that the proxy
+    /// has not read yet: what a [`Fault::Stall`] or a [`Fault::BlackHole`] holds, in the kernel
+    /// receive queues of the proxy's sockets (`to_server`: the client's bytes, `to_client`: the
+    /// server's). 0 once the connection is closed. Panics if it was never opened.
+    ///
+    /// ```no_run
+    /// # use redis_test_support::{Direction, Fault, FaultProxy};
+    /// # let proxy = FaultProxy::start(6379);
+    /// proxy.set(Fault::Stall(Direction::ToServer));
+    /// // ... the client starts a large write ...
+    /// while proxy.unread_on(0).to_server < 4096 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(10));
+    /// }
+    /// // The proxy's side is full: the client's socket fills up from now on.
+    /// ```
+    pub fn unread_on(&self, index: usize) -> Traffic {
+        self.command(Action::Sync);
+        let conn = lock(&self.shared.stats).get(index).copied();
+        let Some(conn) = conn else {
+            panic!(
+                "FaultProxy on port {}: unread_on({index}) but only {} connection(s) were opened",
+                self.port,
+                self.connections_opened()
+            );
+        };
+        if !conn.live {
+            return Traffic::default();
+        }
+        Traffic {
+            to_server: queues::unread(self.port, conn.client_port),
+            to_client: queues::unread(conn.upstream_local_port, self.upstream_port),
+        }
     }
 
     /// Queues a command for the event loop, wakes it and waits until it is applied; returns
