@@ -11,118 +11,24 @@
 //! siblings return only once the loop has applied the fault. So after `set(Fault::Stall(..))`
 //! returns, not one more byte is forwarded in that direction, and after `set(Fault::Reset)`
 //! returns, both peers have been sent their RST. Stalled data is not read at all (it stays in
-//! the kernel's socket buffers, which the proxy makes small, see [`SOCKET_BUFFER_BYTES`]), so
-//! the sender really feels back-pressure.
+//! the kernel's socket buffers, which the proxy keeps small, see [`SOCKET_BUFFER_BYTES`] and
+//! [`SEGMENT_BYTES`]), so the sender feels back-pressure after tens of KB, as over a real
+//! network; [`FaultProxy::unread_on`] shows what is held there.
 
 mod conn;
 mod event_loop;
+mod fault;
 mod queues;
+
+pub use fault::{Direction, Fault, SEGMENT_BYTES, SOCKET_BUFFER_BYTES, Traffic};
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::process::{POLL_INTERVAL, WAIT_TIMEOUT, lock};
-
-/// The `SO_RCVBUF` and `SO_SNDBUF` the proxy asks for on each of its sockets (set on the
-/// listener before `listen`, inherited by accepted sockets, and on the upstream socket before
-/// `connect`; Linux doubles the value for its bookkeeping). Small so that a stalled direction
-/// fills the proxy's side after a few KB: how much a client can write into a stalled
-/// connection before its writes block is then mostly its own send buffer (tens of KB, not
-/// megabytes, thanks to [`SEGMENT_BYTES`]).
-pub const SOCKET_BUFFER_BYTES: usize = 4096;
-
-/// The TCP maximum segment size (`TCP_MAXSEG`) the proxy's sockets use and announce to their
-/// peers: Ethernet's 1460 bytes instead of loopback's 65483. A peer sizes its send buffer from
-/// the segment size (Linux grows it to about 2 x 10 segments' memory as soon as data flows), so
-/// with loopback's segments a client could write about 2.8 MB into a stalled connection before
-/// its writes block; with these, a few tens of KB, as over a real network.
-pub const SEGMENT_BYTES: u32 = 1460;
-
-/// One direction of the byte stream through the proxy, or both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// From the client (the code under test) to the server (Redis): commands.
-    ToServer,
-    /// From the server to the client: replies.
-    ToClient,
-    /// Both directions.
-    Both,
-}
-
-impl Direction {
-    /// Whether this direction includes `flow` (`conn::TO_SERVER` or `conn::TO_CLIENT`).
-    fn covers(self, flow: usize) -> bool {
-        match self {
-            Direction::ToServer => flow == conn::TO_SERVER,
-            Direction::ToClient => flow == conn::TO_CLIENT,
-            Direction::Both => true,
-        }
-    }
-}
-
-/// What the proxy does to a connection's bytes. A connection has one fault at a time; setting
-/// another replaces it (data the old fault held is then handled by the new one: [`Fault::Pass`]
-/// releases it at once).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// Forward everything as it comes (the initial state).
-    Pass,
-    /// Forward each chunk read in `direction` `by` after it was read (a slow link: the delay is
-    /// a latency, chunks read in a row are not spaced out). A chunk is what one `read` got,
-    /// at most 16 KiB.
-    Delay {
-        /// How long each chunk is held.
-        by: Duration,
-        /// Which bytes are delayed.
-        direction: Direction,
-    },
-    /// Stop reading from the sending side of `direction` and forward nothing in it: the
-    /// sender's writes block once its socket buffer and the proxy's are full (real TCP
-    /// back-pressure). The other direction keeps flowing. A FIN or RST from the stalled sender
-    /// is not seen either until the stall ends.
-    Stall(Direction),
-    /// Hold everything in both directions and send nothing, no FIN and no RST: a NAT or load
-    /// balancer that dropped the flow, a host that vanished. As for [`Fault::Stall`], the held
-    /// bytes stay unread in the socket buffers and go through if the fault is later lifted (a
-    /// healed partition, after which TCP retransmits). The kernel still answers TCP keepalive
-    /// probes on the proxy's sockets, so keepalive does *not* detect this black hole (only an
-    /// application-level timeout or `PING` does); a new connection's handshake is also still
-    /// completed by the kernel (`connect` succeeds, see [`FaultProxy::set_for_new`]).
-    BlackHole,
-    /// Close the connection with an RST on both sides (`SO_LINGER` 0): the client sees
-    /// `ECONNRESET`. With [`FaultProxy::set_for_new`], every later connection is reset as soon
-    /// as it is accepted.
-    Reset,
-    /// Forward the bytes of `direction` one at a time, waiting `pause` after each.
-    Drip {
-        /// The pause after each byte.
-        pause: Duration,
-        /// Which bytes are dripped.
-        direction: Direction,
-    },
-    /// Forward `bytes` more bytes in `direction` (counted from when the fault is set, or from
-    /// the start for [`FaultProxy::set_for_new`]; for [`Direction::Both`] the two directions
-    /// together), then reset the connection as [`Fault::Reset`] does. The other direction
-    /// passes meanwhile. `bytes: 0` resets at once.
-    CutAfter {
-        /// How many bytes go through before the reset.
-        bytes: u64,
-        /// Which bytes are counted.
-        direction: Direction,
-    },
-}
-
-/// Bytes forwarded by the proxy (written to the receiving side), per direction.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Traffic {
-    /// Bytes forwarded from the client to the server.
-    pub to_server: u64,
-    /// Bytes forwarded from the server to the client.
-    pub to_client: u64,
-}
 
 /// Which connections a command applies to.
 #[derive(Debug, Clone, Copy)]
