@@ -291,6 +291,28 @@ fn black_hole_sends_nothing_no_fin_no_rst_and_new_connections_choose() {
 }
 
 #[test]
+fn set_all_makes_a_vanished_host_for_live_and_new_connections_until_healed() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.port());
+    let mut live = connect(&proxy, Duration::from_millis(500));
+    ping(&mut live);
+    proxy.set_all(Fault::BlackHole);
+    let mut new = connect(&proxy, Duration::from_millis(500));
+    for stream in [&mut live, &mut new] {
+        stream.write_all(PING).expect("write PING");
+        assert_silent(stream, "a vanished host");
+    }
+    proxy.heal();
+    for stream in [&mut live, &mut new] {
+        let mut reply = [0u8; PONG.len()];
+        stream.read_exact(&mut reply).expect("the held PONG");
+        assert_eq!(&reply, PONG);
+        ping(stream);
+    }
+    assert_eq!(proxy.connections_opened(), 2);
+}
+
+#[test]
 fn reset_makes_both_sides_see_a_reset() {
     let server = RedisServer::start();
     let proxy = FaultProxy::start(server.port());

@@ -169,6 +169,10 @@ impl EventLoop {
                     Vec::new()
                 }
                 Target::Live => self.conns.keys().copied().collect(),
+                Target::All => {
+                    self.for_new = fault;
+                    self.conns.keys().copied().collect()
+                }
                 Target::One(index) => vec![index],
             };
             for index in indexes {

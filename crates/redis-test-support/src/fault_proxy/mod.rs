@@ -35,6 +35,8 @@ use crate::process::{POLL_INTERVAL, WAIT_TIMEOUT, lock};
 enum Target {
     /// Every live connection.
     Live,
+    /// Every live connection and those accepted from now on.
+    All,
     /// Connections accepted from now on.
     New,
     /// The connection with this index.
@@ -199,11 +201,26 @@ impl FaultProxy {
     }
 
     /// Sets the fault that connections accepted from now on start with (live ones keep
-    /// theirs). With [`Fault::BlackHole`] for both live and new connections (call both
-    /// [`FaultProxy::set`] and this), the server looks gone; with it on live ones only, a flow
-    /// was dropped but reconnecting works. Returns once it applies.
+    /// theirs). E.g. [`Fault::BlackHole`] on live connections only ([`FaultProxy::set`]) is a
+    /// dropped flow after which reconnecting works; on new ones too ([`FaultProxy::set_all`])
+    /// the server looks gone. Returns once it applies.
     pub fn set_for_new(&self, fault: Fault) {
         self.command(Action::Set(Target::New, fault));
+    }
+
+    /// Sets `fault` on every live connection and on those accepted from now on, in one step:
+    /// e.g. `set_all(Fault::BlackHole)` for a server that vanished (its live flows and every
+    /// new one get nothing back), `set_all(Fault::Reset)` for one whose port is closed.
+    ///
+    /// ```no_run
+    /// # use redis_test_support::{Fault, FaultProxy};
+    /// # let proxy = FaultProxy::start(6379);
+    /// proxy.set_all(Fault::BlackHole); // the host is gone
+    /// // ... the client times out, reconnects, times out again ...
+    /// proxy.heal(); // it is back
+    /// ```
+    pub fn set_all(&self, fault: Fault) {
+        self.command(Action::Set(Target::All, fault));
     }
 
     /// Sets `fault` on the connection numbered `index` (0 is the first one accepted). Does
@@ -222,8 +239,7 @@ impl FaultProxy {
     /// Sets every live connection and the default for new ones back to [`Fault::Pass`]; data
     /// held by a stall, a black hole, a delay or a drip is then forwarded at once.
     pub fn heal(&self) {
-        self.set_for_new(Fault::Pass);
-        self.set(Fault::Pass);
+        self.set_all(Fault::Pass);
     }
 
     /// Bytes forwarded so far over all connections, per direction: every byte written to a
@@ -290,6 +306,15 @@ impl FaultProxy {
     /// Queues a command for the event loop, wakes it and waits until it is applied; returns
     /// the number of connections accepted by then (0 if the loop has ended).
     fn command(&self, action: Action) -> usize {
+        if self.shared.finished.load(Ordering::SeqCst) {
+            assert!(
+                matches!(action, Action::Stop),
+                "FaultProxy on port {}: its thread has ended (did it panic?), cannot apply \
+                 {action:?}",
+                self.port
+            );
+            return 0;
+        }
         let (done, applied) = mpsc::channel();
         lock(&self.shared.commands).push_back(Command { action, done });
         if let Err(e) = self.shared.waker.wake() {
@@ -313,21 +338,21 @@ impl FaultProxy {
 
 impl std::fmt::Debug for FaultProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Without a round trip to the loop: Debug must work even if the loop has ended.
+        let stats = lock(&self.shared.stats);
         f.debug_struct("FaultProxy")
             .field("port", &self.port)
             .field("upstream_port", &self.upstream_port)
-            .field("connections_opened", &self.connections_opened())
-            .field("live_connections", &self.live_connections())
+            .field("connections_opened", &stats.len())
+            .field("live_connections", &stats.iter().filter(|c| c.live).count())
             .finish_non_exhaustive()
     }
 }
 
 impl Drop for FaultProxy {
     fn drop(&mut self) {
-        // Stop (closing every connection); no panic here, a test may already be panicking.
-        if !self.shared.finished.load(Ordering::SeqCst) {
-            self.command(Action::Stop);
-        }
+        // Stop, closing every connection (no panic here: a test may already be panicking).
+        self.command(Action::Stop);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
