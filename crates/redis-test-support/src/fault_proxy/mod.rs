@@ -152,9 +152,10 @@ impl FaultProxy {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    /// How many client connections the proxy has accepted since it started, including every
-    /// one whose `connect` returned before this call (the loop accepts what is waiting before
-    /// it answers).
+    /// How many client connections the proxy has accepted since it started. The loop accepts
+    /// what is waiting before it answers, so this normally includes every client whose
+    /// `connect` returned before the call; where a test depends on it (the kernel may finish a
+    /// handshake a little after `connect` returned), use [`FaultProxy::wait_for_connections`].
     pub fn connections_opened(&self) -> usize {
         self.command(Action::Sync)
     }

@@ -72,6 +72,7 @@ fn cut_after_n_bytes_lets_exactly_n_bytes_through_then_resets() {
 
     // The other direction: the client gets 3 bytes of its reply, then the reset.
     let mut stream = connect(&proxy, Duration::from_secs(5));
+    proxy.wait_for_connections(2);
     proxy.set_on(
         1,
         Fault::CutAfter {

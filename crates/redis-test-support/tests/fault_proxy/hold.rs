@@ -206,7 +206,9 @@ fn drip_delivers_a_reply_in_one_read_per_byte() {
     let proxy = FaultProxy::start(server.port());
     let mut stream = connect(&proxy, Duration::from_secs(5));
     ping(&mut stream);
-    let pause = Duration::from_millis(40);
+    // Long enough that the client reads each byte before the next arrives, even on a busy
+    // machine.
+    let pause = Duration::from_millis(100);
     proxy.set(Fault::Drip {
         pause,
         direction: Direction::ToClient,
