@@ -94,7 +94,8 @@ struct Shared {
 /// when a test panics).
 ///
 /// Connections are numbered from 0 in the order they were accepted
-/// ([`FaultProxy::connections_opened`] is the next number).
+/// ([`FaultProxy::connections_opened`] is the next number). The proxy's one thread is named
+/// `fault-px-PORT` (to find it in `/proc/self/task`); it sleeps while faults hold bytes.
 ///
 /// ```no_run
 /// use std::time::Duration;
