@@ -25,17 +25,21 @@ use super::sentinel::SentinelPool;
 use crate::config::RedisPoolConfig;
 use crate::store::StoreError;
 
-/// The connections `config` describes: lazily connecting managers for one server, per-node
-/// managers of a Cluster once its slot map is read on first use, or slots that find the master
-/// through the sentinels on first use.
-pub(super) fn connections(config: &RedisPoolConfig) -> Result<Connections, StoreError> {
+/// The connections `config` describes, `per_server` of them to each server (`pool_size`, or
+/// twice that with `min_replicas_ack`: see `pool.rs`): lazily connecting managers for one
+/// server, per-node managers of a Cluster once its slot map is read on first use, or slots
+/// that find the master through the sentinels on first use.
+pub(super) fn connections(
+    config: &RedisPoolConfig,
+    per_server: usize,
+) -> Result<Connections, StoreError> {
     let clients = NodeClients::new(config)?;
     if !config.cluster_nodes.is_empty() {
-        cluster(config, clients)
+        cluster(config, clients, per_server)
     } else if !config.sentinel_nodes.is_empty() {
-        sentinel(config, clients)
+        sentinel(config, clients, per_server)
     } else {
-        single(config, clients)
+        single(config, clients, per_server)
     }
 }
 
@@ -43,9 +47,13 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn single(config: &RedisPoolConfig, clients: NodeClients) -> Result<Connections, StoreError> {
+fn single(
+    config: &RedisPoolConfig,
+    clients: NodeClients,
+    per_server: usize,
+) -> Result<Connections, StoreError> {
     let target = MasterTarget::new(config, &clients)?;
-    let conns = (0..config.pool_size)
+    let conns = (0..per_server)
         .map(|_| target.batcher(&config.host, config.port))
         .collect();
     Ok(Connections::Single(conns))
@@ -175,7 +183,11 @@ impl MasterTarget {
     }
 }
 
-fn sentinel(config: &RedisPoolConfig, clients: NodeClients) -> Result<Connections, StoreError> {
+fn sentinel(
+    config: &RedisPoolConfig,
+    clients: NodeClients,
+    per_server: usize,
+) -> Result<Connections, StoreError> {
     let sentinel_clients = NodeClients::sentinels(config);
     let sentinels = config
         .sentinel_nodes
@@ -188,11 +200,15 @@ fn sentinel(config: &RedisPoolConfig, clients: NodeClients) -> Result<Connection
         .collect::<Result<Vec<_>, _>>()?;
     let master = config.sentinel_master.clone().unwrap_or_default();
     let target = MasterTarget::new(config, &clients)?;
-    let sentinel = SentinelPool::new(sentinels, master, target, config.pool_size, config.timeout);
+    let sentinel = SentinelPool::new(sentinels, master, target, per_server, config.timeout);
     Ok(Connections::Sentinel(Box::new(sentinel)))
 }
 
-fn cluster(config: &RedisPoolConfig, clients: NodeClients) -> Result<Connections, StoreError> {
+fn cluster(
+    config: &RedisPoolConfig,
+    clients: NodeClients,
+    per_server: usize,
+) -> Result<Connections, StoreError> {
     let seeds = config
         .cluster_nodes
         .iter()
@@ -202,7 +218,7 @@ fn cluster(config: &RedisPoolConfig, clients: NodeClients) -> Result<Connections
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let target = MasterTarget::new(config, &clients)?;
-    let pool = ClusterPool::new(seeds, target, config.pool_size, config.timeout);
+    let pool = ClusterPool::new(seeds, target, per_server, config.timeout);
     Ok(Connections::Cluster(Box::new(pool)))
 }
 

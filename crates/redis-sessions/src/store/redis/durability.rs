@@ -6,7 +6,7 @@ use redis::Value;
 
 use super::RedisStore;
 use super::command::cmd;
-use super::pool::Route;
+use super::pool::{Lane, Route};
 use super::reply::ttl_ms;
 use crate::id::StorageId;
 use crate::store::StoreError;
@@ -44,7 +44,7 @@ impl RedisStore {
         let reply = self
             .inner
             .pool
-            .exec_ok(Route::Any, &[cmd("INFO").arg("memory").take()])
+            .exec_ok(Route::Any, Lane::Read, &[cmd("INFO").arg("memory").take()])
             .await?;
         let mut text = String::new();
         collect_text(reply.into_iter().next().unwrap_or(Value::Nil), &mut text);
@@ -64,14 +64,15 @@ impl RedisStore {
         )
     }
 
-    /// With `min_replicas_ack` set, waits (`WAIT`, on the session's connection, so it covers the
-    /// write just made) until that many replicas have the write, for at most half the pool's
-    /// timeout; fewer is an `Unavailable` error, so the request is not answered as a success.
+    /// With `min_replicas_ack` set, waits (`WAIT`, on the session's write-lane connection, so
+    /// it covers the write just made there, and no read waits behind it: see `pool.rs`) until
+    /// that many replicas have the write, for at most half the pool's timeout; fewer is an
+    /// `Unavailable` error, so the request is not answered as a success.
     pub(super) async fn replicated(&self, id: &StorageId) -> Result<(), StoreError> {
         self.replicated_on(Route::Session(id)).await
     }
 
-    /// [`RedisStore::replicated`] for the write just made on `route`'s connection.
+    /// [`RedisStore::replicated`] for the write just made on `route`'s write-lane connection.
     pub(super) async fn replicated_on(&self, route: Route<'_>) -> Result<(), StoreError> {
         let wanted = self.inner.replicas;
         if wanted == 0 {
@@ -79,7 +80,7 @@ impl RedisStore {
         }
         let within = self.inner.pool.timeout / 2;
         let wait = cmd("WAIT").arg(wanted).arg(ttl_ms(within)).take();
-        let reply = self.inner.pool.exec_ok(route, &[wait]).await?;
+        let reply = self.inner.pool.exec_ok(route, Lane::Write, &[wait]).await?;
         match reply.first() {
             Some(Value::Int(acked)) if usize::try_from(*acked).is_ok_and(|n| n >= wanted) => Ok(()),
             other => Err(StoreError::Unavailable(format!(

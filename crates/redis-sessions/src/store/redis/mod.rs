@@ -35,11 +35,13 @@
 //! take `save.lua`.
 //!
 //! Connections are described in `connect.rs` (address, ACL login, TLS), opened in `link.rs` and
-//! used in `pool.rs` (one connection per session, for ordering); the commands of concurrent
-//! requests are batched into one write (`batch/`), which is what keeps Redis's CPU per request
-//! low, and replies are read by our own RESP reader (`resp.rs`). Under Sentinel (`sentinel.rs`) each connection finds
-//! the master through the sentinels and follows it after a failover. Commands and replies are in `reply.rs`; replica
-//! acknowledgements (`min_replicas_ack`) and the eviction check in `durability.rs`.
+//! used in `pool.rs` (one connection per session, for ordering; with `min_replicas_ack` a second
+//! set for the writes and their `WAIT`, so that no read waits behind one); the commands of
+//! concurrent requests are batched into one write (`batch/`), which is what keeps Redis's CPU per
+//! request low, and replies are read by our own RESP reader (`resp.rs`). Under Sentinel
+//! (`sentinel.rs`) each connection finds the master through the sentinels and follows it after a
+//! failover. Commands and replies are in `reply.rs`; replica acknowledgements
+//! (`min_replicas_ack`) and the eviction check in `durability.rs`.
 
 mod batch;
 mod cluster;
@@ -55,7 +57,6 @@ mod sentinel;
 mod users;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use redis::Value;
@@ -69,7 +70,7 @@ use crate::id::{StorageId, UserIndexId};
 use command::cmd;
 pub use connect::NodeClients;
 pub use durability::EvictionRisk;
-use pool::{Pool, Route, Script, store_error};
+use pool::{Lane, Pool, Route, Script, store_error};
 use reply::{META_FIELD, hset, pexpire, ttl_ms};
 pub use resonance::ResonanceStore;
 
@@ -114,14 +115,9 @@ impl RedisStore {
     /// [`StoreError::Backend`] when the settings cannot form a Redis connection description,
     /// e.g. a TLS file cannot be read or holds no valid PEM certificate or key.
     pub fn new(config: &RedisPoolConfig) -> Result<Self, StoreError> {
-        let pool = connect::connections(config)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                pool: Pool {
-                    conns: pool,
-                    next: AtomicUsize::new(0),
-                    timeout: config.timeout,
-                },
+                pool: Pool::new(config)?,
                 prefix: config.prefix.clone(),
                 replicas: config.min_replicas_ack,
                 save: Script::new(include_str!("save.lua")),
@@ -138,7 +134,9 @@ impl RedisStore {
     /// [`StoreError::Unavailable`] when Redis cannot be reached.
     pub async fn prefill(&self) -> Result<(), StoreError> {
         for _ in 0..self.inner.pool.size() {
-            self.inner.pool.exec_ok(Route::Any, &[cmd("PING")]).await?;
+            (self.inner.pool)
+                .exec_ok(Route::Any, Lane::Read, &[cmd("PING")])
+                .await?;
         }
         Ok(())
     }
@@ -178,7 +176,9 @@ impl RedisStore {
             commands.push(cmd("HDEL").arg(&key).arg(&changes.removed).take());
         }
         commands.push(pexpire(&key, changes.ttl));
-        let replies = self.inner.pool.exec(Route::Session(id), &commands).await?;
+        let replies = (self.inner.pool)
+            .exec(Route::Session(id), Lane::Write, &commands)
+            .await?;
         match replies.into_iter().next() {
             Some(Ok(_)) => Ok(SaveOutcome::Saved),
             Some(Err(e)) if e.code() == Some("WRONGTYPE") => Ok(SaveOutcome::Gone),
@@ -192,7 +192,8 @@ impl SessionStore for RedisStore {
     fn load<'a>(&'a self, id: &'a StorageId) -> StoreFuture<'a, Loaded> {
         Box::pin(async move {
             let hgetall = cmd("HGETALL").arg(self.session_key(id)).take();
-            let replies = self.inner.pool.exec(Route::Session(id), &[hgetall]).await?;
+            let route = Route::Session(id);
+            let replies = self.inner.pool.exec(route, Lane::Read, &[hgetall]).await?;
             reply::loaded(replies.into_iter().next())
         })
     }
@@ -213,7 +214,8 @@ impl SessionStore for RedisStore {
                 .take();
             let hgetall = cmd("HGETALL").arg(self.session_key(id)).take();
             let commands = [lock, hgetall];
-            let replies = self.inner.pool.exec(Route::Session(id), &commands);
+            // The read lane: no `WAIT` follows (see `pool.rs` on the lock and the lanes).
+            let replies = (self.inner.pool).exec(Route::Session(id), Lane::Read, &commands);
             let mut replies = replies.await?.into_iter();
             match replies.next() {
                 Some(Ok(Value::Nil)) => return Ok(LockedLoad::Busy),
@@ -233,9 +235,8 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             let key = self.session_key(id);
             let commands = [hset(&key, record.meta, &record.fields), pexpire(&key, ttl)];
-            self.inner
-                .pool
-                .exec_ok(Route::Session(id), &commands)
+            (self.inner.pool)
+                .exec_ok(Route::Session(id), Lane::Write, &commands)
                 .await?;
             self.replicated(id).await
         })
@@ -294,7 +295,9 @@ impl SessionStore for RedisStore {
                 .iter()
                 .map(|field| cmd("HDEL").arg(&key).arg(field).take())
                 .collect();
-            let replies = self.inner.pool.exec(Route::Session(id), &commands).await?;
+            let replies = (self.inner.pool)
+                .exec(Route::Session(id), Lane::Write, &commands)
+                .await?;
             let taken = reply::taken(replies, fields.len())?;
             if taken.contains(&true) {
                 self.replicated(id).await?;
@@ -326,7 +329,8 @@ impl SessionStore for RedisStore {
 }
 
 impl RedisStore {
-    /// Releases `lock` on `route`'s connection if `token` still holds it.
+    /// Releases `lock` on `route`'s connection if `token` still holds it: on the read lane,
+    /// the lane that took it, as no `WAIT` follows (see `pool.rs`).
     async fn release(
         &self,
         route: Route<'_>,
@@ -335,7 +339,7 @@ impl RedisStore {
     ) -> Result<(), StoreError> {
         let unlock = &self.inner.unlock;
         (self.inner.pool)
-            .eval(route, unlock, &[lock], |call| {
+            .eval(route, Lane::Read, unlock, &[lock], |call| {
                 call.arg(&token.0);
             })
             .await
@@ -343,7 +347,8 @@ impl RedisStore {
     }
 
     /// Runs an end script (this layout's or the PHP framework's) on `keys` with `request`'s
-    /// arguments: tombstone TTL, lock token, whether the lock is required, successor.
+    /// arguments: tombstone TTL, lock token, whether the lock is required, successor; on the
+    /// write lane, as a `WAIT` follows.
     async fn ending(
         &self,
         route: Route<'_>,
@@ -352,7 +357,7 @@ impl RedisStore {
         request: &EndRequest<'_>,
     ) -> Result<Value, StoreError> {
         (self.inner.pool)
-            .eval(route, script, keys, |call| {
+            .eval(route, Lane::Write, script, keys, |call| {
                 call.arg(ttl_ms(request.tombstone))
                     .arg(request.lock.map_or("", |t| t.0.as_str()))
                     .arg(if request.require_lock { "1" } else { "0" })
@@ -372,10 +377,9 @@ impl RedisStore {
         }
         let (key, lock) = (self.session_key(id), self.lock_key(id));
         let route = Route::Session(id);
-        let reply = self
-            .inner
-            .pool
-            .eval(route, &self.inner.save, &[&key, &lock], |call| {
+        let save = &self.inner.save;
+        let reply = (self.inner.pool)
+            .eval(route, Lane::Write, save, &[&key, &lock], |call| {
                 call.arg(ttl_ms(changes.ttl))
                     .arg(changes.unlock.as_ref().map_or("", |t| t.0.as_str()))
                     .arg(changes.removed.len())

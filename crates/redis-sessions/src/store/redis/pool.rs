@@ -1,11 +1,42 @@
 //! The connections of one Redis pool and how commands reach them.
 //!
 //! A pool of size N is N pipelined connections (`batch/`). Each reconnects by itself on its
-//! next call after Redis comes back; every call is bounded by the pool's `timeout`. All commands about one session go over
-//! the same connection (chosen from its storage id), so Redis runs them in the order they were
-//! sent: a lock release sent after a lock request that timed out on our side can never overtake
-//! it, even while Redis is paused, which would leave the session locked for `lock_ttl`.
-//! Commands that concern no session (start-up checks) go round robin.
+//! next call after Redis comes back; every call is bounded by the pool's `timeout`. The commands
+//! of one session on one [`Lane`] go over the same connection (chosen from its storage id), so
+//! Redis runs them in the order they were sent: a lock release sent after a lock request that
+//! timed out on our side can never overtake it, even while Redis is paused, which would leave
+//! the session locked for `lock_ttl`. Commands that concern no session (start-up checks) go
+//! round robin over all connections.
+//!
+//! ## Two lanes with `min_replicas_ack`
+//!
+//! `WAIT` holds its whole connection until the replicas answer or its time is up (half the
+//! timeout), and on a pipelined connection every call queued behind it waits too: with no
+//! replica connected, reads of other sessions took up to the whole timeout and some failed,
+//! although only writes may fail then. So with `min_replicas_ack > 0` the pool has two sets of
+//! N connections (per server, per Cluster master, per Sentinel slot), and each call says which
+//! it takes:
+//!
+//! - [`Lane::Write`]: writes of session data or of a user's index, each followed by its `WAIT`
+//!   on the same connection (`WAIT` counts the writes of its own connection).
+//! - [`Lane::Read`]: everything that is never followed by a `WAIT`: loads, the locked load
+//!   (`SET NX` of the lock with the read), a release of the lock alone (`unlock.lua`), listing
+//!   an index. No `WAIT` ever runs there, so nothing on it waits for replicas.
+//!
+//! Why the lock may be taken on one lane and released on the other: the danger is a release
+//! that overtakes the acquire it follows (both sent, the acquire's reply not yet read, Redis
+//! paused), which leaves the lock held. The only releases that can follow an unanswered acquire
+//! are the manager's `unlock` of an attempt that failed, and that is on the read lane too, the
+//! acquire's own connection. A release on the write lane (a save or end that releases the lock)
+//! is sent only after the acquire was answered, so it runs after it. The reverse overtaking is
+//! harmless: an `unlock` on the read lane that runs before a delayed save on the write lane
+//! makes that save fail with `LockLost` (`save.lua` checks the token and writes atomically), so
+//! a write never lands without its lock. A load on the read lane may run before an earlier
+//! write of the same session whose reply timed out; that write was answered `503` (outcome
+//! unknown), as before.
+//!
+//! With `min_replicas_ack = 0` there is one set: both lanes are the same connection, and the
+//! pool does what it did before the lanes existed.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -14,7 +45,8 @@ use std::time::Duration;
 use redis::{RedisError, RedisResult, Value};
 
 use super::command::{Command, cmd};
-use super::{batch, cluster, sentinel};
+use super::{batch, cluster, connect, sentinel};
+use crate::config::RedisPoolConfig;
 use crate::id::{StorageId, UserIndexId};
 use crate::store::StoreError;
 
@@ -31,9 +63,21 @@ pub(super) enum Connections {
 
 /// A pool's connections with its timeout.
 pub(super) struct Pool {
-    pub(super) conns: Connections,
-    pub(super) next: AtomicUsize,
+    conns: Connections,
+    next: AtomicUsize,
     pub(super) timeout: Duration,
+    /// With `min_replicas_ack`, the connections per server of each lane: the read lane is the
+    /// first `lanes`, the write lane the next `lanes`. 0: one set for both (no `WAIT` is sent).
+    lanes: usize,
+}
+
+/// Which of a session's connections carries a call (see the module docs).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Lane {
+    /// Calls never followed by a `WAIT`: loads, taking the lock, releasing it alone, listing.
+    Read,
+    /// Writes followed by a `WAIT`, and that `WAIT`.
+    Write,
 }
 
 /// Which connection carries a call.
@@ -116,6 +160,28 @@ pub(super) fn store_error(e: &RedisError) -> StoreError {
 }
 
 impl Pool {
+    /// The connections `config` describes (see `connect.rs`), twice `pool_size` per server
+    /// with `min_replicas_ack`; no I/O.
+    pub(super) fn new(config: &RedisPoolConfig) -> Result<Self, StoreError> {
+        let lanes = if config.min_replicas_ack > 0 {
+            config.pool_size.max(1)
+        } else {
+            0
+        };
+        let per_server = if lanes > 0 {
+            2 * lanes
+        } else {
+            config.pool_size
+        };
+        Ok(Self {
+            conns: connect::connections(config, per_server)?,
+            next: AtomicUsize::new(0),
+            timeout: config.timeout,
+            lanes,
+        })
+    }
+
+    /// The connections, all lanes, opened so far or to be opened.
     pub(super) fn size(&self) -> usize {
         match &self.conns {
             Connections::Single(c) => c.len(),
@@ -124,11 +190,19 @@ impl Pool {
         }
     }
 
-    fn index(&self, route: Route<'_>) -> usize {
-        match route {
+    /// The connection number of a call within its server (or Sentinel slot): the same for
+    /// every call of one session on one lane.
+    fn index(&self, route: Route<'_>, lane: Lane) -> usize {
+        let n = match route {
             Route::Session(id) | Route::Tagged { id, .. } => Self::spread(id.as_str()),
             Route::User(user) => Self::spread(user.as_str()),
-            Route::Any => self.next.fetch_add(1, Ordering::Relaxed),
+            // Start-up checks, on every connection in turn (so `prefill` opens both lanes).
+            Route::Any => return self.next.fetch_add(1, Ordering::Relaxed),
+        };
+        match (self.lanes, lane) {
+            (0, _) => n,
+            (lanes, Lane::Read) => n % lanes,
+            (lanes, Lane::Write) => lanes + n % lanes,
         }
     }
 
@@ -140,14 +214,16 @@ impl Pool {
             .fold(0usize, |acc, b| acc * 64 + usize::from(b))
     }
 
-    /// Sends `commands` as one pipeline on the route's connection, bounded by the pool's timeout,
-    /// and returns one reply per command (a command's server error stays in its slot).
+    /// Sends `commands` as one pipeline on the route's connection of `lane`, bounded by the
+    /// pool's timeout, and returns one reply per command (a command's server error stays in
+    /// its slot).
     pub(super) async fn exec(
         &self,
         route: Route<'_>,
+        lane: Lane,
         commands: &[Command],
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
-        let n = self.index(route);
+        let n = self.index(route, lane);
         match &self.conns {
             // The batcher bounds the call by the timeout itself (one timer per connection).
             Connections::Single(batchers) => batchers[n % batchers.len()]
@@ -175,20 +251,22 @@ impl Pool {
     pub(super) async fn exec_ok(
         &self,
         route: Route<'_>,
+        lane: Lane,
         commands: &[Command],
     ) -> Result<Vec<Value>, StoreError> {
-        self.exec(route, commands)
+        self.exec(route, lane, commands)
             .await?
             .into_iter()
             .map(|reply| reply.map_err(|e| store_error(&e)))
             .collect()
     }
 
-    /// Runs a script with `keys` and the arguments `args` adds, loading it on a `NOSCRIPT`
-    /// (or sending it whole from the start, see [`Script::sent_whole`]).
+    /// Runs a script on `lane` with `keys` and the arguments `args` adds, loading it on a
+    /// `NOSCRIPT` (or sending it whole from the start, see [`Script::sent_whole`]).
     pub(super) async fn eval(
         &self,
         route: Route<'_>,
+        lane: Lane,
         script: &Script,
         keys: &[&str],
         args: impl Fn(&mut Command),
@@ -197,7 +275,7 @@ impl Pool {
         loop {
             let mut call = script.call(by_source, keys);
             args(&mut call);
-            let reply = self.exec(route, &[call]).await?.pop();
+            let reply = self.exec(route, lane, &[call]).await?.pop();
             match reply {
                 Some(Ok(value)) => return Ok(value),
                 Some(Err(e)) if !by_source && e.code() == Some("NOSCRIPT") => by_source = true,
@@ -213,7 +291,7 @@ mod tests {
     use std::time::Duration;
 
     use super::super::RedisStore;
-    use super::Route;
+    use super::{Lane, Route};
     use crate::config::RedisPoolConfig;
     use crate::id::SessionId;
     use crate::store::{ChangeSet, Meta, Record, SessionStore};
@@ -226,7 +304,7 @@ mod tests {
     fn the_store_futures_of_every_request_stay_small() {
         let store = RedisStore::new(&RedisPoolConfig::default()).expect("a store");
         let id = SessionId::generate().storage_id();
-        let exec = store.inner.pool.exec(Route::Session(&id), &[]);
+        let exec = store.inner.pool.exec(Route::Session(&id), Lane::Write, &[]);
         let size = size_of_val(&exec);
         assert!(size < 512, "exec: {size} bytes");
         let meta = Meta {

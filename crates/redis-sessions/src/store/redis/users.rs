@@ -20,7 +20,7 @@ use redis::Value;
 
 use super::RedisStore;
 use super::command::{Command, cmd};
-use super::pool::Route;
+use super::pool::{Lane, Route};
 use super::reply::ttl_ms;
 use crate::id::{StorageId, UserIndexId};
 use crate::store::{StoreError, millis, now_ms};
@@ -53,7 +53,10 @@ impl RedisStore {
             cmd("PEXPIRE").arg(&key).arg(keep_ms).arg("GT").take(),
         ];
         let route = Route::User(user);
-        self.inner.pool.exec_ok(route, &commands).await?;
+        self.inner
+            .pool
+            .exec_ok(route, Lane::Write, &commands)
+            .await?;
         self.replicated_on(route).await
     }
 
@@ -66,7 +69,7 @@ impl RedisStore {
         let replies = self
             .inner
             .pool
-            .exec_ok(Route::User(user), &commands)
+            .exec_ok(Route::User(user), Lane::Read, &commands)
             .await?;
         match replies.into_iter().nth(1) {
             Some(Value::Array(members)) => Ok(members
@@ -97,7 +100,9 @@ impl RedisStore {
             .arg(&key)
             .arg(ids.iter().map(StorageId::as_str).collect::<Vec<_>>())
             .take();
-        self.inner.pool.exec_ok(Route::User(user), &[zrem]).await?;
+        (self.inner.pool)
+            .exec_ok(Route::User(user), Lane::Write, &[zrem])
+            .await?;
         Ok(())
     }
 }

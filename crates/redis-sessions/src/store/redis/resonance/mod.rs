@@ -29,7 +29,7 @@ use redis::Value;
 
 use super::RedisStore;
 use super::command::cmd;
-use super::pool::{Route, Script, store_error};
+use super::pool::{Lane, Route, Script, store_error};
 use super::reply::ttl_ms;
 use crate::config::RedisPoolConfig;
 use crate::id::{StorageId, UserIndexId};
@@ -113,7 +113,8 @@ impl ResonanceStore {
     async fn get(&self, id: &StorageId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let get = cmd("GET").arg(key).take();
         let route = Route::Tagged { id, tag: key };
-        match self.redis.inner.pool.exec_ok(route, &[get]).await?.pop() {
+        let pool = &self.redis.inner.pool;
+        match pool.exec_ok(route, Lane::Read, &[get]).await?.pop() {
             Some(Value::BulkString(blob)) => Ok(Some(blob)),
             Some(Value::Nil) => Ok(None),
             other => Err(unexpected("GET", other.as_ref())),
@@ -135,7 +136,8 @@ impl ResonanceStore {
         }
         let exists = cmd("EXISTS").arg(tagged(key, "t")).take();
         let route = Route::Tagged { id, tag: key };
-        match self.redis.inner.pool.exec_ok(route, &[exists]).await?.pop() {
+        let pool = &self.redis.inner.pool;
+        match pool.exec_ok(route, Lane::Read, &[exists]).await?.pop() {
             Some(Value::Int(1)) => Ok(Loaded::Ended),
             Some(Value::Int(0)) => Ok(Loaded::Missing),
             other => Err(unexpected("EXISTS", other.as_ref())),
@@ -159,6 +161,7 @@ impl ResonanceStore {
         let Some(mut read) = read else {
             return Ok((SaveOutcome::Gone, vec![false; merge.take.len()]));
         };
+        let save = &Self::scripts().0;
         for _ in 0..MERGE_ATTEMPTS {
             let mut blob = Blob::decode(&read)?;
             blob.apply(merge.set, merge.removed, merge.meta)?;
@@ -175,7 +178,7 @@ impl ResonanceStore {
                 .redis
                 .inner
                 .pool
-                .eval(route, &Self::scripts().0, &[&key, &lock], |call| {
+                .eval(route, Lane::Write, save, &[&key, &lock], |call| {
                     call.arg(&read[..])
                         .arg(&written[..])
                         .arg(merge.ttl.map_or(String::new(), |t| ttl_ms(t).to_string()))
@@ -250,11 +253,12 @@ impl SessionStore for ResonanceStore {
                 cmd("GET").arg(&key).take(),
             ];
             let route = Route::Tagged { id, tag: &key };
+            // The read lane: no `WAIT` follows (see `pool.rs` on the lock and the lanes).
             let mut replies = self
                 .redis
                 .inner
                 .pool
-                .exec(route, &commands)
+                .exec(route, Lane::Read, &commands)
                 .await?
                 .into_iter();
             match replies.next() {
@@ -290,7 +294,9 @@ impl SessionStore for ResonanceStore {
                 .arg(ttl_ms(ttl))
                 .take();
             let route = Route::Tagged { id, tag: &key };
-            self.redis.inner.pool.exec_ok(route, &[set]).await?;
+            (self.redis.inner.pool)
+                .exec_ok(route, Lane::Write, &[set])
+                .await?;
             self.recent.remember(id, &encoded);
             self.redis.replicated_on(route).await
         })
