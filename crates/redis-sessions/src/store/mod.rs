@@ -14,7 +14,10 @@
 //!   when the manager says the record cannot have expired yet ([`ChangeSet::within_lifetime`]),
 //!   and must check atomically otherwise.
 //! - `end` is atomic: it returns the record exactly as it stood when it ended, so a rotation can
-//!   carry over every write that landed before it, and every later save finds it gone.
+//!   carry over every write that landed before it, and every later save finds it gone. For a
+//!   rotation it keeps that answer with the tombstone: a retry to the same successor (the first
+//!   reply was lost) gets the same record back, or the same [`EndOutcome::NotLive`], so a
+//!   retried rotation carries over exactly what the first one would have.
 //! - `save` writes only the fields it is given, so concurrent saves of different keys of one
 //!   session both survive.
 //! - a save that holds the session lock releases it, and refuses to write if the lock is no
@@ -253,7 +256,7 @@ pub struct EndRequest<'a> {
     /// destroy passes `false`: a logout proceeds even when the lock was lost.
     pub require_lock: bool,
     /// For a rotation, the storage id of the successor, kept in the tombstone so that a retried
-    /// rotation recognises its own earlier success; empty for a destroy.
+    /// rotation recognises its own earlier end and gets its answer again; empty for a destroy.
     pub successor: &'a str,
 }
 
@@ -265,8 +268,6 @@ pub enum EndOutcome {
     /// There was no live record (never stored, expired, or ended by another request); a
     /// tombstone was written all the same.
     NotLive,
-    /// The record was already ended by a rotation to the same successor (a retry of it).
-    AlreadyRotated,
     /// `require_lock` was set and the lock is not `lock`'s any more: nothing changed.
     LockLost,
 }
@@ -315,6 +316,13 @@ pub trait SessionStore: Send + Sync + 'static {
     /// tombstone for [`EndRequest::tombstone`], releases this request's lock, and returns the
     /// record as it stood. A save or load arriving within the tombstone time must find the id
     /// ended, even with [`ChangeSet::within_lifetime`] set.
+    ///
+    /// A rotation's end (a [`EndRequest::successor`] given) keeps its answer as long as its
+    /// tombstone: ending the same id again for the same successor changes nothing and answers
+    /// what the first end did ([`EndOutcome::Ended`] with the same record, or
+    /// [`EndOutcome::NotLive`]). The manager retries a rotation whose reply was lost this way,
+    /// and carries over what the first end read: without it, a write answered `2xx` to another
+    /// request before the first end would be lost.
     fn end<'a>(&'a self, id: &'a StorageId, request: EndRequest<'a>)
     -> StoreFuture<'a, EndOutcome>;
 
