@@ -225,7 +225,9 @@ pub struct RedisPoolConfig {
     /// `tls_key`: the PEM private key of `tls_cert`. Only with `tls = true` and together with
     /// `tls_cert`; must be readable at start-up.
     pub tls_key: Option<PathBuf>,
-    /// `prefix` of every key this library writes, default `dm:`.
+    /// `prefix` of every key this library writes, default `dm:`. Without `{` or `}` in the
+    /// native layout (the session keys' Cluster hash tag is their storage id's), and with
+    /// `format = resonance` (its extra keys take the whole session key as their tag).
     pub prefix: String,
     /// `timeout` in seconds (fractions allowed) for connecting and for each command, default 1:
     /// from 0.001 to 86400 (1 day), and shorter than `lock_ttl` for the session pool.
