@@ -107,9 +107,22 @@ impl State {
 /// # let _ = manager;
 /// # Ok::<(), redis_sessions::ConfigError>(())
 /// ```
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    /// How many sessions, locks and tombstones it holds; never their contents.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = f.debug_struct("MemoryStore");
+        if let Ok(state) = self.state.try_lock() {
+            out.field("sessions", &state.sessions.len())
+                .field("locks", &state.locks.len())
+                .field("tombstones", &state.tombstones.len());
+        }
+        out.finish_non_exhaustive()
+    }
 }
 
 impl MemoryStore {

@@ -35,6 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use crate::data::redact;
 use crate::id::{StorageId, UserIndexId};
 
 pub mod memory;
@@ -109,8 +110,9 @@ pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// A whole stored session: metadata and every data field.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A whole stored session: metadata and every data field. Its `Debug` shows the keys and the
+/// sizes of their values, never a value (so does every type here that holds one).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Record {
     /// Creation and touch times.
     pub meta: Meta,
@@ -118,9 +120,29 @@ pub struct Record {
     pub fields: Vec<(String, Bytes)>,
 }
 
-/// A random token proving ownership of a session lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("meta", &self.meta)
+            .field("fields", &sized(&self.fields))
+            .finish()
+    }
+}
+
+/// The keys of `fields` with the sizes of their values.
+fn sized(fields: &[(String, Bytes)]) -> redact::Sized<'_> {
+    redact::Sized::of(fields.iter().map(|(k, v)| (k.as_str(), v)))
+}
+
+/// A random token proving ownership of a session lock (its `Debug` hides it).
+#[derive(Clone, PartialEq, Eq)]
 pub struct LockToken(pub String);
+
+impl std::fmt::Debug for LockToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LockToken").field(&redact::Hidden).finish()
+    }
+}
 
 /// A session lock this process holds. If it is dropped without [`HeldLock::disarm`] (the request
 /// was cancelled, or persisting failed), it releases the lock in a background task, so the
@@ -191,7 +213,7 @@ impl Drop for HeldLock {
 }
 
 /// What a save writes: only the changed fields, new metadata, a new TTL.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ChangeSet {
     /// Fields to write.
     pub set: Vec<(String, Bytes)>,
@@ -208,6 +230,19 @@ pub struct ChangeSet {
     /// leaves tombstones may skip the atomic existence check (the Redis store then saves with
     /// plain pipelined commands instead of a script).
     pub within_lifetime: bool,
+}
+
+impl std::fmt::Debug for ChangeSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeSet")
+            .field("set", &sized(&self.set))
+            .field("removed", &self.removed)
+            .field("meta", &self.meta)
+            .field("ttl", &self.ttl)
+            .field("unlock", &self.unlock)
+            .field("within_lifetime", &self.within_lifetime)
+            .finish()
+    }
 }
 
 /// How a save ended.
