@@ -295,13 +295,15 @@ pub struct EndRequest<'a> {
     pub successor: &'a str,
 }
 
-/// How [`SessionStore::end`] went.
+/// How [`SessionStore::end`] went. A retried rotation (same successor) gets the answer of its
+/// first end again, while the tombstone lasts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndOutcome {
-    /// The record was live and is ended now; this is how it stood at that moment.
+    /// The record was live and is ended now (or by this rotation's first end); this is how it
+    /// stood at that moment.
     Ended(Record),
     /// There was no live record (never stored, expired, or ended by another request); a
-    /// tombstone was written all the same.
+    /// tombstone was written all the same (or this rotation's first end found none).
     NotLive,
     /// `require_lock` was set and the lock is not `lock`'s any more: nothing changed.
     LockLost,
