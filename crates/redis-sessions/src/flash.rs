@@ -183,9 +183,21 @@ impl SessionManager {
 ///     Json(flashes.into_iter().map(|(_key, message)| message).collect())
 /// }
 /// ```
+///
+/// Its `Debug` shows the messages' keys, never the messages.
 #[cfg(feature = "axum")]
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Flashes<T = String>(pub Vec<(String, T)>);
+
+#[cfg(feature = "axum")]
+impl<T> std::fmt::Debug for Flashes<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys = self.0.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_tuple("Flashes")
+            .field(&crate::data::redact::Keys(keys))
+            .finish()
+    }
+}
 
 #[cfg(feature = "axum")]
 impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts<S> for Flashes<T> {

@@ -84,9 +84,33 @@ pub(crate) struct SessionState {
 ///     Ok(count)
 /// }
 /// ```
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` shows the session's state and its keys with the sizes of their values, never a
+/// value, a token or the id (`#[tracing::instrument]` logs handler arguments with it).
+#[derive(Clone)]
 pub struct Session {
     state: Arc<Mutex<SessionState>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `try_lock`: formatting while the caller holds `data()` must not deadlock.
+        let state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return f.debug_struct("Session").finish_non_exhaustive();
+            }
+        };
+        f.debug_struct("Session")
+            .field("stored", &state.id.is_some())
+            .field("ended", &state.ended)
+            .field("data", &state.data)
+            .field("rotate", &state.rotate)
+            .field("destroyed", &state.destroyed.len())
+            .field("locked", &state.lock.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Exclusive access to a session's [`SessionData`], as returned by [`Session::data`].

@@ -410,3 +410,43 @@ fn min_replicas_ack_is_a_small_count() {
         1
     );
 }
+
+#[test]
+fn a_session_prefix_with_braces_is_refused_naming_the_pool_and_the_hash_tag() {
+    for prefix in ["{sess}:", "a{b", "b}:"] {
+        let text = format!("[redis]\ndefault[prefix] = {prefix}");
+        let message = both(&text, only(|p| p.prefix = prefix.to_owned()));
+        says(&message, "[redis] default[prefix]");
+        says(&message, "hash tag");
+    }
+    // The session pool by its name.
+    let text = "redis_connection_pool = main\n[redis]\nmain[prefix] = {s}";
+    let code = b()
+        .redis_connection_pool("main")
+        .pool("main", pool(|p| p.prefix = "{s}".into()));
+    says(
+        &refused(ini(text), "main[prefix]", "{s}"),
+        "routed by the storage id",
+    );
+    says(
+        &refused(code.build(), "main[prefix]", "{s}"),
+        "routed by the storage id",
+    );
+    // A pool the sessions do not use is not the session layout's business.
+    ini("[redis]\ndefault[port] = 6379\ncache[prefix] = {cache}:").expect("not the session pool");
+    // `format = resonance` keeps its own rule, on the format (its keys hold no braces of their
+    // own, its lock and tombstone take the whole session key as their tag).
+    let message = refused(
+        ini("format = resonance\n[redis]\ndefault[prefix] = {app}"),
+        "format",
+        "resonance",
+    );
+    says(&message, "prefix holding braces");
+    // The rule for a tool that works on another pool in the native layout.
+    let cache = pool(|p| p.prefix = "x{".into());
+    let err = cache.check_native_layout("cache").expect_err("braces");
+    says(
+        &err.to_string(),
+        "[redis] cache[prefix] = \"x{\" is invalid",
+    );
+}

@@ -116,6 +116,8 @@ fn context(cli: &Cli) -> CtlResult<Context> {
             configured.join(", ")
         ))
     })?;
+    // The sessions' pool was checked with the file; another `--pool` is checked here.
+    (pool.check_native_layout(&pool_name)).map_err(|e| CtlError::Usage(e.to_string()))?;
     Ok(Context {
         config,
         pool_name,

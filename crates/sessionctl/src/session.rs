@@ -217,7 +217,7 @@ pub(crate) async fn destroy(ctx: &Context, arg: &str) -> CtlResult<Outcome> {
             );
             (code::OK, text)
         }
-        EndOutcome::NotLive | EndOutcome::AlreadyRotated | EndOutcome::LockLost => {
+        EndOutcome::NotLive | EndOutcome::LockLost => {
             json["status"] = json!("not_found");
             let text =
                 format!("session {id}: no such session (never existed, expired or already ended)");

@@ -256,3 +256,18 @@ fn a_resonance_config_is_refused_with_a_usage_error() {
     assert_eq!(refused.code, 2, "{refused:?}");
     assert!(refused.stderr.contains("format = resonance"), "{refused:?}");
 }
+
+#[test]
+fn a_pool_whose_prefix_holds_braces_is_refused_with_a_usage_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config.ini");
+    // Port 9 on loopback: nothing listens, so an unchecked run fails on connecting instead.
+    let text = "[redis]\ndefault[port] = 9\ncache[port] = 9\ncache[prefix] = {cache}:\n";
+    std::fs::write(&config, text).expect("write config");
+    let config = config.to_str().expect("utf-8 path");
+    // The sessions' pool is fine; `--pool cache` would route by the wrong hash tag.
+    let refused = common::run(&["--config", config, "--pool", "cache", "count"]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(refused.stderr.contains("cache[prefix]"), "{refused:?}");
+    assert!(refused.stderr.contains("hash tag"), "{refused:?}");
+}

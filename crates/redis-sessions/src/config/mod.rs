@@ -198,8 +198,9 @@ pub fn default_touch_interval(lifespan: Duration) -> Duration {
     (lifespan / 10).min(Duration::from_secs(60))
 }
 
-/// One named Redis pool of the `[redis]` section (`NAME[key] = value`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One named Redis pool of the `[redis]` section (`NAME[key] = value`). Its `Debug` hides the
+/// passwords.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisPoolConfig {
     /// `host`, default `127.0.0.1` (not empty).
     pub host: String,
@@ -225,7 +226,9 @@ pub struct RedisPoolConfig {
     /// `tls_key`: the PEM private key of `tls_cert`. Only with `tls = true` and together with
     /// `tls_cert`; must be readable at start-up.
     pub tls_key: Option<PathBuf>,
-    /// `prefix` of every key this library writes, default `dm:`.
+    /// `prefix` of every key this library writes, default `dm:`. Without `{` or `}` in the
+    /// native layout (the session keys' Cluster hash tag is their storage id's), and with
+    /// `format = resonance` (its extra keys take the whole session key as their tag).
     pub prefix: String,
     /// `timeout` in seconds (fractions allowed) for connecting and for each command, default 1:
     /// from 0.001 to 86400 (1 day), and shorter than `lock_ttl` for the session pool.
@@ -256,6 +259,53 @@ pub struct RedisPoolConfig {
     /// the sentinels' configuration), `null` (the default) for none. Only with
     /// `sentinel_nodes`.
     pub sentinel_password: Option<String>,
+}
+
+impl std::fmt::Debug for RedisPoolConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Taken apart whole, so a new field cannot be left out (or let a secret in) unseen.
+        let Self {
+            host,
+            port,
+            db_index,
+            password,
+            username,
+            tls,
+            tls_ca,
+            tls_cert,
+            tls_key,
+            prefix,
+            timeout,
+            pool_size,
+            pool_prefill,
+            min_replicas_ack,
+            cluster_nodes,
+            sentinel_nodes,
+            sentinel_master,
+            sentinel_password,
+        } = self;
+        let hidden = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("RedisPoolConfig")
+            .field("host", host)
+            .field("port", port)
+            .field("db_index", db_index)
+            .field("password", &hidden(password))
+            .field("username", username)
+            .field("tls", tls)
+            .field("tls_ca", tls_ca)
+            .field("tls_cert", tls_cert)
+            .field("tls_key", tls_key)
+            .field("prefix", prefix)
+            .field("timeout", timeout)
+            .field("pool_size", pool_size)
+            .field("pool_prefill", pool_prefill)
+            .field("min_replicas_ack", min_replicas_ack)
+            .field("cluster_nodes", cluster_nodes)
+            .field("sentinel_nodes", sentinel_nodes)
+            .field("sentinel_master", sentinel_master)
+            .field("sentinel_password", &hidden(sentinel_password))
+            .finish()
+    }
 }
 
 impl Default for RedisPoolConfig {

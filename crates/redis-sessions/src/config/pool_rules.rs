@@ -1,5 +1,5 @@
 //! The rules of one pool that span several of its keys: the ACL login, the TLS files and
-//! Redis Sentinel. Apart from `validate.rs` to keep each file short; `validate.rs` calls them
+//! Redis Sentinel; and what the native session layout asks of the prefix. Apart from `validate.rs` to keep each file short; `validate.rs` calls them
 //! for every pool and turns a broken rule into an error naming `NAME[key]` and its value.
 
 use super::RedisPoolConfig;
@@ -98,4 +98,22 @@ pub(super) fn sentinel(p: &RedisPoolConfig) -> Result<(), PoolRule> {
         }
         Some(_) => Ok(()),
     }
+}
+
+/// The native layout's keys are `<prefix>{<storage id>}`: the braces are the Cluster hash tag, so
+/// that a session's hash and its lock share a slot, and requests are routed by the storage id's
+/// slot. Redis takes the tag from the *first* `{` of a key up to the next `}`: a `{` in the
+/// prefix makes the prefix (or part of it) the tag, which puts every session in one slot while
+/// requests go to the storage id's node (they fail, redirected back and forth). A `}` alone is
+/// harmless to Redis but refused too: one simple rule, and no key that reads as a tag.
+/// Refusing beats routing by the real tag, which would put all sessions on one Cluster node.
+pub(super) fn native_prefix(p: &RedisPoolConfig) -> Result<(), PoolRule> {
+    if p.prefix.contains(['{', '}']) {
+        let reason = "must not hold { or } with the native session layout: a session's keys \
+                      are <prefix>{<storage id>}, and Redis Cluster takes a key's hash tag from \
+                      its first braces, so braces in the prefix would put every session in one \
+                      slot while requests are routed by the storage id (they would fail)";
+        return Err(("prefix", p.prefix.clone(), reason.into()));
+    }
+    Ok(())
 }

@@ -121,7 +121,8 @@ impl Config {
     /// Checks every rule of the configuration: each value on its own (the ranges documented on
     /// [`SessionConfig`] and [`RedisPoolConfig`]), then the rules that span keys (the named pool
     /// exists, cookie name prefixes and sizes, `touch_interval` < `cookie_lifespan`, `lock_ttl` outlives a
-    /// Redis command, SameSite=None needs Secure, `max_value_bytes` <= `max_session_bytes`).
+    /// Redis command, SameSite=None needs Secure, `max_value_bytes` <= `max_session_bytes`, the
+    /// session pool's prefix holds no braces).
     ///
     /// Loading `config.ini`, [`ConfigBuilder::build`](super::ConfigBuilder::build) and the session
     /// manager all call it, so a configuration built in code gets the same checks as a file.
@@ -136,6 +137,23 @@ impl Config {
             check_pool(name, pool)?;
         }
         check_session_rules(&self.session, self.pool()?)
+    }
+}
+
+impl RedisPoolConfig {
+    /// Checks what the native session layout asks of this pool, named `name` in `[redis]`, on
+    /// top of [`Config::validate`]'s rules for every pool: a prefix without braces (the session
+    /// keys' Cluster hash tag is the storage id's). [`Config::validate`] checks the session pool;
+    /// a tool that works on another pool in the native layout (`sessionctl --pool`) checks it
+    /// with this.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming `[redis] name[prefix]`, its value and why.
+    pub fn check_native_layout(&self, name: &str) -> Result<(), ConfigError> {
+        pool_rules::native_prefix(self).map_err(|(sub, value, reason)| {
+            invalid("redis", &format!("{name}[{sub}]"), value, reason)
+        })
     }
 }
 
@@ -235,8 +253,9 @@ fn check_session_rules(s: &SessionConfig, pool: &RedisPoolConfig) -> Result<(), 
         );
         return Err(invalid("session", "lock_ttl", secs(s.lock_ttl), reason));
     }
-    if s.format == SessionFormat::Resonance {
-        resonance_rules(s, pool)?;
+    match s.format {
+        SessionFormat::Resonance => resonance_rules(s, pool)?,
+        SessionFormat::Native => pool.check_native_layout(&s.redis_connection_pool)?,
     }
     if s.max_value_bytes > s.max_session_bytes {
         let reason = format!(

@@ -7,8 +7,9 @@ use bytes::Bytes;
 
 use super::{SessionData, mark_changed};
 
-/// What changed since the data was loaded or last persisted, as the store needs it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What changed since the data was loaded or last persisted, as the store needs it (its
+/// `Debug`, in `redact.rs`, shows keys and sizes only).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct DataChanges {
     /// Keys with new encoded values.
     pub(crate) set: Vec<(String, Bytes)>,

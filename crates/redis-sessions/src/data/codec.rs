@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::depth;
+use super::redact::scrub;
 use crate::config::SessionFormat;
 
 /// The encoding of a session's values.
@@ -27,17 +28,18 @@ impl Codec {
         }
     }
 
-    /// Decodes `bytes` as a `T`; the error says why not.
+    /// Decodes `bytes` as a `T`; the error says why not, without quoting the value (errors
+    /// reach logs, and values are secrets: see `redact.rs`).
     pub(crate) fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, String> {
         match self {
             Self::MessagePack => {
                 if depth::nests_deeper_than(bytes, depth::MAX_DEPTH) {
                     return Err(format!("nested deeper than {} levels", depth::MAX_DEPTH));
                 }
-                rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+                rmp_serde::from_slice(bytes).map_err(|e| scrub(&e.to_string()))
             }
             // The igbinary decoder caps the depth itself.
-            Self::Igbinary => igbinary::from_slice(bytes).map_err(|e| e.to_string()),
+            Self::Igbinary => igbinary::from_slice(bytes).map_err(|e| scrub(&e.to_string())),
         }
     }
 
@@ -45,13 +47,13 @@ impl Codec {
     pub(crate) fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, String> {
         match self {
             Self::MessagePack => {
-                let encoded = rmp_serde::to_vec_named(value).map_err(|e| e.to_string())?;
+                let encoded = rmp_serde::to_vec_named(value).map_err(|e| scrub(&e.to_string()))?;
                 if depth::nests_deeper_than(&encoded, depth::MAX_DEPTH) {
                     return Err(format!("nested deeper than {} levels", depth::MAX_DEPTH));
                 }
                 Ok(encoded)
             }
-            Self::Igbinary => igbinary::to_vec(value).map_err(|e| e.to_string()),
+            Self::Igbinary => igbinary::to_vec(value).map_err(|e| scrub(&e.to_string())),
         }
     }
 }

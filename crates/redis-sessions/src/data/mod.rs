@@ -19,6 +19,7 @@ mod changes;
 mod codec;
 mod depth;
 mod error;
+pub(crate) mod redact;
 mod values;
 
 pub(crate) use changes::DataChanges;
@@ -43,7 +44,9 @@ pub(crate) const RESERVED: char = '\0';
 /// assert!(data.is_modified());
 /// # Ok::<(), redis_sessions::DataError>(())
 /// ```
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` shows keys and the sizes of their values, never a value.
+#[derive(Clone)]
 pub struct SessionData {
     /// In the order the keys were stored or first put (a PHP array's order under
     /// `format = resonance`).
@@ -60,7 +63,7 @@ pub struct SessionData {
 /// One value and whether it changed since the data was loaded or last persisted (kept beside
 /// the value rather than in a set of changed keys: no second hash and copy of the key per put,
 /// and no lookup per key when the changes are taken).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Entry {
     bytes: Bytes,
     changed: bool,

@@ -10,7 +10,13 @@
 //!
 //! The order also makes failures safe: if the process stops after the first step, the old
 //! session lives on (the new record is an orphan that expires); a retry after a store error
-//! reuses the same new id, and `end` recognises its own tombstone.
+//! reuses the same new id, and `end` recognises its own tombstone and answers what it answered
+//! the first time (the store keeps that answer as long as the tombstone). So a retry whose first
+//! `end` ran but whose reply was lost (a timeout) still carries over every write that the first
+//! `end` found, and one whose first `end` found the session already ended still removes the new
+//! record: every step is repeated with the same inputs and ends in the same state. Re-creating
+//! the new record on a retry writes this request's copy again, and the carry-over is saved again
+//! over it, so a carry-over save that ran before its reply was lost is not undone either.
 
 use std::collections::{HashMap, HashSet};
 
@@ -53,7 +59,6 @@ impl SessionManager {
         };
         let current = match op.call(store.end(&rotation.old.storage_id(), end)).await? {
             EndOutcome::Ended(current) => current,
-            EndOutcome::AlreadyRotated => return Ok(()),
             // The session ended meanwhile (or the lock was lost): the copy must not outlive it.
             outcome @ (EndOutcome::NotLive | EndOutcome::LockLost) => {
                 let remove = EndRequest {

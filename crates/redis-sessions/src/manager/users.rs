@@ -27,6 +27,7 @@ use futures_util::future::Either;
 
 use super::SessionManager;
 use super::persist::Write;
+use crate::data::redact::Size;
 use crate::data::{Codec, SessionData};
 use crate::error::SessionError;
 use crate::id::{StorageId, UserIndexId};
@@ -34,8 +35,9 @@ use crate::observe::Observed;
 use crate::session::{ABOUT_KEY, Session, USER_KEY};
 use crate::store::{EndOutcome, EndRequest, Loaded, now_ms};
 
-/// One of a user's sessions, as [`SessionManager::user_sessions`] lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One of a user's sessions, as [`SessionManager::user_sessions`] lists it. Its `Debug` shows
+/// the description's length, not its text (a value the application stored).
+#[derive(Clone, PartialEq, Eq)]
 pub struct UserSession {
     /// Names the session for [`SessionManager::revoke_user_session`]; not its id (it opens
     /// nothing) and stable for the session's life until its next rotation.
@@ -48,6 +50,19 @@ pub struct UserSession {
     pub last_seen: SystemTime,
     /// What [`Session::describe`] stored, if anything.
     pub description: Option<String>,
+}
+
+impl std::fmt::Debug for UserSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let description = self.description.as_ref().map(|d| Size(d.len()));
+        f.debug_struct("UserSession")
+            .field("handle", &self.handle)
+            .field("current", &self.current)
+            .field("created", &self.created)
+            .field("last_seen", &self.last_seen)
+            .field("description", &description)
+            .finish()
+    }
 }
 
 impl SessionManager {

@@ -59,9 +59,7 @@ impl SessionManager {
             let storage = id.storage_id();
             let ended = op.run(op.call(store.end(&storage, end))).await;
             op.finish(match ended {
-                Ok(EndOutcome::Ended(_) | EndOutcome::NotLive | EndOutcome::AlreadyRotated) => {
-                    Ok(())
-                }
+                Ok(EndOutcome::Ended(_) | EndOutcome::NotLive) => Ok(()),
                 Ok(EndOutcome::LockLost) => Err(SessionError::LockLost),
                 Err(error) => Err(error.into()),
             })?;

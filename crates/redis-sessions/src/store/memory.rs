@@ -30,10 +30,13 @@ struct Lock {
     expires: Instant,
 }
 
-/// What is left of an ended record: the successor's storage id (empty for a destroy).
+/// What is left of an ended record: the successor's storage id (empty for a destroy) and, for
+/// a rotation, the record as that end found it (`None` when it was not live), so that a retry
+/// of the rotation gets the same answer (see [`SessionStore::end`]).
 #[derive(Debug)]
 struct Tombstone {
     successor: String,
+    kept: Option<Record>,
     expires: Instant,
 }
 
@@ -104,9 +107,22 @@ impl State {
 /// # let _ = manager;
 /// # Ok::<(), redis_sessions::ConfigError>(())
 /// ```
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    /// How many sessions, locks and tombstones it holds; never their contents.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = f.debug_struct("MemoryStore");
+        if let Ok(state) = self.state.try_lock() {
+            out.field("sessions", &state.sessions.len())
+                .field("locks", &state.locks.len())
+                .field("tombstones", &state.tombstones.len());
+        }
+        out.finish_non_exhaustive()
+    }
 }
 
 impl MemoryStore {
@@ -241,10 +257,14 @@ impl SessionStore for MemoryStore {
             self.with_state(|s, now| {
                 let id = id.as_str();
                 if !request.successor.is_empty()
-                    && s.tombstone(id, now)
-                        .is_some_and(|t| t.successor == request.successor)
+                    && let Some(ended) = s.tombstone(id, now)
+                    && ended.successor == request.successor
                 {
-                    return EndOutcome::AlreadyRotated;
+                    // A retry of this rotation: the answer the first end gave.
+                    return ended
+                        .kept
+                        .clone()
+                        .map_or(EndOutcome::NotLive, EndOutcome::Ended);
                 }
                 let owned = request
                     .lock
@@ -257,10 +277,17 @@ impl SessionStore for MemoryStore {
                     None => EndOutcome::NotLive,
                 };
                 s.sessions.remove(id);
+                let kept = match &outcome {
+                    EndOutcome::Ended(record) if !request.successor.is_empty() => {
+                        Some(record.clone())
+                    }
+                    _ => None,
+                };
                 s.tombstones.insert(
                     id.to_owned(),
                     Tombstone {
                         successor: request.successor.to_owned(),
+                        kept,
                         expires: now + request.tombstone,
                     },
                 );

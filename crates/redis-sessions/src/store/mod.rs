@@ -14,7 +14,10 @@
 //!   when the manager says the record cannot have expired yet ([`ChangeSet::within_lifetime`]),
 //!   and must check atomically otherwise.
 //! - `end` is atomic: it returns the record exactly as it stood when it ended, so a rotation can
-//!   carry over every write that landed before it, and every later save finds it gone.
+//!   carry over every write that landed before it, and every later save finds it gone. For a
+//!   rotation it keeps that answer with the tombstone: a retry to the same successor (the first
+//!   reply was lost) gets the same record back, or the same [`EndOutcome::NotLive`], so a
+//!   retried rotation carries over exactly what the first one would have.
 //! - `save` writes only the fields it is given, so concurrent saves of different keys of one
 //!   session both survive.
 //! - a save that holds the session lock releases it, and refuses to write if the lock is no
@@ -32,6 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use crate::data::redact;
 use crate::id::{StorageId, UserIndexId};
 
 pub mod memory;
@@ -106,8 +110,9 @@ pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// A whole stored session: metadata and every data field.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A whole stored session: metadata and every data field. Its `Debug` shows the keys and the
+/// sizes of their values, never a value (so does every type here that holds one).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Record {
     /// Creation and touch times.
     pub meta: Meta,
@@ -115,9 +120,29 @@ pub struct Record {
     pub fields: Vec<(String, Bytes)>,
 }
 
-/// A random token proving ownership of a session lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("meta", &self.meta)
+            .field("fields", &sized(&self.fields))
+            .finish()
+    }
+}
+
+/// The keys of `fields` with the sizes of their values.
+fn sized(fields: &[(String, Bytes)]) -> redact::Sized<'_> {
+    redact::Sized::of(fields.iter().map(|(k, v)| (k.as_str(), v)))
+}
+
+/// A random token proving ownership of a session lock (its `Debug` hides it).
+#[derive(Clone, PartialEq, Eq)]
 pub struct LockToken(pub String);
+
+impl std::fmt::Debug for LockToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LockToken").field(&redact::Hidden).finish()
+    }
+}
 
 /// A session lock this process holds. If it is dropped without [`HeldLock::disarm`] (the request
 /// was cancelled, or persisting failed), it releases the lock in a background task, so the
@@ -188,7 +213,7 @@ impl Drop for HeldLock {
 }
 
 /// What a save writes: only the changed fields, new metadata, a new TTL.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ChangeSet {
     /// Fields to write.
     pub set: Vec<(String, Bytes)>,
@@ -205,6 +230,19 @@ pub struct ChangeSet {
     /// leaves tombstones may skip the atomic existence check (the Redis store then saves with
     /// plain pipelined commands instead of a script).
     pub within_lifetime: bool,
+}
+
+impl std::fmt::Debug for ChangeSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeSet")
+            .field("set", &sized(&self.set))
+            .field("removed", &self.removed)
+            .field("meta", &self.meta)
+            .field("ttl", &self.ttl)
+            .field("unlock", &self.unlock)
+            .field("within_lifetime", &self.within_lifetime)
+            .finish()
+    }
 }
 
 /// How a save ended.
@@ -253,20 +291,20 @@ pub struct EndRequest<'a> {
     /// destroy passes `false`: a logout proceeds even when the lock was lost.
     pub require_lock: bool,
     /// For a rotation, the storage id of the successor, kept in the tombstone so that a retried
-    /// rotation recognises its own earlier success; empty for a destroy.
+    /// rotation recognises its own earlier end and gets its answer again; empty for a destroy.
     pub successor: &'a str,
 }
 
-/// How [`SessionStore::end`] went.
+/// How [`SessionStore::end`] went. A retried rotation (same successor) gets the answer of its
+/// first end again, while the tombstone lasts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndOutcome {
-    /// The record was live and is ended now; this is how it stood at that moment.
+    /// The record was live and is ended now (or by this rotation's first end); this is how it
+    /// stood at that moment.
     Ended(Record),
     /// There was no live record (never stored, expired, or ended by another request); a
-    /// tombstone was written all the same.
+    /// tombstone was written all the same (or this rotation's first end found none).
     NotLive,
-    /// The record was already ended by a rotation to the same successor (a retry of it).
-    AlreadyRotated,
     /// `require_lock` was set and the lock is not `lock`'s any more: nothing changed.
     LockLost,
 }
@@ -315,6 +353,13 @@ pub trait SessionStore: Send + Sync + 'static {
     /// tombstone for [`EndRequest::tombstone`], releases this request's lock, and returns the
     /// record as it stood. A save or load arriving within the tombstone time must find the id
     /// ended, even with [`ChangeSet::within_lifetime`] set.
+    ///
+    /// A rotation's end (a [`EndRequest::successor`] given) keeps its answer as long as its
+    /// tombstone: ending the same id again for the same successor changes nothing and answers
+    /// what the first end did ([`EndOutcome::Ended`] with the same record, or
+    /// [`EndOutcome::NotLive`]). The manager retries a rotation whose reply was lost this way,
+    /// and carries over what the first end read: without it, a write answered `2xx` to another
+    /// request before the first end would be lost.
     fn end<'a>(&'a self, id: &'a StorageId, request: EndRequest<'a>)
     -> StoreFuture<'a, EndOutcome>;
 

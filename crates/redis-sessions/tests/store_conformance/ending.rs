@@ -45,25 +45,38 @@ pub(crate) async fn a_tombstone_expires_after_its_time(store: &dyn SessionStore)
     assert_eq!(store.load(&id).await.ok(), Some(Loaded::Missing));
 }
 
-pub(crate) async fn a_retried_rotation_recognises_its_own_tombstone(store: &dyn SessionStore) {
+pub(crate) async fn a_retried_rotation_gets_the_first_answer_again(store: &dyn SessionStore) {
     let id = stored(store, &[("a", "1")]).await;
     let rotation = EndRequest {
         successor: "successor-storage-id",
         ..destroy()
     };
-    assert!(matches!(
-        store.end(&id, rotation).await,
-        Ok(EndOutcome::Ended(_))
-    ));
+    let first = store.end(&id, rotation).await.expect("end");
+    assert!(matches!(first, EndOutcome::Ended(_)), "{first:?}");
     assert_eq!(
         store.end(&id, rotation).await.ok(),
-        Some(EndOutcome::AlreadyRotated)
+        Some(first),
+        "a retry (its first reply lost) gets the record the first end read, to carry it over"
     );
+    assert_eq!(store.load(&id).await.ok(), Some(Loaded::Ended));
     let other = EndRequest {
         successor: "another-successor",
         ..destroy()
     };
     assert_eq!(store.end(&id, other).await.ok(), Some(EndOutcome::NotLive));
+
+    // A rotation that found nothing live finds nothing on its retry either.
+    let gone = stored(store, &[("a", "1")]).await;
+    store.end(&gone, destroy()).await.expect("destroy");
+    assert_eq!(
+        store.end(&gone, rotation).await.ok(),
+        Some(EndOutcome::NotLive)
+    );
+    assert_eq!(
+        store.end(&gone, rotation).await.ok(),
+        Some(EndOutcome::NotLive),
+        "a retry does not find a record the first end did not"
+    );
 }
 
 pub(crate) async fn a_locked_end_whose_lock_was_lost_changes_nothing(store: &dyn SessionStore) {

@@ -128,7 +128,7 @@ macro_rules! conformance {
                 take_fields_takes_each_field_once,
                 end_returns_the_record_as_it_stood_and_leaves_it_ended,
                 a_tombstone_expires_after_its_time,
-                a_retried_rotation_recognises_its_own_tombstone,
+                a_retried_rotation_gets_the_first_answer_again,
                 a_locked_end_whose_lock_was_lost_changes_nothing,
                 a_destroy_releases_only_its_own_lock,
                 the_lock_admits_one_holder_and_only_its_owner_releases_it,

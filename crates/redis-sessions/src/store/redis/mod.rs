@@ -30,7 +30,8 @@
 //!
 //! `destroy` and the old id of a rotation go through `end.lua`, which reads the record and writes
 //! the tombstone in one atomic step (so a rotation carries over every write that landed before
-//! it) and releases only a lock this request owns. Tombstones live for the manager's tombstone
+//! it) and releases only a lock this request owns. A rotation keeps a copy of what it read,
+//! `{prefix}{<storage id>}:c`, as long as the tombstone, so that a retry gets the same answer. Tombstones live for the manager's tombstone
 //! time (about a minute), not a session lifetime: saves of sessions loaded longer ago than that
 //! take `save.lua`.
 //!
@@ -270,8 +271,11 @@ impl SessionStore for RedisStore {
     ) -> StoreFuture<'a, EndOutcome> {
         Box::pin(async move {
             let (key, lock) = (self.session_key(id), self.lock_key(id));
+            // A rotation's copy of what it ended, for a retry (see `end.lua`).
+            let kept = self.key(id, ":c");
             let route = Route::Session(id);
-            let reply = (self.ending(route, &self.inner.end, &[&key, &lock], &request)).await?;
+            let keys = [key.as_str(), lock.as_str(), kept.as_str()];
+            let reply = (self.ending(route, &self.inner.end, &keys, &request)).await?;
             let outcome = reply::ended(reply)?;
             if outcome != EndOutcome::LockLost {
                 self.replicated(id).await?;

@@ -125,7 +125,6 @@ pub(super) fn ended(value: Value) -> Result<EndOutcome, StoreError> {
             Ok(record_of_pairs(items)?.map_or(EndOutcome::NotLive, EndOutcome::Ended))
         }
         Some(Value::Int(0)) => Ok(EndOutcome::NotLive),
-        Some(Value::Int(2)) => Ok(EndOutcome::AlreadyRotated),
         Some(Value::Int(-1)) => Ok(EndOutcome::LockLost),
         other => Err(StoreError::Backend(format!(
             "unexpected end reply: {other:?}"

@@ -4,8 +4,9 @@
 //! Layout, as the framework writes it: the key `<prefix>.session<id>` (the raw 256-hex id) holds
 //! the whole session as one igbinary blob, read with `GET` and written with `SET`. What this
 //! store adds around it, in keys PHP never reads: the lock `{<prefix>.session<id>}:l` and, after
-//! a destroy or rotation, a tombstone `{<prefix>.session<id>}:t`. Their hash tag is the whole
-//! session key, so on a Cluster all three live in the session key's slot. The library's
+//! a destroy or rotation, a tombstone `{<prefix>.session<id>}:t` (and, after a rotation, the
+//! ended blob `{<prefix>.session<id>}:c` for a retry, see `end.lua`). Their hash tag is the
+//! whole session key, so on a Cluster they all live in the session key's slot. The library's
 //! metadata (creation and touch times) is an entry of the blob's array under a key that starts
 //! with a NUL byte (`"\0meta"`), which PHP code keeps like any other entry.
 //!
@@ -336,8 +337,15 @@ impl SessionStore for ResonanceStore {
         Box::pin(async move {
             let key = self.session_key(id);
             let (lock, tombstone) = (tagged(&key, "l"), tagged(&key, "t"));
+            // A rotation's copy of what it ended, for a retry (see `end.lua`).
+            let kept = tagged(&key, "c");
             let route = Route::Tagged { id, tag: &key };
-            let keys = [key.as_str(), lock.as_str(), tombstone.as_str()];
+            let keys = [
+                key.as_str(),
+                lock.as_str(),
+                tombstone.as_str(),
+                kept.as_str(),
+            ];
             let end = &Self::scripts().1;
             let reply = self.redis.ending(route, end, &keys, &request).await?;
             let Value::Array(items) = reply else {
@@ -350,7 +358,6 @@ impl SessionStore for ResonanceStore {
                     EndOutcome::Ended(Blob::decode(&blob)?.record(now_ms()))
                 }
                 (Some(Value::Int(0)), _) => EndOutcome::NotLive,
-                (Some(Value::Int(2)), _) => EndOutcome::AlreadyRotated,
                 (Some(Value::Int(-1)), _) => EndOutcome::LockLost,
                 (other, _) => return Err(unexpected("end", other.as_ref())),
             };
