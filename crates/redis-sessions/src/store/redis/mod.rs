@@ -400,7 +400,8 @@ impl RedisStore {
             Value::Int(-1) => SaveOutcome::LockLost,
             other => {
                 return Err(StoreError::Backend(format!(
-                    "unexpected save reply {other:?}"
+                    "unexpected save reply: {}",
+                    reply::shape(&other)
                 )));
             }
         })

@@ -80,7 +80,8 @@ pub(super) fn loaded(reply: Option<RedisResult<Value>>) -> Result<Loaded, StoreE
         Value::Nil => None,
         other => {
             return Err(StoreError::Backend(format!(
-                "unexpected HGETALL reply: {other:?}"
+                "unexpected HGETALL reply: {}",
+                shape(&other)
             )));
         }
     };
@@ -106,7 +107,8 @@ pub(super) fn taken(
             Err(e) if e.code() == Some("WRONGTYPE") => Ok(false),
             Err(e) => Err(store_error(&e)),
             Ok(other) => Err(StoreError::Backend(format!(
-                "unexpected HDEL reply: {other:?}"
+                "unexpected HDEL reply: {}",
+                shape(&other)
             ))),
         })
         .collect()
@@ -116,7 +118,8 @@ pub(super) fn taken(
 pub(super) fn ended(value: Value) -> Result<EndOutcome, StoreError> {
     let Value::Array(items) = value else {
         return Err(StoreError::Backend(format!(
-            "unexpected end reply: {value:?}"
+            "unexpected end reply: {}",
+            shape(&value)
         )));
     };
     let mut items = items.into_iter();
@@ -127,7 +130,52 @@ pub(super) fn ended(value: Value) -> Result<EndOutcome, StoreError> {
         Some(Value::Int(0)) => Ok(EndOutcome::NotLive),
         Some(Value::Int(-1)) => Ok(EndOutcome::LockLost),
         other => Err(StoreError::Backend(format!(
-            "unexpected end reply: {other:?}"
+            "unexpected end reply: {}",
+            other.as_ref().map_or_else(|| "no status".to_owned(), shape)
         ))),
+    }
+}
+
+/// What kind of reply `value` is and how long, never its content: an unexpected reply may hold
+/// a session's values, and store errors reach logs (see `tests/no_secret_leaks.rs`).
+pub(super) fn shape(value: &Value) -> String {
+    match value {
+        Value::Nil => "nil".to_owned(),
+        Value::Int(_) => "an integer".to_owned(),
+        Value::BulkString(bytes) => format!("a bulk string of {} bytes", bytes.len()),
+        Value::SimpleString(text) => format!("a simple string of {} bytes", text.len()),
+        Value::Okay => "OK".to_owned(),
+        Value::Array(items) => format!("an array of {} items", items.len()),
+        Value::Map(pairs) => format!("a map of {} pairs", pairs.len()),
+        Value::Set(items) => format!("a set of {} items", items.len()),
+        Value::ServerError(e) => format!("the error {:?}", e.code()),
+        _ => "a reply of another RESP3 type".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::Value;
+
+    use super::{ended, loaded};
+
+    /// An unexpected reply is described by its kind and size in the error, never quoted: it may
+    /// hold a session's values, and store errors are logged.
+    #[test]
+    fn an_unexpected_reply_is_never_quoted_in_the_error() {
+        let secret = b"card=4111111111111111".to_vec();
+        let odd = Value::BulkString(secret.clone());
+        let errors = [
+            loaded(Some(Ok(odd.clone()))).err().map(|e| e.to_string()),
+            ended(odd.clone()).err().map(|e| e.to_string()),
+            ended(Value::Array(vec![odd.clone()]))
+                .err()
+                .map(|e| e.to_string()),
+        ];
+        for error in errors {
+            let error = error.expect("an unexpected reply is an error");
+            assert!(!error.contains("4111"), "{error}");
+            assert!(error.contains("21 bytes"), "{error}");
+        }
     }
 }

@@ -82,7 +82,10 @@ impl RedisStore {
                 })
                 .collect()),
             other => Err(StoreError::Backend(format!(
-                "unexpected ZRANGE reply {other:?}"
+                "unexpected ZRANGE reply: {}",
+                other
+                    .as_ref()
+                    .map_or_else(|| "none".to_owned(), super::reply::shape)
             ))),
         }
     }

@@ -223,7 +223,8 @@ fn tagged(key: &str, suffix: &str) -> String {
 }
 
 fn unexpected(what: &str, reply: Option<&Value>) -> StoreError {
-    StoreError::Backend(format!("unexpected {what} reply {reply:?}"))
+    let shape = reply.map_or_else(|| "none".to_owned(), super::reply::shape);
+    StoreError::Backend(format!("unexpected {what} reply: {shape}"))
 }
 
 impl SessionStore for ResonanceStore {
