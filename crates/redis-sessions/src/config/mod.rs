@@ -242,7 +242,9 @@ pub struct RedisPoolConfig {
     /// rotation) before the request is answered, checked with `WAIT`; 0 (the default) answers as
     /// soon as the master has it. A write that fewer replicas acknowledge within half the pool's
     /// `timeout` fails (`503`); it may still be on the master. From 0 to 16; on a Cluster, the
-    /// replicas of the master that holds the session.
+    /// replicas of the master that holds the session. Above 0, writes and their `WAIT` take
+    /// `pool_size` connections of their own per server (twice the connections in all), so that
+    /// reads never wait behind a `WAIT`.
     pub min_replicas_ack: usize,
     /// `cluster_nodes`: comma-separated `host:port` seeds; when set, the pool talks to a Redis
     /// Cluster and `host`/`port` are not used.
