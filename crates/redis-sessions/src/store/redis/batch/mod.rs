@@ -41,6 +41,8 @@
 
 mod probe;
 mod reader;
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::pin::Pin;

@@ -1,0 +1,253 @@
+//! The link (`store/redis/batch`, `link.rs`) under network faults made on purpose by the fault
+//! proxy: a black-holed flow is replaced, writes into a full socket are flushed without waiting
+//! for a later call (plain TCP and TLS), and a reset in the middle of a batch splits no command
+//! across connections. Each test prints what it measured (time until calls succeed again,
+//! connections opened).
+
+#[path = "common/link.rs"]
+mod link;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use link::{TIMEOUT, create, error_replies, field, half_commands, store, write};
+use redis_sessions::RedisStore;
+use redis_sessions::id::StorageId;
+use redis_sessions::store::{Loaded, SaveOutcome, SessionStore};
+use redis_test_support::{Direction, Fault, FaultProxy, RedisServer};
+use tokio::task::JoinSet;
+
+/// The size of each save that fills the socket.
+const SAVE_BYTES: usize = 60 * 1024;
+/// Saves written into a stalled connection: more than a loopback socket's largest send buffer
+/// (`tcp_wmem` allows 4 MiB), so the writes really block.
+const SAVES: usize = 100;
+/// How long the proxy holds the Redis-bound direction.
+const STALL: Duration = Duration::from_millis(300);
+
+/// A call that was started at `started` and ended at `ended`, `ok` or not.
+struct Outcome {
+    started: Instant,
+    ended: Instant,
+    ok: bool,
+}
+
+/// A flow that a NAT or load balancer silently dropped (the proxy holds every byte, sends no
+/// RST, while new flows pass) is replaced: with `pool_size = 1, timeout = 1`, calls succeed
+/// again within 2 x timeout + 1 s of the freeze, and only a few connections are opened for it.
+/// On the old code the connection was kept: no call succeeded again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_black_holed_flow_is_replaced_within_two_timeouts() {
+    let redis = RedisServer::start();
+    let proxy = FaultProxy::start(redis.port());
+    let store = Arc::new(store(proxy.port(), &redis, false, 1));
+    let id = create(&*store, "a").await;
+    assert!(matches!(store.load(&id).await, Ok(Loaded::Found(_))));
+    let before = proxy.connections_opened();
+
+    proxy.set(Fault::BlackHole);
+    let frozen = Instant::now();
+    let outcomes = loads_every(&store, &id, Duration::from_millis(50), frozen + 6 * TIMEOUT).await;
+    let opened = proxy.connections_opened() - before;
+    let first = outcomes.iter().filter(|o| o.ok).map(|o| o.ended).min();
+    let failed = outcomes.iter().filter(|o| !o.ok).count();
+    eprintln!(
+        "black hole: {} calls, {failed} failed, first success {:?} after the freeze, {opened} \
+         connection(s) opened since",
+        outcomes.len(),
+        first.map(|t| t - frozen)
+    );
+    let Some(first) = first else {
+        panic!(
+            "no call succeeded within {:?} of the freeze ({failed} failed, {opened} \
+             connection(s) opened)",
+            6 * TIMEOUT
+        );
+    };
+    let bound = 2 * TIMEOUT + Duration::from_secs(1);
+    assert!(
+        first - frozen <= bound,
+        "calls succeeded again {:?} after the freeze, not within {bound:?}",
+        first - frozen
+    );
+    let late: Vec<Duration> = outcomes
+        .iter()
+        .filter(|o| o.started > first && !o.ok)
+        .map(|o| o.started - frozen)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "calls started after the recovery failed (started at {late:?} after the freeze)"
+    );
+    assert!(
+        opened <= 4,
+        "{opened} connections opened to replace one dead flow"
+    );
+}
+
+/// Loads `id` every `pace` until `until`, each call in its own task.
+async fn loads_every(
+    store: &Arc<RedisStore>,
+    id: &StorageId,
+    pace: Duration,
+    until: Instant,
+) -> Vec<Outcome> {
+    let mut calls = JoinSet::new();
+    while Instant::now() < until {
+        let store = Arc::clone(store);
+        let id = id.clone();
+        calls.spawn(async move {
+            let started = Instant::now();
+            let ok = matches!(store.load(&id).await, Ok(Loaded::Found(_)));
+            Outcome {
+                started,
+                ended: Instant::now(),
+                ok,
+            }
+        });
+        tokio::time::sleep(pace).await;
+    }
+    calls.join_all().await
+}
+
+/// Saves of 60 KB written while the proxy stops reading (the socket fills), then resumed: every
+/// save is answered soon after the resume, well before the timeout, without a later call to
+/// push it out; Redis holds no half command afterwards. Over TLS, a write returns once rustls
+/// took the bytes: unflushed, the last records stayed in its buffer (old code: the last saves
+/// answered only by the timeout, Redis holding half a command).
+async fn saves_into_a_full_socket_go_out_when_it_drains(tls: bool) {
+    let redis = if tls {
+        RedisServer::start_tls(false)
+    } else {
+        RedisServer::start()
+    };
+    let proxy = FaultProxy::start(if tls { redis.tls_port() } else { redis.port() });
+    let store = Arc::new(store(proxy.port(), &redis, tls, 1));
+    let mut ids = Vec::new();
+    for n in 0..SAVES {
+        ids.push(create(&*store, &format!("s{n}")).await);
+    }
+
+    proxy.set(Fault::Stall(Direction::ToServer));
+    let mut saves = JoinSet::new();
+    for (n, id) in ids.iter().enumerate() {
+        let store = Arc::clone(&store);
+        let id = id.clone();
+        saves.spawn(async move {
+            let value = Bytes::from(vec![b'a' + (n % 26) as u8; SAVE_BYTES]);
+            let saved = store.save(&id, &write(&format!("s{n}"), "big", value)).await;
+            (n, saved, Instant::now())
+        });
+    }
+    tokio::time::sleep(STALL).await;
+    let resumed = Instant::now();
+    proxy.set(Fault::Pass);
+    let outcomes = saves.join_all().await;
+
+    let slowest = outcomes.iter().map(|(_, _, at)| *at - resumed).max();
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|(_, saved, _)| !matches!(saved, Ok(SaveOutcome::Saved)))
+        .map(|(n, saved, at)| format!("save {n}: {saved:?} {:?} after the resume", *at - resumed))
+        .collect();
+    eprintln!(
+        "back-pressure (tls: {tls}): {} saves, {} failed, the slowest answered {slowest:?} \
+         after the resume",
+        outcomes.len(),
+        failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "saves not answered after the socket drained (TLS: {tls}): {failed:?}"
+    );
+    let bound = TIMEOUT / 2;
+    assert!(
+        slowest.is_some_and(|s| s < bound),
+        "a save waited {slowest:?} after the resume (TLS: {tls}), not less than {bound:?}"
+    );
+    let half = half_commands(&redis);
+    assert!(half.is_empty(), "Redis holds half a command: {half:?}");
+    for (n, id) in ids.iter().enumerate() {
+        let loaded = store.load(id).await.expect("a load");
+        assert_eq!(
+            field(&loaded, "big").map(|v| (v.len(), v[0])),
+            Some((SAVE_BYTES, b'a' + (n % 26) as u8)),
+            "save {n} did not land"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saves_into_a_full_socket_go_out_when_it_drains_over_tls() {
+    saves_into_a_full_socket_go_out_when_it_drains(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saves_into_a_full_socket_go_out_when_it_drains_over_plain_tcp() {
+    saves_into_a_full_socket_go_out_when_it_drains(false).await;
+}
+
+/// A reset while a connection is full of half-written saves (the proxy stalls until the socket
+/// is full, then resets; or forwards 100,000 bytes, the middle of the second save, then resets)
+/// fails those calls and splits no command across connections: Redis never reads the middle of
+/// a command as one of its own (no error reply at all), holds no half command, and every
+/// session then saves and loads its own data at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_in_the_middle_of_a_batch_splits_no_command() {
+    let redis = RedisServer::start();
+    let proxy = FaultProxy::start(redis.port());
+    let store = Arc::new(store(proxy.port(), &redis, false, 1));
+    let mut ids = Vec::new();
+    for n in 0..SAVES {
+        ids.push(create(&*store, &format!("s{n}")).await);
+    }
+    let cut = Fault::CutAfter {
+        bytes: 100_000,
+        direction: Direction::ToServer,
+    };
+    for (before, after) in [(Fault::Stall(Direction::ToServer), Some(Fault::Reset)), (cut, None)] {
+        proxy.set(before);
+        let mut saves = JoinSet::new();
+        for (n, id) in ids.iter().enumerate() {
+            let store = Arc::clone(&store);
+            let id = id.clone();
+            saves.spawn(async move {
+                let value = Bytes::from(vec![b'x'; SAVE_BYTES]);
+                store.save(&id, &write(&format!("s{n}"), "big", value)).await
+            });
+        }
+        tokio::time::sleep(STALL).await;
+        if let Some(after) = after {
+            proxy.set(after);
+        }
+        let reset = Instant::now();
+        let outcomes = saves.join_all().await;
+        let failed = outcomes.iter().filter(|o| o.is_err()).count();
+
+        let mut recovered = None;
+        for (n, id) in ids.iter().enumerate() {
+            let owner = format!("s{n}");
+            let saved = store
+                .save(id, &write(&owner, "small", Bytes::from_static(b"1")))
+                .await;
+            assert!(
+                matches!(saved, Ok(SaveOutcome::Saved)),
+                "{before:?}: save {n} after the reset: {saved:?}"
+            );
+            recovered.get_or_insert_with(|| reset.elapsed());
+            let loaded = store.load(id).await.expect("a load after the reset");
+            assert_eq!(field(&loaded, "owner"), Some(owner.as_bytes()), "load {n}");
+        }
+        eprintln!(
+            "{before:?} then {after:?}: {failed} of {} saves failed; the first call after it \
+             succeeded {recovered:?} after; {} connection(s) opened so far",
+            outcomes.len(),
+            proxy.connections_opened()
+        );
+        let errors = error_replies(&redis);
+        assert!(errors.is_empty(), "Redis answered errors: {errors:?}");
+        let half = half_commands(&redis);
+        assert!(half.is_empty(), "Redis holds half a command: {half:?}");
+    }
+}
