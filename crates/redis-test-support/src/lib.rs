@@ -49,7 +49,11 @@
 //!   sentinels require a password;
 //! - [`CountingProxy`]: a TCP proxy that counts Redis round trips and records
 //!   the commands that pass, to assert how many round trips an operation
-//!   costs.
+//!   costs;
+//! - [`FaultProxy`]: a TCP proxy that injects network faults on command, per
+//!   connection or for all, while traffic runs ([`Fault`]: delay, a stalled
+//!   direction, a black hole, a reset, bytes dripped one at a time, a cut
+//!   after N bytes); it forwards bytes, so it works for TLS too.
 //!
 //! Everything is synchronous (std threads and processes) so it works from any
 //! test, including `#[tokio::test]` ones, without needing a Tokio runtime. No
@@ -63,6 +67,7 @@
 //! All network traffic goes to `127.0.0.1` only.
 
 mod cluster;
+mod fault_proxy;
 mod faults;
 mod process;
 mod proxy;
@@ -72,6 +77,7 @@ mod server;
 mod tls;
 
 pub use cluster::RedisCluster;
+pub use fault_proxy::{Direction, Fault, FaultProxy, SEGMENT_BYTES, SOCKET_BUFFER_BYTES, Traffic};
 pub use faults::{BackgroundCommand, PauseMode, rss_bytes};
 pub use proxy::CountingProxy;
 pub use sentinel::RedisSentinelSet;

@@ -1,0 +1,390 @@
+//! A TCP proxy that injects network faults on command: delay, a stalled direction, a black
+//! hole, a reset, bytes dripped one at a time, a cut after N bytes.
+//!
+//! Exists so that tests can make happen, on purpose and at an exact point of the byte stream,
+//! what networks do to a Redis connection in production: a NAT or load balancer that silently
+//! drops a flow, a socket that fills up (TCP back-pressure), a connection reset in the middle of
+//! a batch, a slow link. It forwards bytes, so TLS passes through untouched.
+//!
+//! Design: one event-loop thread (`mio`, no async runtime needed by the test) owns every
+//! socket and applies each command between two reads or writes; [`FaultProxy::set`] and its
+//! siblings return only once the loop has applied the fault. So after `set(Fault::Stall(..))`
+//! returns, not one more byte is forwarded in that direction, and after `set(Fault::Reset)`
+//! returns, both peers have been sent their RST. Stalled data is not read at all (it stays in
+//! the kernel's socket buffers, which the proxy makes small, see [`SOCKET_BUFFER_BYTES`]), so
+//! the sender really feels back-pressure.
+
+mod conn;
+mod event_loop;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::process::{POLL_INTERVAL, WAIT_TIMEOUT, lock};
+
+/// The `SO_RCVBUF` and `SO_SNDBUF` the proxy asks for on each of its sockets (set on the
+/// listener before `listen`, inherited by accepted sockets, and on the upstream socket before
+/// `connect`; Linux doubles the value for its bookkeeping). Small so that a stalled direction
+/// fills the proxy's side after a few KB: how much a client can write into a stalled
+/// connection before its writes block is then mostly its own send buffer (tens of KB, not
+/// megabytes, thanks to [`SEGMENT_BYTES`]).
+pub const SOCKET_BUFFER_BYTES: usize = 4096;
+
+/// The TCP maximum segment size (`TCP_MAXSEG`) the proxy's sockets use and announce to their
+/// peers: Ethernet's 1460 bytes instead of loopback's 65483. A peer sizes its send buffer from
+/// the segment size (Linux grows it to about 2 x 10 segments' memory as soon as data flows), so
+/// with loopback's segments a client could write about 2.8 MB into a stalled connection before
+/// its writes block; with these, a few tens of KB, as over a real network.
+pub const SEGMENT_BYTES: u32 = 1460;
+
+/// One direction of the byte stream through the proxy, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the client (the code under test) to the server (Redis): commands.
+    ToServer,
+    /// From the server to the client: replies.
+    ToClient,
+    /// Both directions.
+    Both,
+}
+
+impl Direction {
+    /// Whether this direction includes `flow` (`conn::TO_SERVER` or `conn::TO_CLIENT`).
+    fn covers(self, flow: usize) -> bool {
+        match self {
+            Direction::ToServer => flow == conn::TO_SERVER,
+            Direction::ToClient => flow == conn::TO_CLIENT,
+            Direction::Both => true,
+        }
+    }
+}
+
+/// What the proxy does to a connection's bytes. A connection has one fault at a time; setting
+/// another replaces it (data the old fault held is then handled by the new one: [`Fault::Pass`]
+/// releases it at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward everything as it comes (the initial state).
+    Pass,
+    /// Forward each chunk read in `direction` `by` after it was read (a slow link: the delay is
+    /// a latency, chunks read in a row are not spaced out). A chunk is what one `read` got,
+    /// at most 16 KiB.
+    Delay {
+        /// How long each chunk is held.
+        by: Duration,
+        /// Which bytes are delayed.
+        direction: Direction,
+    },
+    /// Stop reading from the sending side of `direction` and forward nothing in it: the
+    /// sender's writes block once its socket buffer and the proxy's are full (real TCP
+    /// back-pressure). The other direction keeps flowing. A FIN or RST from the stalled sender
+    /// is not seen either until the stall ends.
+    Stall(Direction),
+    /// Hold everything in both directions and send nothing, no FIN and no RST: a NAT or load
+    /// balancer that dropped the flow, a host that vanished. As for [`Fault::Stall`], the held
+    /// bytes stay unread in the socket buffers and go through if the fault is later lifted (a
+    /// healed partition, after which TCP retransmits). The kernel still answers TCP keepalive
+    /// probes on the proxy's sockets, so keepalive does *not* detect this black hole (only an
+    /// application-level timeout or `PING` does); a new connection's handshake is also still
+    /// completed by the kernel (`connect` succeeds, see [`FaultProxy::set_for_new`]).
+    BlackHole,
+    /// Close the connection with an RST on both sides (`SO_LINGER` 0): the client sees
+    /// `ECONNRESET`. With [`FaultProxy::set_for_new`], every later connection is reset as soon
+    /// as it is accepted.
+    Reset,
+    /// Forward the bytes of `direction` one at a time, waiting `pause` after each.
+    Drip {
+        /// The pause after each byte.
+        pause: Duration,
+        /// Which bytes are dripped.
+        direction: Direction,
+    },
+    /// Forward `bytes` more bytes in `direction` (counted from when the fault is set, or from
+    /// the start for [`FaultProxy::set_for_new`]; for [`Direction::Both`] the two directions
+    /// together), then reset the connection as [`Fault::Reset`] does. The other direction
+    /// passes meanwhile. `bytes: 0` resets at once.
+    CutAfter {
+        /// How many bytes go through before the reset.
+        bytes: u64,
+        /// Which bytes are counted.
+        direction: Direction,
+    },
+}
+
+/// Bytes forwarded by the proxy (written to the receiving side), per direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Bytes forwarded from the client to the server.
+    pub to_server: u64,
+    /// Bytes forwarded from the server to the client.
+    pub to_client: u64,
+}
+
+/// Which connections a command applies to.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// Every live connection.
+    Live,
+    /// Connections accepted from now on.
+    New,
+    /// The connection with this index.
+    One(usize),
+}
+
+/// What the event loop is asked to do.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    /// Set a fault on some connections.
+    Set(Target, Fault),
+    /// Nothing: a barrier, so that what the loop did before is visible to the caller.
+    Sync,
+    /// Close every connection and end the loop.
+    Stop,
+}
+
+/// A command to the event loop, with the channel on which it acknowledges it.
+struct Command {
+    /// What to do.
+    action: Action,
+    /// Sent to once the command has been applied, with the number of connections accepted
+    /// by then.
+    done: mpsc::Sender<usize>,
+}
+
+/// What one connection has done, readable by the test at any time.
+#[derive(Debug, Clone, Copy, Default)]
+struct ConnStats {
+    /// Neither closed nor reset yet.
+    live: bool,
+    /// Bytes forwarded so far.
+    traffic: Traffic,
+}
+
+/// State shared between the handle and the event loop.
+struct Shared {
+    /// Commands not yet applied, in order.
+    commands: Mutex<VecDeque<Command>>,
+    /// Per connection, by index (accept order).
+    stats: Mutex<Vec<ConnStats>>,
+    /// Wakes the event loop when a command was queued.
+    waker: mio::Waker,
+    /// Set by the loop when it ends (normally only on drop).
+    finished: AtomicBool,
+}
+
+/// A TCP proxy on a free 127.0.0.1 port in front of a server port, which forwards every
+/// accepted connection to its own upstream connection and injects [`Fault`]s on command, per
+/// connection or for all, while traffic runs. Stops, closing every connection, on drop (also
+/// when a test panics).
+///
+/// Connections are numbered from 0 in the order they were accepted
+/// ([`FaultProxy::connections_opened`] is the next number).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use redis_test_support::{Direction, Fault, FaultProxy, RedisServer};
+///
+/// let server = RedisServer::start();
+/// let proxy = FaultProxy::start(server.port());
+/// let client = redis::Client::open(proxy.url()).unwrap();
+/// let mut con = client.get_connection().unwrap();
+/// proxy.set(Fault::Delay { by: Duration::from_millis(100), direction: Direction::ToClient });
+/// let _: () = redis::cmd("PING").query(&mut con).unwrap(); // takes 100 ms more
+/// proxy.set(Fault::BlackHole); // the next command gets no answer, nor an error
+/// proxy.heal(); // and now it is answered
+/// ```
+pub struct FaultProxy {
+    /// The proxy's own listening port.
+    port: u16,
+    /// The server port every connection is forwarded to.
+    upstream_port: u16,
+    /// State shared with the event loop.
+    shared: Arc<Shared>,
+    /// The event loop's thread; `None` once joined.
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy on a free 127.0.0.1 port that forwards every connection to
+    /// 127.0.0.1:`upstream_port` (e.g. [`crate::RedisServer::port`] or
+    /// [`crate::RedisServer::tls_port`]), with every fault [`Fault::Pass`]. A client connection
+    /// whose upstream cannot be reached is reset at once. Panics if the proxy cannot start.
+    pub fn start(upstream_port: u16) -> FaultProxy {
+        let (event_loop, shared) = event_loop::EventLoop::new(upstream_port)
+            .unwrap_or_else(|e| panic!("FaultProxy: cannot start the event loop: {e}"));
+        let port = event_loop.port();
+        let thread = thread::Builder::new()
+            .name(format!("fault-proxy-{port}"))
+            .spawn(move || event_loop.run())
+            .unwrap_or_else(|e| panic!("FaultProxy: cannot spawn its thread: {e}"));
+        FaultProxy {
+            port,
+            upstream_port,
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    /// The proxy's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT/` of the proxy (for a TLS upstream, build a `rediss://` URL
+    /// with [`FaultProxy::port`]).
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// How many client connections the proxy has accepted since it started, including every
+    /// one whose `connect` returned before this call (the loop accepts what is waiting before
+    /// it answers).
+    pub fn connections_opened(&self) -> usize {
+        self.command(Action::Sync)
+    }
+
+    /// How many accepted connections are neither closed nor reset yet (as seen by the proxy:
+    /// a peer's close is seen when the proxy reads it, not while its direction is stalled).
+    pub fn live_connections(&self) -> usize {
+        self.command(Action::Sync);
+        lock(&self.shared.stats).iter().filter(|c| c.live).count()
+    }
+
+    /// Waits until at least `count` connections have been accepted, e.g. for a client that
+    /// connects in the background. Panics after a few seconds.
+    pub fn wait_for_connections(&self, count: usize) {
+        let deadline = Instant::now() + WAIT_TIMEOUT;
+        loop {
+            let opened = self.connections_opened();
+            if opened >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "FaultProxy on port {}: {opened} connection(s) opened, not {count}, within \
+                 {WAIT_TIMEOUT:?}",
+                self.port,
+            );
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Sets `fault` on every live connection (not on later ones: see
+    /// [`FaultProxy::set_for_new`]). Returns once it applies.
+    ///
+    /// ```no_run
+    /// # use redis_test_support::{Direction, Fault, FaultProxy};
+    /// # let proxy = FaultProxy::start(6379);
+    /// proxy.set(Fault::Stall(Direction::ToServer)); // commands stop reaching Redis
+    /// let held = proxy.traffic().to_server;
+    /// // ... the client writes; proxy.traffic().to_server stays at `held` ...
+    /// proxy.set(Fault::Pass); // and everything written meanwhile goes through
+    /// ```
+    pub fn set(&self, fault: Fault) {
+        self.command(Action::Set(Target::Live, fault));
+    }
+
+    /// Sets the fault that connections accepted from now on start with (live ones keep
+    /// theirs). With [`Fault::BlackHole`] for both live and new connections (call both
+    /// [`FaultProxy::set`] and this), the server looks gone; with it on live ones only, a flow
+    /// was dropped but reconnecting works. Returns once it applies.
+    pub fn set_for_new(&self, fault: Fault) {
+        self.command(Action::Set(Target::New, fault));
+    }
+
+    /// Sets `fault` on the connection numbered `index` (0 is the first one accepted). Does
+    /// nothing if that connection is already closed; panics if it was never opened. Returns
+    /// once it applies.
+    pub fn set_on(&self, index: usize, fault: Fault) {
+        let opened = self.command(Action::Set(Target::One(index), fault));
+        assert!(
+            index < opened,
+            "FaultProxy on port {}: set_on({index}, {fault:?}) but only {opened} connection(s) \
+             were opened",
+            self.port
+        );
+    }
+
+    /// Sets every live connection and the default for new ones back to [`Fault::Pass`]; data
+    /// held by a stall, a black hole, a delay or a drip is then forwarded at once.
+    pub fn heal(&self) {
+        self.set_for_new(Fault::Pass);
+        self.set(Fault::Pass);
+    }
+
+    /// Bytes forwarded so far over all connections, per direction: every byte written to a
+    /// receiving socket before this call is counted.
+    pub fn traffic(&self) -> Traffic {
+        self.command(Action::Sync);
+        lock(&self.shared.stats)
+            .iter()
+            .fold(Traffic::default(), |sum, c| Traffic {
+                to_server: sum.to_server + c.traffic.to_server,
+                to_client: sum.to_client + c.traffic.to_client,
+            })
+    }
+
+    /// Bytes forwarded so far on the connection numbered `index`. Panics if it was never
+    /// opened.
+    pub fn traffic_on(&self, index: usize) -> Traffic {
+        self.command(Action::Sync);
+        let stats = lock(&self.shared.stats);
+        stats.get(index).map(|c| c.traffic).unwrap_or_else(|| {
+            panic!(
+                "FaultProxy on port {}: traffic_on({index}) but only {} connection(s) were \
+                 opened",
+                self.port,
+                stats.len()
+            )
+        })
+    }
+
+    /// Queues a command for the event loop, wakes it and waits until it is applied; returns
+    /// the number of connections accepted by then (0 if the loop has ended).
+    fn command(&self, action: Action) -> usize {
+        let (done, applied) = mpsc::channel();
+        lock(&self.shared.commands).push_back(Command { action, done });
+        if let Err(e) = self.shared.waker.wake() {
+            panic!(
+                "FaultProxy on port {}: cannot wake its thread: {e}",
+                self.port
+            );
+        }
+        match applied.recv_timeout(WAIT_TIMEOUT) {
+            Ok(opened) => opened,
+            Err(_) if matches!(action, Action::Stop) => 0,
+            Err(_) => panic!(
+                "FaultProxy on port {}: its thread did not apply {action:?} within \
+                 {WAIT_TIMEOUT:?} (finished: {})",
+                self.port,
+                self.shared.finished.load(Ordering::SeqCst)
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for FaultProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultProxy")
+            .field("port", &self.port)
+            .field("upstream_port", &self.upstream_port)
+            .field("connections_opened", &self.connections_opened())
+            .field("live_connections", &self.live_connections())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        // Stop (closing every connection); no panic here, a test may already be panicking.
+        if !self.shared.finished.load(Ordering::SeqCst) {
+            self.command(Action::Stop);
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
