@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,9 +15,9 @@ use redis_sessions::{RedisPoolConfig, RedisStore};
 use redis_test_support::RedisServer;
 
 /// `timeout` of the pools in these tests.
-pub const TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(1);
 /// The TTL of the records.
-pub const LONG: Duration = Duration::from_secs(600);
+pub(crate) const LONG: Duration = Duration::from_secs(600);
 
 const META: Meta = Meta {
     created_ms: 1_000,
@@ -24,7 +26,7 @@ const META: Meta = Meta {
 
 /// A store of `pool_size` connections to 127.0.0.1:`port` (a proxy), over TLS trusting
 /// `server`'s CA when `tls`.
-pub fn store(port: u16, server: &RedisServer, tls: bool, pool_size: usize) -> RedisStore {
+pub(crate) fn store(port: u16, server: &RedisServer, tls: bool, pool_size: usize) -> RedisStore {
     let config = RedisPoolConfig {
         port,
         pool_size,
@@ -37,12 +39,12 @@ pub fn store(port: u16, server: &RedisServer, tls: bool, pool_size: usize) -> Re
 }
 
 /// A new storage id.
-pub fn id() -> StorageId {
+pub(crate) fn id() -> StorageId {
     SessionId::generate().storage_id()
 }
 
 /// A record whose field `owner` is `owner`.
-pub fn owned(owner: &str) -> Record {
+pub(crate) fn owned(owner: &str) -> Record {
     Record {
         meta: META,
         fields: vec![("owner".to_owned(), Bytes::from(owner.to_owned()))],
@@ -50,7 +52,7 @@ pub fn owned(owner: &str) -> Record {
 }
 
 /// A change set writing `value` to `field` and `owner` again.
-pub fn write(owner: &str, field: &str, value: Bytes) -> ChangeSet {
+pub(crate) fn write(owner: &str, field: &str, value: Bytes) -> ChangeSet {
     ChangeSet {
         set: vec![
             ("owner".to_owned(), Bytes::from(owner.to_owned())),
@@ -68,7 +70,7 @@ pub fn write(owner: &str, field: &str, value: Bytes) -> ChangeSet {
 }
 
 /// Creates a record owned by `owner`, retrying for a few seconds (the proxy may be faulty).
-pub async fn create(store: &dyn SessionStore, owner: &str) -> StorageId {
+pub(crate) async fn create(store: &dyn SessionStore, owner: &str) -> StorageId {
     let id = id();
     for _ in 0..50 {
         if store.create(&id, &owned(owner), LONG).await.is_ok() {
@@ -80,7 +82,7 @@ pub async fn create(store: &dyn SessionStore, owner: &str) -> StorageId {
 }
 
 /// The field `name` of a loaded record.
-pub fn field<'a>(loaded: &'a Loaded, name: &str) -> Option<&'a [u8]> {
+pub(crate) fn field<'a>(loaded: &'a Loaded, name: &str) -> Option<&'a [u8]> {
     let Loaded::Found(record) = loaded else {
         return None;
     };
@@ -92,20 +94,16 @@ pub fn field<'a>(loaded: &'a Loaded, name: &str) -> Option<&'a [u8]> {
 }
 
 /// The clients connected to `server` (but the one asking), as `CLIENT LIST` lines.
-pub fn clients(server: &RedisServer) -> Vec<String> {
-    let list = match server.cmd(&["CLIENT", "LIST"]) {
-        redis::Value::BulkString(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        redis::Value::VerbatimString { text, .. } => text,
-        other => panic!("CLIENT LIST answered {other:?}"),
-    };
-    list.lines()
+pub(crate) fn clients(server: &RedisServer) -> Vec<String> {
+    bulk(server, &["CLIENT", "LIST"])
+        .lines()
         .filter(|line| !line.contains(" cmd=client|list "))
         .map(str::to_owned)
         .collect()
 }
 
 /// Clients of `server` with a command partly received (`qbuf` not 0): half a command waits.
-pub fn half_commands(server: &RedisServer) -> Vec<String> {
+pub(crate) fn half_commands(server: &RedisServer) -> Vec<String> {
     clients(server)
         .into_iter()
         .filter(|line| !line.contains(" qbuf=0 "))
@@ -115,14 +113,43 @@ pub fn half_commands(server: &RedisServer) -> Vec<String> {
 /// The `ERR` replies `server` sent (`INFO errorstats`; the library's own `NOSCRIPT` is left
 /// out): a command split across connections shows as `ERR` (an unknown "command" made of a
 /// value's bytes).
-pub fn error_replies(server: &RedisServer) -> Vec<String> {
-    let info = match server.cmd(&["INFO", "errorstats"]) {
-        redis::Value::BulkString(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        redis::Value::VerbatimString { text, .. } => text,
-        other => panic!("INFO answered {other:?}"),
-    };
-    info.lines()
+pub(crate) fn error_replies(server: &RedisServer) -> Vec<String> {
+    bulk(server, &["INFO", "errorstats"])
+        .lines()
         .filter(|line| line.starts_with("errorstat_ERR:"))
         .map(str::to_owned)
         .collect()
+}
+
+/// The bulk string `server` answers to `args`, asked over a bare socket: a `redis` client's
+/// `CLIENT SETINFO` on connect is itself an `ERR` before Redis 7.2, which would count in
+/// [`error_replies`].
+fn bulk(server: &RedisServer, args: &[&str]) -> String {
+    let mut conn = TcpStream::connect(("127.0.0.1", server.port())).expect("a connection");
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a read timeout");
+    let mut command = format!("*{}\r\n", args.len());
+    for arg in args {
+        command.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    conn.write_all(command.as_bytes()).expect("the command sent");
+    let mut reply = Vec::new();
+    let mut chunk = [0; 4096];
+    // `$len\r\n`, then `len` bytes and `\r\n`.
+    loop {
+        let n = conn.read(&mut chunk).expect("the reply");
+        assert!(n > 0, "Redis closed the connection");
+        reply.extend_from_slice(&chunk[..n]);
+        let Some(end) = reply.windows(2).position(|w| w == b"\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&reply[..end]).into_owned();
+        let len: usize = head
+            .strip_prefix('$')
+            .and_then(|len| len.parse().ok())
+            .unwrap_or_else(|| panic!("{args:?} answered {head}"));
+        if reply.len() >= end + 2 + len + 2 {
+            return String::from_utf8_lossy(&reply[end + 2..end + 2 + len]).into_owned();
+        }
+    }
 }

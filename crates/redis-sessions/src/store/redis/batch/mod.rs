@@ -321,17 +321,6 @@ async fn send_batch(
     callers: &mut Vec<Caller>,
     mut partial: Option<Partial>,
 ) -> RedisResult<()> {
-    if let Some(cut) = partial
-        && link.as_ref().is_none_or(Link::failed)
-    {
-        // Its connection failed, which answered the call with an error: the rest of it must
-        // not open a new connection's stream (see the module's comment).
-        bytes = &bytes[cut.len..];
-        partial = None;
-        if bytes.is_empty() {
-            return Ok(());
-        }
-    }
     // No caller of this batch may wait past its deadline for the connection or the write.
     let first = (callers.first().map(|c| c.deadline).into_iter())
         .chain(partial.map(|p| p.deadline))
@@ -341,6 +330,17 @@ async fn send_batch(
     let sent = loop {
         if link.as_ref().is_some_and(Link::failed) {
             *link = None;
+        }
+        if link.is_none()
+            && let Some(cut) = partial.take()
+        {
+            // The connection that took the head of this call failed, which answered the call
+            // with an error: its rest must not start a new connection's stream (see the
+            // module's comment). The later calls' commands, whole, may.
+            bytes = &bytes[cut.len..];
+            if bytes.is_empty() {
+                return Ok(());
+            }
         }
         let open = match link {
             Some(open) => open,
@@ -352,7 +352,8 @@ async fn send_batch(
         if open.generation.expect(callers, false) {
             break write_by(&mut open.write, bytes, first).await;
         }
-        // The connection failed after the check above: nothing was sent, try a new one once.
+        // The connection failed after the check above: nothing of the batch was sent on it
+        // (the head of a cut call was, and its rest is dropped above); try a new one once.
         attempts += 1;
         if attempts == 2 {
             return Err(io_error(
