@@ -11,11 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use link::{TIMEOUT, create, error_replies, field, half_commands, store, write};
+use link::{
+    TIMEOUT, create, error_replies, field, half_commands, store, store_timing_out, write,
+};
 use redis_sessions::RedisStore;
 use redis_sessions::id::StorageId;
 use redis_sessions::store::{Loaded, SaveOutcome, SessionStore};
-use redis_test_support::{Direction, Fault, FaultProxy, RedisServer};
+use redis_test_support::{Direction, Fault, FaultProxy, PauseMode, RedisServer};
 use tokio::task::JoinSet;
 
 /// The size of each save that fills the socket.
@@ -25,6 +27,10 @@ const SAVE_BYTES: usize = 60 * 1024;
 const SAVES: usize = 100;
 /// How long the proxy holds the Redis-bound direction.
 const STALL: Duration = Duration::from_millis(300);
+/// The timeout of the back-pressure test: long enough that "answered soon after the resume"
+/// (within half of it) and "answered by the timeout" (an error) stay far apart on a busy
+/// machine.
+const SLOW_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A call that was started at `started` and ended at `ended`, `ok` or not.
 struct Outcome {
@@ -86,6 +92,71 @@ async fn a_black_holed_flow_is_replaced_within_two_timeouts() {
     );
 }
 
+/// How Redis stops answering in [`a_stalled_redis_keeps_the_connection_of_its_sessions`].
+#[derive(Debug, Clone, Copy)]
+enum Stall {
+    Sleep,
+    Pause(PauseMode),
+}
+
+/// A Redis that is stalled for longer than the timeout (`DEBUG SLEEP`, `CLIENT PAUSE ALL`,
+/// `CLIENT PAUSE WRITE`) is not taken for a dead flow: the probe on a new connection is not
+/// answered either (a script waits wherever a write does), so the connection is kept, and
+/// the commands of each session keep their order (a lock release can never overtake its lock
+/// request). After the stall the calls go on over the same connection, and only probes were
+/// opened meanwhile. (This guards the design: a connection replaced at the first timeout, or
+/// probed with `PING`, which `CLIENT PAUSE WRITE` answers, fails it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_redis_keeps_the_connection_of_its_sessions() {
+    let redis = RedisServer::start();
+    let proxy = FaultProxy::start(redis.port());
+    let store = Arc::new(store(proxy.port(), &redis, false, 1));
+    let id = create(&*store, "a").await;
+    let lasts = 2 * TIMEOUT + TIMEOUT / 2;
+    for stall in [Stall::Sleep, Stall::Pause(PauseMode::All), Stall::Pause(PauseMode::Write)] {
+        let opened = proxy.connections_opened();
+        let sleeping = match stall {
+            Stall::Sleep => Some(redis.sleep_in_background(lasts)),
+            Stall::Pause(mode) => {
+                redis.pause(lasts, mode);
+                None
+            }
+        };
+        let stalled = Instant::now();
+        let mut saves = JoinSet::new();
+        for n in 0..(lasts.as_millis() / 100) {
+            let store = Arc::clone(&store);
+            let id = id.clone();
+            saves.spawn(async move {
+                let value = Bytes::from(n.to_string());
+                store.save(&id, &write("a", "n", value)).await
+            });
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let failed = saves.join_all().await.iter().filter(|s| s.is_err()).count();
+        if let Some(sleeping) = sleeping {
+            sleeping.join();
+        }
+        tokio::time::sleep((stalled + lasts).saturating_duration_since(Instant::now())).await;
+        let on_first = proxy.traffic_on(0).to_server;
+        let saved = store
+            .save(&id, &write("a", "after", Bytes::from_static(b"1")))
+            .await;
+        let probes = proxy.connections_opened() - opened;
+        eprintln!("{stall:?}: {failed} saves failed during it, {probes} probe(s) opened");
+        assert!(
+            matches!(saved, Ok(SaveOutcome::Saved)),
+            "{stall:?}: a save after it: {saved:?}"
+        );
+        assert!(
+            proxy.traffic_on(0).to_server > on_first,
+            "{stall:?}: the calls after it left the first connection"
+        );
+        assert!(failed > 0, "{stall:?}: no call waited: Redis was not stalled");
+        assert!(probes <= 4, "{stall:?}: {probes} connections opened meanwhile");
+    }
+}
+
 /// Loads `id` every `pace` until `until`, each call in its own task.
 async fn loads_every(
     store: &Arc<RedisStore>,
@@ -112,10 +183,10 @@ async fn loads_every(
 }
 
 /// Saves of 60 KB written while the proxy stops reading (the socket fills), then resumed: every
-/// save is answered soon after the resume, well before the timeout, without a later call to
+/// save is answered soon after the resume, within half the timeout, without a later call to
 /// push it out; Redis holds no half command afterwards. Over TLS, a write returns once rustls
-/// took the bytes: unflushed, the last records stayed in its buffer (old code: the last saves
-/// answered only by the timeout, Redis holding half a command).
+/// took the bytes: unflushed, the last records stayed in its buffer (old code: the last save
+/// answered only by the timeout, with an error).
 async fn saves_into_a_full_socket_go_out_when_it_drains(tls: bool) {
     let redis = if tls {
         RedisServer::start_tls(false)
@@ -123,7 +194,7 @@ async fn saves_into_a_full_socket_go_out_when_it_drains(tls: bool) {
         RedisServer::start()
     };
     let proxy = FaultProxy::start(if tls { redis.tls_port() } else { redis.port() });
-    let store = Arc::new(store(proxy.port(), &redis, tls, 1));
+    let store = Arc::new(store_timing_out(proxy.port(), &redis, tls, 1, SLOW_TIMEOUT));
     let mut ids = Vec::new();
     for n in 0..SAVES {
         ids.push(create(&*store, &format!("s{n}")).await);
@@ -161,7 +232,7 @@ async fn saves_into_a_full_socket_go_out_when_it_drains(tls: bool) {
         failed.is_empty(),
         "saves not answered after the socket drained (TLS: {tls}): {failed:?}"
     );
-    let bound = TIMEOUT / 2;
+    let bound = SLOW_TIMEOUT / 2;
     assert!(
         slowest.is_some_and(|s| s < bound),
         "a save waited {slowest:?} after the resume (TLS: {tls}), not less than {bound:?}"

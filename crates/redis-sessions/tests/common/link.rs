@@ -25,12 +25,23 @@ const META: Meta = Meta {
 };
 
 /// A store of `pool_size` connections to 127.0.0.1:`port` (a proxy), over TLS trusting
-/// `server`'s CA when `tls`.
+/// `server`'s CA when `tls`, with the timeout [`TIMEOUT`].
 pub(crate) fn store(port: u16, server: &RedisServer, tls: bool, pool_size: usize) -> RedisStore {
+    store_timing_out(port, server, tls, pool_size, TIMEOUT)
+}
+
+/// [`store`] with the timeout `timeout`.
+pub(crate) fn store_timing_out(
+    port: u16,
+    server: &RedisServer,
+    tls: bool,
+    pool_size: usize,
+    timeout: Duration,
+) -> RedisStore {
     let config = RedisPoolConfig {
         port,
         pool_size,
-        timeout: TIMEOUT,
+        timeout,
         tls,
         tls_ca: tls.then(|| server.tls_certificates().ca.clone()),
         ..RedisPoolConfig::default()
