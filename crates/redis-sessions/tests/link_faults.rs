@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use link::{
-    TIMEOUT, create, error_replies, field, half_commands, store, store_timing_out, write,
-};
+use link::{TIMEOUT, create, error_replies, field, half_commands, store, store_timing_out, write};
 use redis_sessions::RedisStore;
 use redis_sessions::id::StorageId;
 use redis_sessions::store::{Loaded, SaveOutcome, SessionStore};
@@ -113,7 +111,11 @@ async fn a_stalled_redis_keeps_the_connection_of_its_sessions() {
     let store = Arc::new(store(proxy.port(), &redis, false, 1));
     let id = create(&*store, "a").await;
     let lasts = 2 * TIMEOUT + TIMEOUT / 2;
-    for stall in [Stall::Sleep, Stall::Pause(PauseMode::All), Stall::Pause(PauseMode::Write)] {
+    for stall in [
+        Stall::Sleep,
+        Stall::Pause(PauseMode::All),
+        Stall::Pause(PauseMode::Write),
+    ] {
         let opened = proxy.connections_opened();
         let sleeping = match stall {
             Stall::Sleep => Some(redis.sleep_in_background(lasts)),
@@ -152,8 +154,14 @@ async fn a_stalled_redis_keeps_the_connection_of_its_sessions() {
             proxy.traffic_on(0).to_server > on_first,
             "{stall:?}: the calls after it left the first connection"
         );
-        assert!(failed > 0, "{stall:?}: no call waited: Redis was not stalled");
-        assert!(probes <= 4, "{stall:?}: {probes} connections opened meanwhile");
+        assert!(
+            failed > 0,
+            "{stall:?}: no call waited: Redis was not stalled"
+        );
+        assert!(
+            probes <= 4,
+            "{stall:?}: {probes} connections opened meanwhile"
+        );
     }
 }
 
@@ -207,7 +215,9 @@ async fn saves_into_a_full_socket_go_out_when_it_drains(tls: bool) {
         let id = id.clone();
         saves.spawn(async move {
             let value = Bytes::from(vec![b'a' + (n % 26) as u8; SAVE_BYTES]);
-            let saved = store.save(&id, &write(&format!("s{n}"), "big", value)).await;
+            let saved = store
+                .save(&id, &write(&format!("s{n}"), "big", value))
+                .await;
             (n, saved, Instant::now())
         });
     }
@@ -277,7 +287,10 @@ async fn a_reset_in_the_middle_of_a_batch_splits_no_command() {
         bytes: 100_000,
         direction: Direction::ToServer,
     };
-    for (before, after) in [(Fault::Stall(Direction::ToServer), Some(Fault::Reset)), (cut, None)] {
+    for (before, after) in [
+        (Fault::Stall(Direction::ToServer), Some(Fault::Reset)),
+        (cut, None),
+    ] {
         proxy.set(before);
         let mut saves = JoinSet::new();
         for (n, id) in ids.iter().enumerate() {
@@ -285,7 +298,9 @@ async fn a_reset_in_the_middle_of_a_batch_splits_no_command() {
             let id = id.clone();
             saves.spawn(async move {
                 let value = Bytes::from(vec![b'x'; SAVE_BYTES]);
-                store.save(&id, &write(&format!("s{n}"), "big", value)).await
+                store
+                    .save(&id, &write(&format!("s{n}"), "big", value))
+                    .await
             });
         }
         tokio::time::sleep(STALL).await;

@@ -64,7 +64,12 @@ struct Tally {
 }
 
 /// Writes and reads session `n`'s own values until `stop`, tallying what came back.
-async fn session_loop(store: Arc<dyn SessionStore>, n: usize, seed: u64, stop: Arc<AtomicBool>) -> Tally {
+async fn session_loop(
+    store: Arc<dyn SessionStore>,
+    n: usize,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+) -> Tally {
     let owner = format!("s{n}");
     let id = create(&*store, &owner).await;
     let mut rng = StdRng::seed_from_u64(seed ^ (n as u64) << 32);
@@ -76,31 +81,48 @@ async fn session_loop(store: Arc<dyn SessionStore>, n: usize, seed: u64, stop: A
         let len = rng.random_range(8..80_000);
         let mut value = format!("{owner}:{version}:").into_bytes();
         value.resize(len.max(value.len()), b'.');
-        match store.save(&id, &write(&owner, "v", Bytes::from(value))).await {
+        match store
+            .save(&id, &write(&owner, "v", Bytes::from(value)))
+            .await
+        {
             Ok(SaveOutcome::Saved) => tally.saves += 1,
-            Ok(other) => tally.wrong.push(format!("{owner}: save answered {other:?}")),
+            Ok(other) => tally
+                .wrong
+                .push(format!("{owner}: save answered {other:?}")),
             Err(_) => tally.failed += 1,
         }
         match store.load(&id).await {
             Ok(loaded @ Loaded::Found(_)) => {
                 tally.reads += 1;
                 let tag = field(&loaded, "owner").map(|o| String::from_utf8_lossy(o).into_owned());
-                let value = field(&loaded, "v").map(|v| String::from_utf8_lossy(&v[..v.len().min(24)]).into_owned());
+                let value = field(&loaded, "v")
+                    .map(|v| String::from_utf8_lossy(&v[..v.len().min(24)]).into_owned());
                 let mine = format!("{owner}:");
                 if tag.as_deref() != Some(owner.as_str())
                     || value.as_ref().is_some_and(|v| !v.starts_with(&mine))
                 {
-                    tally.wrong.push(format!("{owner} read owner {tag:?}, value {value:?}"));
+                    tally
+                        .wrong
+                        .push(format!("{owner} read owner {tag:?}, value {value:?}"));
                 }
             }
-            Ok(other) => tally.wrong.push(format!("{owner}: load answered {other:?}")),
+            Ok(other) => tally
+                .wrong
+                .push(format!("{owner}: load answered {other:?}")),
             Err(_) => tally.failed += 1,
         }
     }
     // Healed: the session works at once.
-    let saved = store.save(&id, &write(&owner, "v", Bytes::from(format!("{owner}:end")))).await;
+    let saved = store
+        .save(
+            &id,
+            &write(&owner, "v", Bytes::from(format!("{owner}:end"))),
+        )
+        .await;
     if !matches!(saved, Ok(SaveOutcome::Saved)) {
-        tally.wrong.push(format!("{owner}: save after healing: {saved:?}"));
+        tally
+            .wrong
+            .push(format!("{owner}: save after healing: {saved:?}"));
     }
     tally
 }
@@ -165,12 +187,21 @@ async fn replies_reach_their_own_caller_under_random_faults() {
         "replies reached the wrong caller (seed {seed}): {:?}",
         total.wrong
     );
-    assert!(total.reads > 100 && total.saves > 100, "too few calls got through");
-    assert!(total.failed > 0, "no fault made a call fail: the test tested nothing");
+    assert!(
+        total.reads > 100 && total.saves > 100,
+        "too few calls got through"
+    );
+    assert!(
+        total.failed > 0,
+        "no fault made a call fail: the test tested nothing"
+    );
     // Bytes the proxy held for connections given up meanwhile are forwarded, then closed.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let errors = error_replies(&redis);
-    assert!(errors.is_empty(), "Redis answered errors (seed {seed}): {errors:?}");
+    assert!(
+        errors.is_empty(),
+        "Redis answered errors (seed {seed}): {errors:?}"
+    );
     let half = half_commands(&redis);
     assert!(half.is_empty(), "Redis holds half a command: {half:?}");
 }

@@ -143,7 +143,8 @@ fn bulk(server: &RedisServer, args: &[&str]) -> String {
     for arg in args {
         command.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
     }
-    conn.write_all(command.as_bytes()).expect("the command sent");
+    conn.write_all(command.as_bytes())
+        .expect("the command sent");
     let mut reply = Vec::new();
     let mut chunk = [0; 4096];
     // `$len\r\n`, then `len` bytes and `\r\n`.

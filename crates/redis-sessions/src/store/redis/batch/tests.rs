@@ -109,9 +109,12 @@ async fn the_rest_of_a_call_cut_short_never_starts_a_new_connection() {
         "the call cut short on a failed connection got {cut_reply:?}"
     );
 
-    let after = tokio::time::timeout(Duration::from_secs(5), calls.send(&[cmd("GET").arg("after").take()]))
-        .await
-        .expect("the next call is answered");
+    let after = tokio::time::timeout(
+        Duration::from_secs(5),
+        calls.send(&[cmd("GET").arg("after").take()]),
+    )
+    .await
+    .expect("the next call is answered");
     let received = got
         .recv_timeout(Duration::from_secs(5))
         .expect("a second connection was opened");
