@@ -18,6 +18,14 @@ use redis_test_support::RedisServer;
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(1);
 /// The TTL of the records.
 pub(crate) const LONG: Duration = Duration::from_secs(600);
+/// The size of each save that fills a stalled socket.
+pub(crate) const SAVE_BYTES: usize = 60 * 1024;
+/// Saves written at once into a stalled connection: 6 MB, far more than a loopback connection
+/// takes while stalled (about 70 KB when fresh, more once the kernel grew its send buffer), so
+/// the writes really block.
+pub(crate) const SAVES: usize = 100;
+/// How long the proxy holds the Redis-bound direction.
+pub(crate) const STALL: Duration = Duration::from_millis(300);
 
 const META: Meta = Meta {
     created_ms: 1_000,
