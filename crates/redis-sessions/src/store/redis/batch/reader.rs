@@ -94,7 +94,7 @@ pub(super) struct Generation {
     /// wake-up, polled beside the socket every time; this is one atomic load.)
     reader: AtomicWaker,
     /// The pool's timeout.
-    pub(super) timeout: Duration,
+    timeout: Duration,
     /// Where the connection goes: a probe opens another one there.
     pub(super) endpoint: Arc<Endpoint>,
     /// Reads that brought bytes: the flow is alive while this grows.
