@@ -1,5 +1,6 @@
 //! Opening one connection to a Redis data server ourselves: TCP or TLS, then the login and the
-//! database, all within the pool's timeout.
+//! database, all within the pool's timeout; and the probe that tells a dead flow from a stalled
+//! Redis (see `batch/probe.rs`).
 //!
 //! Why not the `redis` crate's connections: on the hot path they cost more than the library's
 //! own work (a driver task with its own channel, a response timer per command, the `combine`
@@ -21,6 +22,7 @@ use std::time::Duration;
 use redis::{RedisError, RedisResult, TlsCertificates, Value};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -28,6 +30,16 @@ use tokio_rustls::client::TlsStream;
 
 use super::command::cmd;
 use super::resp::{Parsed, parse};
+
+/// TCP keepalive on every connection: an idle flow sends a probe after `KEEPALIVE_IDLE`, so a
+/// NAT or load balancer that drops idle flows (often after 60 s to 5 minutes) keeps ours, and
+/// a flow that died while idle (a host that vanished) is closed by the kernel after
+/// `KEEPALIVE_RETRIES` unanswered probes, `KEEPALIVE_INTERVAL` apart (within a minute), instead
+/// of failing the next request. A flow that dies while replies are outstanding is found sooner,
+/// by the probe of `batch/probe.rs`.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 3;
 
 /// Where and how to open connections to one data server.
 pub(super) struct Endpoint {
@@ -107,6 +119,11 @@ impl Endpoint {
     async fn open_unbounded(&self) -> RedisResult<Stream> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
         tcp.set_nodelay(true)?;
+        let keepalive = TcpKeepalive::new()
+            .with_time(KEEPALIVE_IDLE)
+            .with_interval(KEEPALIVE_INTERVAL)
+            .with_retries(KEEPALIVE_RETRIES);
+        SockRef::from(&tcp).set_tcp_keepalive(&keepalive)?;
         let mut stream = match &self.login.tls {
             None => Stream::Plain(tcp),
             Some(config) => {
@@ -146,30 +163,40 @@ impl Endpoint {
         if steps.is_empty() {
             return Ok(());
         }
-        stream.write_all(&commands).await?;
-        let mut buf = Vec::with_capacity(256);
-        for step in steps {
-            let reply = loop {
-                match parse(&buf).map_err(|e| io_error(io::ErrorKind::InvalidData, e.0))? {
-                    Parsed::Reply(value, used) => {
-                        buf.drain(..used);
-                        break value;
-                    }
-                    Parsed::Incomplete(_) => {
-                        if stream.read_buf(&mut buf).await? == 0 {
-                            return Err(io_error(
-                                io::ErrorKind::UnexpectedEof,
-                                "Redis closed the connection while logging in",
-                            ));
-                        }
-                    }
-                }
-            };
+        let replies = exchange(stream, &commands, steps.len(), "while logging in").await?;
+        for (step, reply) in steps.into_iter().zip(replies) {
             if let Value::ServerError(e) = reply {
                 return Err(self.refused(step, &e));
             }
         }
         Ok(())
+    }
+
+    /// Whether Redis runs a command on a new connection within the timeout: opens one, sends
+    /// `EVAL "return 1" 0` and waits for `1`. A script, not `PING`: Redis holds it wherever it
+    /// holds the library's own writes (`CLIENT PAUSE WRITE` too), so a Redis that holds them
+    /// does not pass for a live one. Returns how long the command took once sent.
+    pub(super) async fn probe(&self) -> RedisResult<Duration> {
+        let answered = tokio::time::timeout(self.timeout, async {
+            let mut stream = self.open_unbounded().await?;
+            let mut probe = Vec::new();
+            cmd("EVAL").arg("return 1").arg(0).write_to(&mut probe);
+            let sent = tokio::time::Instant::now();
+            let reply = exchange(&mut stream, &probe, 1, "while probed").await?;
+            match reply.first() {
+                Some(Value::Int(1)) => Ok(sent.elapsed()),
+                other => Err(io_error(
+                    io::ErrorKind::InvalidData,
+                    format!("Redis answered a probe with {other:?}"),
+                )),
+            }
+        });
+        answered.await.unwrap_or_else(|_| {
+            Err(io_error(
+                io::ErrorKind::TimedOut,
+                "Redis did not answer a probe on a new connection",
+            ))
+        })
     }
 
     /// The error of a refused login or database selection, naming the server, the user and
@@ -192,6 +219,37 @@ impl Endpoint {
             )),
         }
     }
+}
+
+/// Writes `commands` (flushed: TLS may hold what it took until then) and reads `count` replies;
+/// `doing` names the step in the error when Redis closes the connection.
+async fn exchange(
+    stream: &mut Stream,
+    commands: &[u8],
+    count: usize,
+    doing: &str,
+) -> RedisResult<Vec<Value>> {
+    stream.write_all(commands).await?;
+    stream.flush().await?;
+    let mut buf = Vec::with_capacity(256);
+    let mut replies = Vec::with_capacity(count);
+    while replies.len() < count {
+        match parse(&buf).map_err(|e| io_error(io::ErrorKind::InvalidData, e.0))? {
+            Parsed::Reply(value, used) => {
+                buf.drain(..used);
+                replies.push(value);
+            }
+            Parsed::Incomplete(_) => {
+                if stream.read_buf(&mut buf).await? == 0 {
+                    return Err(io_error(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("Redis closed the connection {doing}"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(replies)
 }
 
 /// A command sent after connecting, for the error when Redis refuses it.

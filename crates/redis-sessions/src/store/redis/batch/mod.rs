@@ -19,7 +19,17 @@
 //! profile). Commands come already encoded (`command.rs`) and replies are `redis::Value`s.
 //!
 //! Failures: a connection that fails (refused, reset, closed, a reply that is not RESP) fails
-//! every caller waiting on it with an I/O error, and the next batch opens a new one.
+//! every caller waiting on it with an I/O error, and the next batch opens a new one. So does a
+//! connection whose oldest reply is overdue while Redis answers on a new one (a dead flow,
+//! `probe.rs`). A command is never split across connections: the rest of a call whose inline
+//! write was cut short is written on that connection or not at all (its caller then gets the
+//! connection's error), never at the head of a new one, where Redis would read the middle of a
+//! command as a command of its own and every later reply would go to the wrong caller.
+//!
+//! Every write is flushed: over TLS, a write returns once rustls took the bytes, and the records
+//! can stay in its buffer when the socket is full; unflushed, the tail of a batch would wait
+//! for a later call on the connection to push it out. An inline write whose flush cannot finish
+//! at once hands the flush to the writer, as it does the rest of a write.
 //!
 //! Timeouts: every call is answered within the pool's timeout. Rather than a timer per call
 //! (registering and removing one cost about 1,700 instructions, 4 % of a session read), each
@@ -29,7 +39,10 @@
 //! earliest deadline of the batch it carries. A reply that comes after its caller gave up is
 //! read and dropped, so the connection stays in step and keeps the order of commands.
 
+mod probe;
 mod reader;
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::pin::Pin;
@@ -59,8 +72,8 @@ struct Queue {
     writer_waker: Option<Waker>,
     /// The open connection, while the writer is not writing on it (it takes it out meanwhile).
     link: Option<Link>,
-    /// The deadline of a call whose inline write was cut short (the rest of it is queued first).
-    remainder_by: Option<Instant>,
+    /// A call whose inline write was cut short or not flushed: the rest of it is queued first.
+    partial: Option<Partial>,
     /// The writer's last batch carried more than one call: calls come together, so a call
     /// waits to leave with others even when the connection is idle for a moment.
     batching: bool,
@@ -78,7 +91,9 @@ impl Queue {
         let Some(link) = self.link.as_mut() else {
             return false;
         };
-        let deadline = self.callers.first().map(|caller| caller.deadline);
+        let Some(deadline) = self.callers.first().map(|caller| caller.deadline) else {
+            return false;
+        };
         if !link.generation.expect(&mut self.callers, true) {
             return false;
         }
@@ -91,26 +106,48 @@ impl Queue {
                     let error = result
                         .err()
                         .unwrap_or_else(|| io::ErrorKind::WriteZero.into());
-                    // The call is the reader's now: failing the connection answers it.
-                    link.generation.fail(&RedisError::from(error));
-                    self.link = None;
-                    self.bytes.clear();
-                    return true;
+                    return self.fail_inline(error);
                 }
                 Poll::Pending => break,
             }
         }
         self.bytes.drain(..written);
         if self.bytes.is_empty() {
-            return true;
+            // A no-op on plain TCP; TLS may hold records when the socket is full.
+            match Pin::new(&mut link.write).poll_flush(&mut cx) {
+                Poll::Ready(Ok(())) => return true,
+                Poll::Ready(Err(error)) => return self.fail_inline(error),
+                Poll::Pending => {}
+            }
         }
-        self.remainder_by = deadline;
+        self.partial = Some(Partial {
+            len: self.bytes.len(),
+            deadline,
+        });
         false
+    }
+
+    /// An inline write failed: the call is the reader's now, and failing the connection
+    /// answers it.
+    fn fail_inline(&mut self, error: io::Error) -> bool {
+        if let Some(link) = self.link.take() {
+            link.generation.fail(&RedisError::from(error));
+        }
+        self.bytes.clear();
+        true
     }
 }
 
+/// What is left of a call written inline: its first `len` bytes of the queue (possibly none, if
+/// only the flush is left), to be written on the connection that took the rest, by `deadline`.
+#[derive(Clone, Copy)]
+struct Partial {
+    len: usize,
+    deadline: Instant,
+}
+
 struct Shared {
-    endpoint: Endpoint,
+    endpoint: Arc<Endpoint>,
     queue: Mutex<Queue>,
     /// The [`Batcher`] was dropped: the writer ends and closes the connection.
     closed: AtomicBool,
@@ -137,7 +174,7 @@ impl Batcher {
     pub(super) fn new(endpoint: Endpoint) -> Arc<Self> {
         Arc::new(Self {
             shared: Arc::new(Shared {
-                endpoint,
+                endpoint: Arc::new(endpoint),
                 queue: Mutex::new(Queue::default()),
                 closed: AtomicBool::new(false),
             }),
@@ -194,6 +231,7 @@ impl Drop for WriterGuard {
         let mut queue = lock(&self.0.queue);
         queue.writer = false;
         queue.bytes.clear();
+        queue.partial = None;
         queue.callers.clear();
         // Opened on the writer's runtime: useless once that is gone.
         queue.link = None;
@@ -218,16 +256,16 @@ async fn write_loop(shared: Arc<Shared>) {
         // inline meanwhile, and comes back after the write.
         let taken = {
             let mut queue = lock(&shared.queue);
-            if queue.bytes.is_empty() {
+            if queue.bytes.is_empty() && queue.partial.is_none() {
                 None
             } else {
                 std::mem::swap(&mut queue.bytes, &mut bytes);
                 std::mem::swap(&mut queue.callers, &mut callers);
                 queue.batching = callers.len() > 1;
-                Some((queue.link.take(), queue.remainder_by.take()))
+                Some((queue.link.take(), queue.partial.take()))
             }
         };
-        let Some((mut link, remainder_by)) = taken else {
+        let Some((mut link, partial)) = taken else {
             if !commands_queued(&shared).await {
                 return;
             }
@@ -236,7 +274,7 @@ async fn write_loop(shared: Arc<Shared>) {
             }
             continue;
         };
-        let sent = send_batch(&shared, &mut link, &bytes, &mut callers, remainder_by).await;
+        let sent = send_batch(&shared, &mut link, &bytes, &mut callers, partial).await;
         if let Err(error) = sent {
             for mut caller in callers.drain(..) {
                 caller.answer(Err(error.clone()));
@@ -260,7 +298,7 @@ async fn commands_queued(shared: &Shared) -> bool {
         if shared.closed.load(Ordering::Acquire) {
             return Poll::Ready(false);
         }
-        if !queue.bytes.is_empty() {
+        if !queue.bytes.is_empty() || queue.partial.is_some() {
             return Poll::Ready(true);
         }
         match &mut queue.writer_waker {
@@ -274,24 +312,35 @@ async fn commands_queued(shared: &Shared) -> bool {
 
 /// Writes one batch, opening the connection first if there is none (or it failed). The callers
 /// are handed to the reader before the write; they stay in `callers` only if the batch could
-/// not be sent at all. `remainder_by` is the deadline of a call whose inline write the batch
-/// finishes.
+/// not be sent at all. `partial` is a call whose inline write (or flush) the batch finishes: on
+/// its own connection only.
 async fn send_batch(
     shared: &Shared,
     link: &mut Option<Link>,
-    bytes: &[u8],
+    mut bytes: &[u8],
     callers: &mut Vec<Caller>,
-    remainder_by: Option<Instant>,
+    mut partial: Option<Partial>,
 ) -> RedisResult<()> {
     // No caller of this batch may wait past its deadline for the connection or the write.
     let first = (callers.first().map(|c| c.deadline).into_iter())
-        .chain(remainder_by)
+        .chain(partial.map(|p| p.deadline))
         .min()
         .unwrap_or_else(Instant::now);
     let mut attempts = 0;
     let sent = loop {
         if link.as_ref().is_some_and(Link::failed) {
             *link = None;
+        }
+        if link.is_none()
+            && let Some(cut) = partial.take()
+        {
+            // The connection that took the head of this call failed, which answered the call
+            // with an error: its rest must not start a new connection's stream (see the
+            // module's comment). The later calls' commands, whole, may.
+            bytes = &bytes[cut.len..];
+            if bytes.is_empty() {
+                return Ok(());
+            }
         }
         let open = match link {
             Some(open) => open,
@@ -303,7 +352,8 @@ async fn send_batch(
         if open.generation.expect(callers, false) {
             break write_by(&mut open.write, bytes, first).await;
         }
-        // The connection failed after the check above: nothing was sent, try a new one once.
+        // The connection failed after the check above: nothing of the batch was sent on it
+        // (the head of a cut call was, and its rest is dropped above); try a new one once.
         attempts += 1;
         if attempts == 2 {
             return Err(io_error(
@@ -320,10 +370,13 @@ async fn send_batch(
     Ok(())
 }
 
-/// Writes `bytes`, failing with a timeout at `deadline`. A write almost always completes at
-/// once (the socket's buffer has room), so the timer is only set when it does not.
+/// Writes and flushes `bytes`, failing with a timeout at `deadline`. A write almost always
+/// completes at once (the socket's buffer has room), so the timer is only set when it does not.
 async fn write_by(write: &mut WriteHalf, bytes: &[u8], deadline: Instant) -> io::Result<()> {
-    let mut writing = std::pin::pin!(write.write_all(bytes));
+    let mut writing = std::pin::pin!(async {
+        write.write_all(bytes).await?;
+        write.flush().await
+    });
     let at_once = std::future::poll_fn(|cx| Poll::Ready(writing.as_mut().poll(cx))).await;
     match at_once {
         Poll::Ready(written) => written,

@@ -1,11 +1,12 @@
 //! The reading side of one connection: who waits for which replies, the watchdog that gives
-//! callers past their deadline a timeout error, and the reader task that hands out replies in
-//! order. Apart from the queue and the writer (`mod.rs`) because the two sides share only the
-//! line of waiting callers ([`Generation`]).
+//! callers past their deadline a timeout error (and has a connection whose oldest reply is
+//! overdue probed, `probe.rs`), and the reader task that hands out replies in order. Apart from
+//! the queue and the writer (`mod.rs`) because the two sides share only the line of waiting
+//! callers ([`Generation`]).
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use tokio::time::Instant;
 use super::super::link::{Endpoint, ReadHalf, WriteHalf, io_error};
 use super::super::pool::lock;
 use super::super::resp::{Parsed, parse};
+use super::probe;
 
 pub(super) type Replies = RedisResult<Vec<RedisResult<Value>>>;
 
@@ -55,7 +57,7 @@ pub(super) struct Link {
 }
 
 impl Link {
-    pub(super) async fn open(endpoint: &Endpoint) -> RedisResult<Self> {
+    pub(super) async fn open(endpoint: &Arc<Endpoint>) -> RedisResult<Self> {
         let stream = endpoint.open().await?;
         let (read, write) = stream.split();
         let generation = Arc::new(Generation {
@@ -63,13 +65,17 @@ impl Link {
             stopped: AtomicBool::new(false),
             reader: AtomicWaker::new(),
             timeout: endpoint.timeout,
+            endpoint: Arc::clone(endpoint),
+            reads: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
+            dead: AtomicBool::new(false),
         });
         tokio::spawn(read_loop(Arc::clone(&generation), read));
         Ok(Self { write, generation })
     }
 
     pub(super) fn failed(&self) -> bool {
-        lock(&self.generation.waiting).failed
+        self.generation.failed()
     }
 }
 
@@ -89,6 +95,14 @@ pub(super) struct Generation {
     reader: AtomicWaker,
     /// The pool's timeout.
     timeout: Duration,
+    /// Where the connection goes: a probe opens another one there.
+    pub(super) endpoint: Arc<Endpoint>,
+    /// Reads that brought bytes: the flow is alive while this grows.
+    pub(super) reads: AtomicU64,
+    /// A probe runs (`probe.rs`): one at a time per connection.
+    pub(super) probing: AtomicBool,
+    /// A probe found the flow dead: the reader aborts the connection (no late delivery).
+    pub(super) dead: AtomicBool,
 }
 
 #[derive(Default)]
@@ -109,6 +123,11 @@ impl Generation {
         }
         waiting.callers.extend(callers.drain(..));
         true
+    }
+
+    /// Whether the connection failed (no more callers are accepted).
+    pub(super) fn failed(&self) -> bool {
+        lock(&self.waiting).failed
     }
 
     /// Fails every waiting caller with `error` and refuses new ones.
@@ -150,17 +169,19 @@ impl Generation {
 
     /// Gives a timeout error to every waiting caller past its deadline at `now` (they stay in
     /// line for their replies) and returns when to look again: the deadline of the oldest
-    /// caller still waiting, or a timeout from now.
+    /// caller still waiting, or a timeout from now; and whether the oldest reply is overdue.
     fn expire(
         &self,
         now: Instant,
         current: &mut Option<(Caller, Vec<RedisResult<Value>>)>,
-    ) -> Instant {
+    ) -> (Instant, bool) {
         let error = timed_out(self.timeout);
         if let Some((caller, _)) = current.as_mut().filter(|(c, _)| c.deadline <= now) {
             caller.answer(Err(error.clone()));
         }
         let mut waiting = lock(&self.waiting);
+        let oldest = current.as_ref().map(|(c, _)| c).or(waiting.callers.front());
+        let overdue = oldest.is_some_and(|c| c.deadline <= now);
         let mut next = now + self.timeout;
         for caller in waiting.callers.iter_mut().filter(|c| c.tx.is_some()) {
             if caller.deadline > now {
@@ -173,7 +194,7 @@ impl Generation {
         if let Some((caller, _)) = current.as_ref().filter(|(c, _)| c.tx.is_some()) {
             next = next.min(caller.deadline);
         }
-        next
+        (next, overdue)
     }
 }
 
@@ -196,7 +217,10 @@ async fn read_loop(generation: Arc<Generation>, mut read: ReadHalf) {
             biased;
             read = read.read_buf(&mut buf) => read,
             () = &mut watchdog => {
-                let next = generation.expire(Instant::now(), &mut current);
+                let (next, overdue) = generation.expire(Instant::now(), &mut current);
+                if overdue {
+                    probe::start(&generation);
+                }
                 watchdog.as_mut().reset(next);
                 continue;
             }
@@ -206,8 +230,13 @@ async fn read_loop(generation: Arc<Generation>, mut read: ReadHalf) {
             Ok(0) => {
                 break io_error(io::ErrorKind::UnexpectedEof, "Redis closed the connection");
             }
-            Ok(_) if buf.len() < needed => continue,
-            Ok(_) => {}
+            Ok(_) => {
+                // Proof of life for a probe (`probe.rs`); one uncontended add per read.
+                generation.reads.fetch_add(1, Ordering::Relaxed);
+                if buf.len() < needed {
+                    continue;
+                }
+            }
             Err(e) => break RedisError::from(e),
         }
         loop {
@@ -240,6 +269,9 @@ async fn read_loop(generation: Arc<Generation>, mut read: ReadHalf) {
         caller.answer(Err(error.clone()));
     }
     generation.fail(&error);
+    if generation.dead.load(Ordering::Acquire) {
+        probe::abort(&read);
+    }
 }
 
 /// Adds `reply` to the caller it answers and hands the caller its replies once all are in.
