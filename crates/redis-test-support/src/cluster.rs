@@ -6,6 +6,7 @@
 
 mod nodes;
 mod replicas;
+mod resharding;
 
 use std::collections::HashMap;
 use std::path::Path;
