@@ -168,12 +168,32 @@ impl RedisCluster {
         }
 
         cluster.wait_healthy(masters, replicas, &create_log);
+        // Each node's own view is complete; also wait until they name the same master for
+        // every slot, so that a client's first slot map, from whichever node, is the one every
+        // node will answer by.
+        cluster.wait_settled();
         cluster.ids = cluster
             .servers
             .iter()
             .map(|server| text(&server.cmd(&["CLUSTER", "MYID"])))
             .collect();
         cluster
+    }
+
+    /// A cluster-enabled server that has joined no Cluster: it knows no slot, and answers
+    /// `CLUSTER SLOTS` with an empty list (as a node being added, or one asked before the
+    /// Cluster has formed, does). Killed on drop.
+    pub fn unjoined_node() -> RedisServer {
+        let args: Vec<String> = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        RedisServer::launch(&args, true)
     }
 
     /// `127.0.0.1:PORT` of each node: its TLS port for a [`RedisCluster::start_tls`]

@@ -88,7 +88,8 @@ impl ClusterPool {
         let (conn, addr) = match map.conn(n, target, self.per_node) {
             Ok(found) => found,
             Err(_) => {
-                let (filled, conn, addr) = self.fill_hole(map, n, target).await?;
+                // Boxed: a rare path, kept out of every call's future.
+                let (filled, conn, addr) = Box::pin(self.fill_hole(map, n, target)).await?;
                 map = filled;
                 (conn, addr)
             }
