@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use redis::Value;
 use redis_sessions::id::SessionId;
+use redis_sessions::store::redis::ResonanceStore;
 use redis_sessions::store::{
     ChangeSet, EndOutcome, EndRequest, Loaded, LockToken, LockedLoad, Meta, Record, SaveOutcome,
     SessionStore,
@@ -278,4 +279,42 @@ async fn every_session_call_finds_the_session_on_either_side_of_a_slot_migration
         matches!(store.load(&id).await, Ok(Loaded::Ended)),
         "the session is ended on its new node"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resonance_formats_locked_load_finds_the_session_during_a_slot_migration() {
+    let cluster = Arc::new(RedisCluster::start(3));
+    let store = ResonanceStore::new(&RedisPoolConfig {
+        cluster_nodes: cluster.nodes(),
+        prefix: "app".into(),
+        timeout: Duration::from_secs(1),
+        ..RedisPoolConfig::default()
+    })
+    .expect("store");
+    let id = SessionId::generate().storage_id();
+    // No data: the values of this format are igbinary, what matters here is the record.
+    let empty = Record {
+        meta: record("").meta,
+        fields: Vec::new(),
+    };
+    store.create(&id, &empty, LONG).await.expect("create");
+    let key = store.session_key(&id);
+    let slot = cluster.slot_of_key(&key);
+    let from = cluster.owner_of_slot(slot, 0);
+    let to = (from + 1) % 3;
+    cluster.begin_slot_move(slot, from, to);
+    // Its locked load pipelines `SET lock NX` (absent on `from`: ASK) and `GET session` (on
+    // `from`), as the native one does.
+    let token = LockToken("t1".into());
+    let locked = store.load_locked(&id, &token, LONG).await;
+    match &locked {
+        Ok(LockedLoad::Acquired(Loaded::Found(_))) => {}
+        other => panic!("a locked load must find the session on the source: {other:?}"),
+    }
+    cluster.migrate_slot_keys(slot, from, to, 10);
+    cluster.end_slot_move(slot, to);
+    cluster.wait_settled();
+    store.unlock(&id, &token).await.expect("unlock");
+    let loaded = store.load(&id).await.expect("load from the target");
+    assert!(matches!(loaded, Loaded::Found(_)), "{loaded:?}");
 }
