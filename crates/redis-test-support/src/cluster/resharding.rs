@@ -106,7 +106,7 @@ impl RedisCluster {
             WAIT_TIMEOUT,
             None,
             || {
-                let mut first: Option<(u16, Vec<(u16, u16, u16)>)> = None;
+                let mut first: Option<(u16, Vec<SlotRange>)> = None;
                 for server in self.servers.iter().filter(|s| s.is_running()) {
                     let port = server.port();
                     let info = text(&server.cmd(&["CLUSTER", "INFO"]));
@@ -147,8 +147,11 @@ impl RedisCluster {
     }
 }
 
-/// `(first, last, master port)` of each range of a `CLUSTER SLOTS` reply, sorted.
-fn slot_ranges(reply: &redis::Value) -> Vec<(u16, u16, u16)> {
+/// A range of slots and its master: `(first, last, master port)`.
+type SlotRange = (u16, u16, u16);
+
+/// The ranges of a `CLUSTER SLOTS` reply, sorted.
+fn slot_ranges(reply: &redis::Value) -> Vec<SlotRange> {
     let int = |v: Option<&redis::Value>| match v {
         Some(redis::Value::Int(i)) => u16::try_from(*i).unwrap_or(u16::MAX),
         other => panic!("CLUSTER SLOTS: expected a number, got {other:?}"),
