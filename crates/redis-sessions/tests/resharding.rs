@@ -133,6 +133,49 @@ async fn a_locked_request_during_a_slot_migration_keeps_the_users_session() {
     assert_eq!(keys_in_slot(&cluster, from, slot), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_slot_migration_answers_a_bounded_503_and_never_a_new_session() {
+    let cluster = Arc::new(RedisCluster::start(3));
+    let app = app(&cluster);
+    let cookie = app.new_session_within(Duration::from_secs(5)).await;
+    let key = key_of(&cookie);
+    let slot = cluster.slot_of_key(&key);
+    let from = cluster.owner_of_slot(slot, 0);
+    let to = (from + 1) % 3;
+    // Opened, and no key moves: the save (a script on the session, on `from`, and the lock, on
+    // `to`) gets TRYAGAIN for as long as it tries.
+    cluster.begin_slot_move(slot, from, to);
+    let started = Instant::now();
+    let reply = app.get("/incr-locked", Some(&cookie)).await;
+    let took = started.elapsed();
+    assert_eq!(
+        (reply.status, reply.set_cookie.is_some()),
+        (503, false),
+        "neither a success nor a new session while the save cannot run: {reply:?}"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "a 503 within timeout + 1 s, took {took:?}"
+    );
+    // Reads still work: the session is where it was.
+    let read = app.get("/read", Some(&cookie)).await;
+    assert_eq!((read.status, read.body.as_str()), (200, "1"), "{read:?}");
+
+    cluster.migrate_slot_keys(slot, from, to, 10);
+    cluster.end_slot_move(slot, to);
+    cluster.wait_settled();
+    // The failed request released its lock (on `to`): no wait for `lock_ttl`.
+    let started = Instant::now();
+    let reply = app.get("/incr-locked", Some(&cookie)).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "2"), "{reply:?}");
+    assert!(reply.set_cookie.is_none(), "{reply:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the lock was left behind: {:?}",
+        started.elapsed()
+    );
+}
+
 fn store(cluster: &RedisCluster) -> RedisStore {
     let config = RedisPoolConfig {
         cluster_nodes: cluster.nodes(),
