@@ -196,6 +196,41 @@ impl RedisCluster {
         RedisServer::launch(&args, true)
     }
 
+    /// Makes `newcomer` (an [`RedisCluster::unjoined_node`]) meet this Cluster's first node
+    /// (`CLUSTER MEET` with its bus port) and waits until the newcomer knows every slot: it is
+    /// a master without slots then, and answers `CLUSTER SLOTS` as the others do.
+    pub fn join(&self, newcomer: &RedisServer) {
+        let view = text(&self.servers[0].cmd(&["CLUSTER", "NODES"]));
+        let me = view
+            .lines()
+            .find(|line| line.contains("myself"))
+            .unwrap_or_else(|| panic!("no `myself` in CLUSTER NODES:\n{view}"));
+        // `<id> <ip:port@cport[,hostname]> ...`
+        let bus = me
+            .split_whitespace()
+            .nth(1)
+            .and_then(|addr| addr.split_once('@'))
+            .map(|(_, rest)| rest.split(',').next().unwrap_or(rest).to_owned())
+            .unwrap_or_else(|| panic!("no bus port in {me:?}"));
+        let port = self.servers[0].port().to_string();
+        newcomer.cmd(&["CLUSTER", "MEET", "127.0.0.1", &port, &bus]);
+        self.poll_until(
+            "the newcomer to know every slot",
+            WAIT_TIMEOUT,
+            None,
+            || {
+                let info = text(&newcomer.cmd(&["CLUSTER", "INFO"]));
+                match info
+                    .lines()
+                    .any(|l| l.trim() == format!("cluster_slots_ok:{SLOTS}"))
+                {
+                    true => Ok(()),
+                    false => Err(format!("the newcomer's CLUSTER INFO:\n{info}")),
+                }
+            },
+        );
+    }
+
     /// `127.0.0.1:PORT` of each node: its TLS port for a [`RedisCluster::start_tls`]
     /// cluster, else its plain port.
     pub fn nodes(&self) -> Vec<String> {

@@ -205,7 +205,9 @@ impl ClusterPool {
 
     /// The slot map again after it had no master for a slot (a Cluster still forming, or a
     /// node that answered `CLUSTER SLOTS` before it knew every slot): read anew until it has
-    /// one, within the timeout.
+    /// one, within the timeout. The reads are rate-limited ([`ClusterPool::refresh`]), so that
+    /// calls for a slot that no master serves for good (a Cluster run with
+    /// `cluster-require-full-coverage no`) do not flood the nodes with `CLUSTER SLOTS`.
     pub(super) async fn fill_hole(
         &self,
         mut map: Arc<SlotMap>,
@@ -218,7 +220,8 @@ impl ClusterPool {
             let now = Instant::now();
             tokio::time::sleep(backoff.min(deadline.saturating_duration_since(now))).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
-            map = self.replace(Some(&map), None).await?;
+            self.refresh(&map).await;
+            map = lock(&self.map).clone().unwrap_or(map);
             match map.conn(n, target, self.per_node) {
                 Ok((conn, addr)) => return Ok((map, conn, addr)),
                 Err(e) if Instant::now() >= deadline => return Err(e),
