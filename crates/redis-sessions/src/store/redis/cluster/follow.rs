@@ -20,7 +20,9 @@
 //!   every 100 ms) in case a failover moved the slot.
 //!
 //! Commands sent to one place go together, in their original order (a session's `HSET`,
-//! `HDEL`, `PEXPIRE` stay in order). The whole follow-up is bounded by the timeout: what still
+//! `HDEL`, `PEXPIRE` stay in order). A session's later call cannot overtake a follow-up: its
+//! caller waits for the follow-up first, and a call given up at the timeout is not followed up
+//! at all (a lock request answered `ASK` after its caller left never takes the lock). The whole follow-up is bounded by the timeout: what still
 //! has not run then fails the call with [`StoreError::Unavailable`] (a 503), never with a reply
 //! read as "no session". A command whose connection failed is never re-sent (whether it ran is
 //! unknown), as on the first send.
