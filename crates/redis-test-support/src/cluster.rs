@@ -6,6 +6,7 @@
 
 mod nodes;
 mod replicas;
+mod resharding;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -167,12 +168,67 @@ impl RedisCluster {
         }
 
         cluster.wait_healthy(masters, replicas, &create_log);
+        // Each node's own view is complete; also wait until they name the same master for
+        // every slot, so that a client's first slot map, from whichever node, is the one every
+        // node will answer by.
+        cluster.wait_settled();
         cluster.ids = cluster
             .servers
             .iter()
             .map(|server| text(&server.cmd(&["CLUSTER", "MYID"])))
             .collect();
         cluster
+    }
+
+    /// A cluster-enabled server that has joined no Cluster: it knows no slot, and answers
+    /// `CLUSTER SLOTS` with an empty list (as a node being added, or one asked before the
+    /// Cluster has formed, does). Killed on drop.
+    pub fn unjoined_node() -> RedisServer {
+        let args: Vec<String> = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        RedisServer::launch(&args, true)
+    }
+
+    /// Makes `newcomer` (an [`RedisCluster::unjoined_node`]) meet this Cluster's first node
+    /// (`CLUSTER MEET` with its bus port) and waits until the newcomer knows every slot: it is
+    /// a master without slots then, and answers `CLUSTER SLOTS` as the others do.
+    pub fn join(&self, newcomer: &RedisServer) {
+        let view = text(&self.servers[0].cmd(&["CLUSTER", "NODES"]));
+        let me = view
+            .lines()
+            .find(|line| line.contains("myself"))
+            .unwrap_or_else(|| panic!("no `myself` in CLUSTER NODES:\n{view}"));
+        // `<id> <ip:port@cport[,hostname]> ...`
+        let bus = me
+            .split_whitespace()
+            .nth(1)
+            .and_then(|addr| addr.split_once('@'))
+            .map(|(_, rest)| rest.split(',').next().unwrap_or(rest).to_owned())
+            .unwrap_or_else(|| panic!("no bus port in {me:?}"));
+        let port = self.servers[0].port().to_string();
+        newcomer.cmd(&["CLUSTER", "MEET", "127.0.0.1", &port, &bus]);
+        self.poll_until(
+            "the newcomer to know every slot",
+            WAIT_TIMEOUT,
+            None,
+            || {
+                let info = text(&newcomer.cmd(&["CLUSTER", "INFO"]));
+                match info
+                    .lines()
+                    .any(|l| l.trim() == format!("cluster_slots_ok:{SLOTS}"))
+                {
+                    true => Ok(()),
+                    false => Err(format!("the newcomer's CLUSTER INFO:\n{info}")),
+                }
+            },
+        );
     }
 
     /// `127.0.0.1:PORT` of each node: its TLS port for a [`RedisCluster::start_tls`]

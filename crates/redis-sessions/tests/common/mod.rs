@@ -7,7 +7,7 @@ pub mod backends;
 pub mod failover;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -149,8 +149,8 @@ impl Counter {
         Self::launch(redis_port, session, pool, true)
     }
 
-    /// Everything the counter wrote to stderr so far, and with [`Counter::start_logged`] its
-    /// trace log too.
+    /// Everything the counter wrote so far: its errors and warnings (why a request failed),
+    /// and with [`Counter::start_logged`] its trace log too.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self._dir.path().join("counter.log")).unwrap_or_default()
     }
@@ -179,11 +179,12 @@ impl Counter {
             .args(["--config", config.to_str().unwrap_or_default()])
             .args(["--listen", "127.0.0.1:0"])
             .args(["--workers", "2"])
-            .stdout(Stdio::null())
-            .stderr(log.try_clone().expect("log file"));
+            // tracing's fmt subscriber writes to stdout (warnings by default, such as why a
+            // request got a 503: a failing test prints the log's tail); errors go to stderr.
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log);
         if logged {
-            // tracing's fmt subscriber writes to stdout; errors go to stderr.
-            command.env("RUST_LOG", "trace").stdout(log);
+            command.env("RUST_LOG", "trace");
         }
         let child = command.spawn().expect("start counter");
         let mut counter = Counter {

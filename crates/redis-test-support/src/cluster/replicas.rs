@@ -190,7 +190,7 @@ impl RedisCluster {
     }
 
     /// The first running node, other than `except`. Panics if there is none.
-    fn running_node(&self, except: Option<usize>) -> &RedisServer {
+    pub(super) fn running_node(&self, except: Option<usize>) -> &RedisServer {
         self.servers
             .iter()
             .enumerate()
@@ -200,7 +200,7 @@ impl RedisCluster {
     }
 
     /// The index into `servers` of the node with ID `id`.
-    fn index_of(&self, id: &str) -> usize {
+    pub(super) fn index_of(&self, id: &str) -> usize {
         self.ids
             .iter()
             .position(|known| known == id)

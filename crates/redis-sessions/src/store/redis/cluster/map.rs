@@ -1,12 +1,12 @@
 //! The slot map of a Redis Cluster: which master serves each hash slot, the connections to
-//! each master, and the Redis replies that describe it (`CLUSTER SLOTS`, `MOVED`, `ASK`).
+//! each master, and the Redis reply that describes it (`CLUSTER SLOTS`).
 //! Kept apart from the calls (`mod.rs`) because it is plain data and parsing, tested here
 //! without a Cluster.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use redis::{RedisResult, Value};
+use redis::Value;
 
 use super::super::batch::Batcher;
 use super::super::connect::MasterTarget;
@@ -106,26 +106,6 @@ impl SlotMap {
     }
 }
 
-pub(super) enum Redirect {
-    Moved((String, u16)),
-    Ask((String, u16)),
-}
-
-/// A `MOVED` or `ASK` answer to the call (they name the node to ask instead).
-pub(super) fn redirection(replies: &[RedisResult<Value>]) -> Option<Redirect> {
-    replies.iter().find_map(|reply| {
-        let e = reply.as_ref().err()?;
-        let to = e.redirect_node()?;
-        let (host, port) = to.0.rsplit_once(':')?;
-        let addr = (host.to_owned(), port.parse().ok()?);
-        match e.code()? {
-            "MOVED" => Some(Redirect::Moved(addr)),
-            "ASK" => Some(Redirect::Ask(addr)),
-            _ => None,
-        }
-    })
-}
-
 /// The `(first, last, master)` ranges of a `CLUSTER SLOTS` reply from `asked` (an empty host
 /// means `asked`'s own).
 pub(super) fn parse_slots(reply: Value, asked: &(String, u16)) -> Result<Vec<Range>, String> {
@@ -166,6 +146,14 @@ pub(super) fn parse_slots(reply: Value, asked: &(String, u16)) -> Result<Vec<Ran
             parsed.ok_or_else(|| format!("unexpected CLUSTER SLOTS entry {range:?}"))
         })
         .collect()
+}
+
+/// How many slots `ranges` give a master (a Cluster that has formed gives all 16384).
+pub(super) fn covered(ranges: &[Range]) -> usize {
+    ranges
+        .iter()
+        .map(|&(first, last, _)| usize::from(last.saturating_sub(first)) + 1)
+        .sum()
 }
 
 pub(super) fn unavailable(reason: &str) -> StoreError {
@@ -210,22 +198,5 @@ mod tests {
         );
         assert!(parse_slots(Value::Int(3), &asked).is_err());
         assert!(parse_slots(Value::Array(vec![Value::Int(1)]), &asked).is_err());
-    }
-
-    #[test]
-    fn moved_and_ask_name_the_node_to_ask() {
-        let error = |text: &str| -> RedisResult<Value> {
-            Err(redis::parse_redis_value(format!("-{text}\r\n").as_bytes())
-                .and_then(|v| v.extract_error())
-                .expect_err("an error reply"))
-        };
-        let moved = [Ok(Value::Okay), error("MOVED 3999 127.0.0.1:6381")];
-        assert!(matches!(
-            redirection(&moved),
-            Some(Redirect::Moved((host, 6381))) if host == "127.0.0.1"
-        ));
-        let ask = [error("ASK 3999 127.0.0.1:6382")];
-        assert!(matches!(redirection(&ask), Some(Redirect::Ask((_, 6382)))));
-        assert!(redirection(&[error("WRONGTYPE no"), Ok(Value::Nil)]).is_none());
     }
 }

@@ -7,12 +7,11 @@
 //! a call goes to the node that owns its session's hash slot, found in a slot map read with
 //! `CLUSTER SLOTS`. The map is read on first use and again when Redis says it is out of date:
 //!
-//! - `MOVED`: the command did not run; the map is read again (first from the node that
-//!   answered `MOVED`, which knows) and the call is sent once more to the new owner.
-//! - `ASK` (a slot being migrated): the call is sent to the named node, each command after
-//!   `ASKING`.
-//! - The node fails (connection refused or lost, no answer within the timeout) or the Cluster
-//!   says it cannot serve (`CLUSTERDOWN`, `TRYAGAIN`, `MASTERDOWN`, `LOADING`): the call fails
+//! - `MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN` (and the like) on some commands of a call: those
+//!   commands, and only they, did not run; each goes where Redis says, within the timeout, and
+//!   the replies of the others stay (`follow.rs`). A map with no master for the call's slot (a
+//!   node asked before it knew every slot) is read again, within the timeout.
+//! - The node fails (connection refused or lost, no answer within the timeout): the call fails
 //!   with [`StoreError::Unavailable`] (a 503) and the map is read again, so that once a replica
 //!   has taken over, the next call goes to it. A write whose node failed is never re-sent:
 //!   whether it ran is unknown.
@@ -20,6 +19,7 @@
 //! All commands of one session share a slot (the storage id is the hash tag), hence a node and,
 //! within it, one connection, so they reach Redis in the order they were sent (see `pool.rs`).
 
+mod follow;
 mod map;
 
 use std::sync::{Arc, Mutex};
@@ -32,13 +32,11 @@ use super::command::{Command, cmd};
 use super::connect::MasterTarget;
 use super::pool::{lock, store_error};
 use crate::store::StoreError;
-use map::{Redirect, SlotMap, parse_slots, redirection, unavailable};
+use map::{Range, SlotMap, covered, parse_slots, unavailable};
 pub(super) use map::{Target, slot_of};
 
 /// At most one map read per this interval when calls fail (a `MOVED` always reads it).
 const REFRESH_INTERVAL: Duration = Duration::from_millis(100);
-/// Redis error codes that mean the Cluster cannot serve the slot for now.
-const UNAVAILABLE_CODES: [&str; 4] = ["CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "LOADING"];
 
 /// The seed nodes, how to log in to a node, and the current slot map.
 pub(super) struct ClusterPool {
@@ -77,7 +75,9 @@ impl ClusterPool {
     }
 
     /// Sends `commands` as one pipeline (batched with other calls to the same connection) to
-    /// the node that serves `target`; `n` picks the connection within the node.
+    /// the node that serves `target`; `n` picks the connection within the node. Commands that
+    /// did not run there (redirected, or to be tried again) are followed up one by one
+    /// (`follow.rs`).
     pub(super) async fn exec(
         &self,
         n: usize,
@@ -85,29 +85,25 @@ impl ClusterPool {
         commands: &[Command],
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         let mut map = self.current().await?;
-        // One redirection: a second `MOVED` right after a fresh map would mean the Cluster is
-        // reconfiguring; the caller gets a 503 rather than a loop.
-        for attempt in 0..2 {
-            let (conn, addr) = map.conn(n, target, self.per_node)?;
-            let replies = self.send(&conn, &addr, commands).await?;
-            match redirection(&replies) {
-                None => return Ok(replies),
-                Some(Redirect::Moved(to)) if attempt == 0 => {
-                    map = self.reread(&map, to).await?;
-                }
-                Some(Redirect::Ask(to)) if attempt == 0 => {
-                    return self.ask(&map, to, n, commands).await;
-                }
-                Some(_) => break,
+        let (conn, addr) = match map.conn(n, target, self.per_node) {
+            Ok(found) => found,
+            Err(_) => {
+                // Boxed: a rare path, kept out of every call's future.
+                let (filled, conn, addr) = Box::pin(self.fill_hole(map, n, target)).await?;
+                map = filled;
+                (conn, addr)
             }
+        };
+        let replies = self.send(&conn, &addr, commands).await?;
+        if !follow::unsettled(&replies) {
+            return Ok(replies);
         }
-        Err(StoreError::Unavailable(
-            "the Redis Cluster redirected the call twice: it is reconfiguring".into(),
-        ))
+        Box::pin(self.follow(map, n, target, commands, replies)).await
     }
 
-    /// One pipeline on one connection, bounded by the timeout; a failure a failover or a
-    /// Cluster outage explains reads the map again before failing the call.
+    /// One pipeline on one connection, bounded by the timeout; a connection failure (which a
+    /// failover or a Cluster outage explains) reads the map again before failing the call.
+    /// Server errors, redirections included, are the commands' replies.
     async fn send(
         &self,
         conn: &Arc<Batcher>,
@@ -116,22 +112,11 @@ impl ClusterPool {
     ) -> Result<Vec<RedisResult<Value>>, StoreError> {
         // The batcher bounds the call by the pool's timeout (one watchdog per connection).
         let failure = match conn.send(commands).await {
+            Ok(replies) => return Ok(replies),
             Err(e) => match store_error(&e) {
                 StoreError::Unavailable(message) => message,
                 other => return Err(other),
             },
-            Ok(replies) => {
-                let down = replies.iter().find_map(|r| match r {
-                    Err(e) if e.code().is_some_and(|c| UNAVAILABLE_CODES.contains(&c)) => {
-                        Some(e.to_string())
-                    }
-                    _ => None,
-                });
-                match down {
-                    None => return Ok(replies),
-                    Some(message) => message,
-                }
-            }
         };
         let map = lock(&self.map).clone();
         if let Some(map) = map {
@@ -141,29 +126,6 @@ impl ClusterPool {
             "Redis Cluster node {}:{}: {failure}",
             addr.0, addr.1
         )))
-    }
-
-    /// After an `ASK`: the call once more on the named node, each command after `ASKING`.
-    async fn ask(
-        &self,
-        map: &SlotMap,
-        to: (String, u16),
-        n: usize,
-        commands: &[Command],
-    ) -> Result<Vec<RedisResult<Value>>, StoreError> {
-        let conn = match map.nodes.iter().find(|node| node.addr == to) {
-            Some(node) => Arc::clone(&node.conns[n % node.conns.len()]),
-            None => self.target.batcher(&to.0, to.1),
-        };
-        let count = commands.len();
-        let asking: Vec<_> = commands
-            .iter()
-            .flat_map(|command| [cmd("ASKING"), command.clone()])
-            .collect();
-        let replies = self.send(&conn, &to, &asking).await?;
-        let replies: Vec<_> = replies.into_iter().skip(1).step_by(2).collect();
-        debug_assert_eq!(replies.len(), count);
-        Ok(replies)
     }
 
     /// The current map, read first if there is none yet.
@@ -235,8 +197,9 @@ impl ClusterPool {
         }
     }
 
-    /// A slot map from the first node that answers `CLUSTER SLOTS`: `first`, then the nodes of
-    /// `old`, then the seeds. Connections to nodes already in `old` are kept.
+    /// A slot map from the first node whose `CLUSTER SLOTS` names a master for every slot:
+    /// `first`, then the nodes of `old`, then the seeds (failing that, the most complete view
+    /// any gave). Connections to nodes already in `old` are kept.
     async fn read(
         &self,
         old: Option<&SlotMap>,
@@ -249,6 +212,7 @@ impl ClusterPool {
         candidates.extend(self.seeds.iter().cloned());
         let mut asked = Vec::new();
         let mut errors = Vec::new();
+        let mut partial: Option<Vec<Range>> = None;
         for addr in candidates {
             if asked.contains(&addr) {
                 continue;
@@ -275,13 +239,30 @@ impl ClusterPool {
                 .map_err(|e| e.to_string())
                 .and_then(|v| parse_slots(v, &addr))
             {
-                Ok(ranges) => return Ok(SlotMap::build(old, ranges, &self.target, self.per_node)),
+                Ok(ranges) if covered(&ranges) == map::SLOTS => {
+                    return Ok(SlotMap::build(old, ranges, &self.target, self.per_node));
+                }
+                // A node that does not know every slot yet (a Cluster still forming, or a
+                // node just restarted): another node may know more.
+                Ok(ranges) => {
+                    if partial
+                        .as_ref()
+                        .is_none_or(|p: &Vec<Range>| covered(p) < covered(&ranges))
+                    {
+                        partial = Some(ranges);
+                    }
+                }
                 Err(e) => errors.push(format!("{}:{}: {e}", addr.0, addr.1)),
             }
         }
-        Err(unavailable(&format!(
-            "no node gave the slot map (CLUSTER SLOTS): {}",
-            errors.join("; ")
-        )))
+        match partial {
+            // The best view there is: the slots it names are served now, the others are read
+            // again when a call needs them (`fill_hole`).
+            Some(ranges) => Ok(SlotMap::build(old, ranges, &self.target, self.per_node)),
+            None => Err(unavailable(&format!(
+                "no node gave the slot map (CLUSTER SLOTS): {}",
+                errors.join("; ")
+            ))),
+        }
     }
 }
