@@ -12,7 +12,7 @@
 //! [`LinkError::Unavailable`] (a 503), and the next call on the slot goes to the new master.
 //! A write is never retried on the new master within the same call: whether the old master ran
 //! it is unknown. While the sentinels still name the old master, the connection is kept, so the
-//! order of one session's commands on one connection (see `pool.rs`) holds unless the master
+//! order of one route's commands on one connection (see `pool.rs`) holds unless the master
 //! really changed.
 
 use std::sync::{Arc, Mutex};

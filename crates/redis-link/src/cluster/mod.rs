@@ -3,8 +3,8 @@
 //!
 //! Why not the `redis` crate's Cluster client: it sends each call as its own pipeline, so a
 //! Cluster's nodes paid 2-4x the CPU per request of a single batched server (see `batch/`).
-//! Here each node has `pool_size` [`Batcher`]s, the same batching queues as a single server, and
-//! a call goes to the node that owns its session's hash slot, found in a slot map read with
+//! Here each node has `per_server` [`Batcher`]s, the same batching queues as a single server, and
+//! a call goes to the node that owns its route's hash slot, found in a slot map read with
 //! `CLUSTER SLOTS`. The map is read on first use and again when Redis says it is out of date:
 //!
 //! - `MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN` (and the like) on some commands of a call: those
@@ -16,8 +16,9 @@
 //!   has taken over, the next call goes to it. A write whose node failed is never re-sent:
 //!   whether it ran is unknown.
 //!
-//! All commands of one session share a slot (the storage id is the hash tag), hence a node and,
-//! within it, one connection, so they reach Redis in the order they were sent (see `pool.rs`).
+//! All commands of one route share a slot (its hash tag), hence a node and, within it, one
+//! connection, so they reach Redis in the order they were sent (see `pool.rs`). (The session
+//! library's routes: a session's storage id is its hash tag.)
 
 mod follow;
 mod map;
