@@ -17,16 +17,21 @@
 //! - **Order per route.** The calls of one [`Route`] on one [`Lane`] go over one connection,
 //!   so Redis runs them in the order they were sent, also when a caller gave up waiting (a
 //!   reply that comes after its caller's timeout is read and dropped, keeping the order).
-//! - **Every call answered within the timeout**, redirections and failovers included: with the
-//!   replies, or with [`LinkError::Unavailable`] (whether a write ran is then unknown; it is
-//!   never re-sent).
+//! - **Every call answered in bounded time**: within the timeout on one server, within the
+//!   timeout per phase on a Cluster or under Sentinel (reading the slot map, following a
+//!   redirect, asking the sentinels): with the replies, or with [`LinkError::Unavailable`]
+//!   (whether a write ran is then unknown; it is never re-sent).
 //! - **A command is never split across connections**: a caller whose command was partly
 //!   written on a connection that failed gets an error, and no byte of it goes anywhere else,
 //!   so every reply reaches its own caller.
-//! - **A dead flow is replaced**: a connection whose oldest reply is overdue is probed and
-//!   replaced (TCP keepalive catches idle ones), so calls succeed again within about twice the
-//!   timeout of a black-holed flow.
-//! - **Every write is flushed**, on plain TCP and TLS alike.
+//! - **A dead flow is replaced**: when a connection's oldest reply is overdue, a probe on a new
+//!   connection asks Redis to run a script; answered there while the old flow brings nothing,
+//!   the old connection is dropped and the next call opens another, so calls succeed again
+//!   within about twice the timeout of a black-holed flow. A paused or busy Redis answers
+//!   neither, and keeps its connection and the order of its commands. TCP keepalive closes
+//!   flows that die while idle.
+//! - **Every write is flushed**, on plain TCP and TLS alike: no call waits for a later one to
+//!   push its bytes out.
 //! - **Redirects per command** on a Cluster: only the commands Redis answered with `MOVED`,
 //!   `ASK` or `TRYAGAIN` follow the redirect; the replies of the others stay.
 //!

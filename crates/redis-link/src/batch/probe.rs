@@ -1,5 +1,5 @@
 //! Telling a dead flow from a stalled Redis, so that a dead flow is replaced within about one
-//! timeout while a paused Redis keeps the order of every session's commands.
+//! timeout while a paused Redis keeps the order of every route's commands.
 //!
 //! A flow that a NAT or load balancer dropped without a word (no RST, no FIN) and a Redis that is
 //! paused (`CLIENT PAUSE`) or busy (`DEBUG SLEEP`, a long script) look the same from the
