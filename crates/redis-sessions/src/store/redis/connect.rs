@@ -2,61 +2,83 @@
 //!
 //! Kept apart from the commands (`mod.rs`) because it is the one place that knows how a
 //! [`RedisPoolConfig`] becomes connections, for a single server, a Cluster and a master found
-//! through Sentinel alike: the library's own data connections (`link.rs`, with a rustls
-//! configuration built here once per pool) and `redis` clients for the sentinels (plain, with
+//! through Sentinel alike: the settings of the `redis-link` client (with a rustls configuration
+//! built here once per pool) and `redis` clients for the sentinels (plain, with
 //! `sentinel_password`) and for tools such as `sessionctl` (TLS through the `redis` crate's
 //! rustls, `tokio-rustls-comp`). Both check the server's certificate against `tls_ca` or the
 //! system roots and send a client certificate for mutual TLS. No connection is made here.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use redis::{
     ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisResult,
     TlsCertificates,
 };
+use redis_link::{ClientConfig, Login, Topology};
 
-use super::batch;
-use super::cluster::ClusterPool;
-use super::link::{Endpoint, Login};
-use super::pool::Connections;
-use super::sentinel::SentinelPool;
 use crate::config::RedisPoolConfig;
 use crate::store::StoreError;
 
-/// The connections `config` describes, `per_server` of them to each server (`pool_size`, or
-/// twice that with `min_replicas_ack`: see `pool.rs`): lazily connecting managers for one
-/// server, per-node managers of a Cluster once its slot map is read on first use, or slots
-/// that find the master through the sentinels on first use.
-pub(super) fn connections(
-    config: &RedisPoolConfig,
-    per_server: usize,
-) -> Result<Connections, StoreError> {
+/// The link's settings for `config`'s pool: `pool_size` connections per server, or with
+/// `min_replicas_ack` that many per lane (see `pool.rs`); the Cluster seeds or the sentinels
+/// when there are any, else the one server. Reads the TLS files now.
+pub(super) fn client_config(config: &RedisPoolConfig) -> Result<ClientConfig, StoreError> {
     let clients = NodeClients::new(config)?;
-    if !config.cluster_nodes.is_empty() {
-        cluster(config, clients, per_server)
+    let tls = match &clients.certificates {
+        Some(certificates) => Some(Arc::new(Login::tls_config(certificates).map_err(backend)?)),
+        None => None,
+    };
+    let settings = &clients.settings;
+    let login = Login {
+        tls,
+        username: settings.username().map(str::to_owned),
+        password: settings.password().map(str::to_owned),
+        db: settings.db(),
+    };
+    let topology = if !config.cluster_nodes.is_empty() {
+        Topology::Cluster {
+            seeds: addresses(&config.cluster_nodes, "6379")?,
+        }
     } else if !config.sentinel_nodes.is_empty() {
-        sentinel(config, clients, per_server)
+        Topology::Sentinel {
+            nodes: addresses(&config.sentinel_nodes, "26379")?,
+            master: config.sentinel_master.clone().unwrap_or_default(),
+            password: config.sentinel_password.clone(),
+        }
     } else {
-        single(config, clients, per_server)
-    }
+        Topology::Single {
+            host: config.host.clone(),
+            port: config.port,
+        }
+    };
+    let lanes = if config.min_replicas_ack > 0 {
+        config.pool_size.max(1)
+    } else {
+        0
+    };
+    Ok(ClientConfig {
+        topology,
+        login,
+        timeout: config.timeout,
+        per_server: config.pool_size,
+        lanes,
+    })
+}
+
+/// `host:port` entries (the port `default_port` when missing) as host and port.
+fn addresses(nodes: &[String], default_port: &str) -> Result<Vec<(String, u16)>, StoreError> {
+    nodes
+        .iter()
+        .map(|node| {
+            let (host, port) = node.rsplit_once(':').unwrap_or((node, default_port));
+            Ok((host.to_owned(), port.parse::<u16>().map_err(backend)?))
+        })
+        .collect()
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
-}
-
-fn single(
-    config: &RedisPoolConfig,
-    clients: NodeClients,
-    per_server: usize,
-) -> Result<Connections, StoreError> {
-    let target = MasterTarget::new(config, &clients)?;
-    let conns = (0..per_server)
-        .map(|_| target.batcher(&config.host, config.port))
-        .collect();
-    Ok(Connections::Single(conns))
 }
 
 /// How to open a client for a data server of one pool at a given address: the pool's login
@@ -143,83 +165,6 @@ impl NodeClients {
             None => redis::Client::open(info),
         }
     }
-}
-
-/// How the library reaches a data server at a given address: the login, database and TLS of
-/// [`NodeClients`] for its own connections (`link.rs`). A single server has one address; under
-/// Sentinel the address changes with each failover.
-pub(super) struct MasterTarget {
-    login: Login,
-    /// Bounds opening a connection.
-    timeout: Duration,
-}
-
-impl MasterTarget {
-    fn new(config: &RedisPoolConfig, clients: &NodeClients) -> Result<Self, StoreError> {
-        let tls = match &clients.certificates {
-            Some(certificates) => Some(Arc::new(Login::tls_config(certificates).map_err(backend)?)),
-            None => None,
-        };
-        let settings = &clients.settings;
-        Ok(Self {
-            login: Login {
-                tls,
-                username: settings.username().map(str::to_owned),
-                password: settings.password().map(str::to_owned),
-                db: settings.db(),
-            },
-            timeout: config.timeout,
-        })
-    }
-
-    /// A lazily connecting connection to `host:port` behind a batching queue; does no I/O.
-    pub(super) fn batcher(&self, host: &str, port: u16) -> Arc<batch::Batcher> {
-        batch::Batcher::new(Endpoint {
-            host: host.to_owned(),
-            port,
-            login: self.login.clone(),
-            timeout: self.timeout,
-        })
-    }
-}
-
-fn sentinel(
-    config: &RedisPoolConfig,
-    clients: NodeClients,
-    per_server: usize,
-) -> Result<Connections, StoreError> {
-    let sentinel_clients = NodeClients::sentinels(config);
-    let sentinels = config
-        .sentinel_nodes
-        .iter()
-        .map(|node| {
-            let (host, port) = node.rsplit_once(':').unwrap_or((node, "26379"));
-            let port = port.parse::<u16>().map_err(backend)?;
-            sentinel_clients.client(host, port).map_err(backend)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let master = config.sentinel_master.clone().unwrap_or_default();
-    let target = MasterTarget::new(config, &clients)?;
-    let sentinel = SentinelPool::new(sentinels, master, target, per_server, config.timeout);
-    Ok(Connections::Sentinel(Box::new(sentinel)))
-}
-
-fn cluster(
-    config: &RedisPoolConfig,
-    clients: NodeClients,
-    per_server: usize,
-) -> Result<Connections, StoreError> {
-    let seeds = config
-        .cluster_nodes
-        .iter()
-        .map(|node| {
-            let (host, port) = node.rsplit_once(':').unwrap_or((node, "6379"));
-            Ok((host.to_owned(), port.parse::<u16>().map_err(backend)?))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let target = MasterTarget::new(config, &clients)?;
-    let pool = ClusterPool::new(seeds, target, per_server, config.timeout);
-    Ok(Connections::Cluster(Box::new(pool)))
 }
 
 /// The CA and client certificate files of a TLS pool, read now; `None` without `tls`.

@@ -5,11 +5,11 @@
 use redis::Value;
 
 use super::RedisStore;
-use super::command::cmd;
 use super::pool::{Lane, Route};
 use super::reply::ttl_ms;
 use crate::id::StorageId;
 use crate::store::StoreError;
+use redis_link::cmd;
 
 /// What a Redis server's eviction settings mean for sessions (see
 /// [`RedisStore::eviction_risk`]).

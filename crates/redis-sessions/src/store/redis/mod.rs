@@ -44,17 +44,11 @@
 //! failover. Commands and replies are in `reply.rs`; replica acknowledgements
 //! (`min_replicas_ack`) and the eviction check in `durability.rs`.
 
-mod batch;
-mod cluster;
-mod command;
 mod connect;
 mod durability;
-mod link;
 mod pool;
 mod reply;
 mod resonance;
-mod resp;
-mod sentinel;
 mod users;
 
 use std::sync::Arc;
@@ -68,10 +62,10 @@ use super::{
 };
 use crate::config::RedisPoolConfig;
 use crate::id::{StorageId, UserIndexId};
-use command::cmd;
 pub use connect::NodeClients;
 pub use durability::EvictionRisk;
 use pool::{Lane, Pool, Route, Script, store_error};
+use redis_link::cmd;
 use reply::{META_FIELD, hset, pexpire, ttl_ms};
 pub use resonance::ResonanceStore;
 
@@ -79,7 +73,7 @@ pub use resonance::ResonanceStore;
 /// id): CRC16/XMODEM modulo 16384, as Redis computes it.
 #[must_use]
 pub fn hash_slot(tag: &str) -> u16 {
-    cluster::slot_of(tag)
+    redis_link::slot_of(tag)
 }
 
 struct Inner {

@@ -1,6 +1,8 @@
-//! The connections of one Redis pool and how commands reach them.
+//! How a session's commands reach Redis: the pool's client (the `redis-link` crate: batching,
+//! Cluster, Sentinel, TLS), which of its connections carries a session's calls (the thin
+//! mapping from storage ids to a [`redis_link::Route`]), and the store's errors from the link's.
 //!
-//! A pool of size N is N pipelined connections (`batch/`). Each reconnects by itself on its
+//! A pool of size N is N pipelined connections. Each reconnects by itself on its
 //! next call after Redis comes back; every call is bounded by the pool's `timeout`. The commands
 //! of one session on one [`Lane`] go over the same connection (chosen from its storage id), so
 //! Redis runs them in the order they were sent: a lock release sent after a lock request that
@@ -38,46 +40,21 @@
 //! With `min_replicas_ack = 0` there is one set: both lanes are the same connection, and the
 //! pool does what it did before the lanes existed.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use redis::{RedisError, RedisResult, Value};
+use redis_link::{Client, Command, LinkError};
+pub(super) use redis_link::{Lane, Script};
 
-use super::command::{Command, cmd};
-use super::{batch, cluster, connect, sentinel};
+use super::connect;
 use crate::config::RedisPoolConfig;
 use crate::id::{StorageId, UserIndexId};
 use crate::store::StoreError;
 
-pub(super) enum Connections {
-    /// Lazily connecting managers, each behind a batching queue; creating them does no I/O.
-    Single(Vec<std::sync::Arc<batch::Batcher>>),
-    /// Batching queues per Cluster node, routed by a slot map read on first use and followed
-    /// after a failover (`cluster.rs`); each call is bounded by the timeout there.
-    Cluster(Box<cluster::ClusterPool>),
-    /// A master found through Redis Sentinel, per slot, followed after a failover
-    /// (`sentinel.rs`); each call is bounded by the timeout there.
-    Sentinel(Box<sentinel::SentinelPool>),
-}
-
 /// A pool's connections with its timeout.
 pub(super) struct Pool {
-    conns: Connections,
-    next: AtomicUsize,
+    client: Client,
     pub(super) timeout: Duration,
-    /// With `min_replicas_ack`, the connections per server of each lane: the read lane is the
-    /// first `lanes`, the write lane the next `lanes`. 0: one set for both (no `WAIT` is sent).
-    lanes: usize,
-}
-
-/// Which of a session's connections carries a call (see the module docs).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum Lane {
-    /// Calls never followed by a `WAIT`: loads, taking the lock, releasing it alone, listing.
-    Read,
-    /// Writes followed by a `WAIT`, and that `WAIT`.
-    Write,
 }
 
 /// Which connection carries a call.
@@ -100,54 +77,36 @@ pub(super) enum Route<'a> {
     Any,
 }
 
-/// A Lua script: its source (for `EVAL` when Redis does not know it yet) and its SHA1.
-pub(super) struct Script {
-    source: &'static str,
-    sha: String,
-    /// Always sent whole (`EVAL`), never by hash first.
-    by_source: bool,
-}
-
-impl Script {
-    /// A script called by hash (`EVALSHA`), sent whole only after a `NOSCRIPT`.
-    pub(super) fn new(source: &'static str) -> Self {
-        let sha = redis::Script::new(source).get_hash().to_owned();
-        Self {
-            source,
-            sha,
-            by_source: false,
+impl<'a> Route<'a> {
+    /// The link's route: the storage id (or user index id) is the hash tag of the session's
+    /// keys and, from its first bytes, picks the connection within a server.
+    #[inline]
+    fn link(self) -> redis_link::Route<'a> {
+        match self {
+            Route::Session(id) => redis_link::Route::Keyed {
+                tag: id.as_str(),
+                spread: spread(id.as_str()),
+            },
+            Route::User(user) => redis_link::Route::Keyed {
+                tag: user.as_str(),
+                spread: spread(user.as_str()),
+            },
+            Route::Tagged { id, tag } => redis_link::Route::Keyed {
+                tag,
+                spread: spread(id.as_str()),
+            },
+            Route::Any => redis_link::Route::Any,
         }
-    }
-
-    /// A script always sent whole (`EVAL`): for a call that must take effect even if nobody
-    /// reads its answer, e.g. a lock release sent while Redis is paused. With `EVALSHA`, a
-    /// `NOSCRIPT` answer that arrives after our timeout would leave the call undone, with no
-    /// retry.
-    pub(super) fn sent_whole(source: &'static str) -> Self {
-        Self {
-            by_source: true,
-            ..Self::new(source)
-        }
-    }
-
-    /// `EVALSHA sha numkeys keys...` or, after a `NOSCRIPT`, `EVAL source numkeys keys...`
-    /// (which also caches the script in Redis).
-    fn call(&self, by_source: bool, keys: &[&str]) -> Command {
-        let mut cmd = if by_source {
-            cmd("EVAL").arg(self.source).take()
-        } else {
-            cmd("EVALSHA").arg(&self.sha).take()
-        };
-        cmd.arg(keys.len()).arg(keys);
-        cmd
     }
 }
 
-/// Locks `mutex`, also after a thread panicked holding it: the pool's shared state (queues,
-/// slot maps, current masters) stays consistent at every step, so a poisoned lock means only
-/// that some caller panicked, not that the state is broken.
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+/// A connection number from an id: ids are base64 of a hash, their first bytes uniformly
+/// spread.
+#[inline]
+fn spread(id: &str) -> usize {
+    id.bytes()
+        .take(3)
+        .fold(0usize, |acc, b| acc * 64 + usize::from(b))
 }
 
 /// A Redis error as a store error: unreachable or slow is `Unavailable`, the rest `Backend`.
@@ -159,92 +118,47 @@ pub(super) fn store_error(e: &RedisError) -> StoreError {
     }
 }
 
+/// The link's error as the store's: the same two kinds (a connection failed or timed out: the
+/// session storage is unavailable; Redis answered wrongly: a backend error).
+impl From<LinkError> for StoreError {
+    #[inline]
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::Unavailable(message) => StoreError::Unavailable(message),
+            LinkError::Backend(message) => StoreError::Backend(message),
+        }
+    }
+}
+
 impl Pool {
     /// The connections `config` describes (see `connect.rs`), twice `pool_size` per server
     /// with `min_replicas_ack`; no I/O.
     pub(super) fn new(config: &RedisPoolConfig) -> Result<Self, StoreError> {
-        let lanes = if config.min_replicas_ack > 0 {
-            config.pool_size.max(1)
-        } else {
-            0
-        };
-        let per_server = if lanes > 0 {
-            2 * lanes
-        } else {
-            config.pool_size
-        };
+        let client = Client::new(connect::client_config(config)?)?;
         Ok(Self {
-            conns: connect::connections(config, per_server)?,
-            next: AtomicUsize::new(0),
+            client,
             timeout: config.timeout,
-            lanes,
         })
     }
 
     /// The connections, all lanes, opened so far or to be opened.
     pub(super) fn size(&self) -> usize {
-        match &self.conns {
-            Connections::Single(c) => c.len(),
-            Connections::Cluster(c) => c.size(),
-            Connections::Sentinel(s) => s.size(),
-        }
-    }
-
-    /// The connection number of a call within its server (or Sentinel slot): the same for
-    /// every call of one session on one lane.
-    fn index(&self, route: Route<'_>, lane: Lane) -> usize {
-        let n = match route {
-            Route::Session(id) | Route::Tagged { id, .. } => Self::spread(id.as_str()),
-            Route::User(user) => Self::spread(user.as_str()),
-            // Start-up checks, on every connection in turn (so `prefill` opens both lanes).
-            Route::Any => return self.next.fetch_add(1, Ordering::Relaxed),
-        };
-        match (self.lanes, lane) {
-            (0, _) => n,
-            (lanes, Lane::Read) => n % lanes,
-            (lanes, Lane::Write) => lanes + n % lanes,
-        }
-    }
-
-    /// A connection number from an id: ids are base64 of a hash, their first bytes uniformly
-    /// spread.
-    fn spread(id: &str) -> usize {
-        id.bytes()
-            .take(3)
-            .fold(0usize, |acc, b| acc * 64 + usize::from(b))
+        self.client.size()
     }
 
     /// Sends `commands` as one pipeline on the route's connection of `lane`, bounded by the
     /// pool's timeout, and returns one reply per command (a command's server error stays in
-    /// its slot).
-    pub(super) async fn exec(
-        &self,
-        route: Route<'_>,
+    /// its slot). The link's own future, with no layer of ours around it (a wrapping `async fn`
+    /// cost about 70 instructions a call, callgrind): its error becomes a [`StoreError`] at the
+    /// caller's `?`.
+    #[inline]
+    pub(super) fn exec<'a>(
+        &'a self,
+        route: Route<'a>,
         lane: Lane,
-        commands: &[Command],
-    ) -> Result<Vec<RedisResult<Value>>, StoreError> {
-        let n = self.index(route, lane);
-        match &self.conns {
-            // The batcher bounds the call by the timeout itself (one timer per connection).
-            Connections::Single(batchers) => batchers[n % batchers.len()]
-                .send(commands)
-                .await
-                .map_err(|e| store_error(&e)),
-            // Bounds each phase itself, and follows slot moves and failovers. Boxed, as is the
-            // Sentinel call: their futures are large (2.6 KiB), and inline they made every
-            // caller's future that large, the plain server's too (see the test below).
-            Connections::Cluster(c) => {
-                let target = match route {
-                    Route::Session(id) => cluster::Target::Slot(cluster::slot_of(id.as_str())),
-                    Route::User(user) => cluster::Target::Slot(cluster::slot_of(user.as_str())),
-                    Route::Tagged { tag, .. } => cluster::Target::Slot(cluster::slot_of(tag)),
-                    Route::Any => cluster::Target::Any,
-                };
-                Box::pin(c.exec(n, target, commands)).await
-            }
-            // Bounds each phase itself, and follows a failover (boxed: see above).
-            Connections::Sentinel(sentinel) => Box::pin(sentinel.exec(n, commands)).await,
-        }
+        commands: &'a [Command],
+    ) -> impl Future<Output = Result<Vec<RedisResult<Value>>, LinkError>> + 'a {
+        self.client.exec(route.link(), lane, commands)
     }
 
     /// [`Pool::exec`] for commands whose replies must all be successes.
@@ -271,18 +185,10 @@ impl Pool {
         keys: &[&str],
         args: impl Fn(&mut Command),
     ) -> Result<Value, StoreError> {
-        let mut by_source = script.by_source;
-        loop {
-            let mut call = script.call(by_source, keys);
-            args(&mut call);
-            let reply = self.exec(route, lane, &[call]).await?.pop();
-            match reply {
-                Some(Ok(value)) => return Ok(value),
-                Some(Err(e)) if !by_source && e.code() == Some("NOSCRIPT") => by_source = true,
-                Some(Err(e)) => return Err(store_error(&e)),
-                None => return Err(StoreError::Backend("no reply to a script call".into())),
-            }
-        }
+        self.client
+            .eval(route.link(), lane, script, keys, args)
+            .await
+            .map_err(StoreError::from)
     }
 }
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis::{RedisResult, Value};
 
-use super::command::{Command, cmd};
 use super::pool::store_error;
 use crate::store::{EndOutcome, Loaded, Meta, Record, StoreError, millis, now_ms};
+use redis_link::{Command, cmd};
 
 /// The field that holds [`Meta`]; data keys are never empty, so it cannot clash.
 pub(super) const META_FIELD: &str = "";

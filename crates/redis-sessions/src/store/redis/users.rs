@@ -19,11 +19,11 @@ use std::time::Duration;
 use redis::Value;
 
 use super::RedisStore;
-use super::command::{Command, cmd};
 use super::pool::{Lane, Route};
 use super::reply::ttl_ms;
 use crate::id::{StorageId, UserIndexId};
 use crate::store::{StoreError, millis, now_ms};
+use redis_link::{Command, cmd};
 
 impl RedisStore {
     /// The Redis key of a user's index.

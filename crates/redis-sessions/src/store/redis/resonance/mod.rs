@@ -29,7 +29,6 @@ use std::time::Duration;
 use redis::Value;
 
 use super::RedisStore;
-use super::command::cmd;
 use super::pool::{Lane, Route, Script, store_error};
 use super::reply::ttl_ms;
 use crate::config::RedisPoolConfig;
@@ -40,6 +39,7 @@ use crate::store::{
 };
 use blob::Blob;
 use recent::Recent;
+use redis_link::cmd;
 
 /// How often a save merges again after finding the blob changed before giving up.
 const MERGE_ATTEMPTS: usize = 32;

@@ -3,8 +3,8 @@
 //!
 //! Why not the `redis` crate's Cluster client: it sends each call as its own pipeline, so a
 //! Cluster's nodes paid 2-4x the CPU per request of a single batched server (see `batch/`).
-//! Here each node has `pool_size` [`Batcher`]s, the same batching queues as a single server, and
-//! a call goes to the node that owns its session's hash slot, found in a slot map read with
+//! Here each node has `per_server` [`Batcher`]s, the same batching queues as a single server, and
+//! a call goes to the node that owns its route's hash slot, found in a slot map read with
 //! `CLUSTER SLOTS`. The map is read on first use and again when Redis says it is out of date:
 //!
 //! - `MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN` (and the like) on some commands of a call: those
@@ -12,12 +12,13 @@
 //!   the replies of the others stay (`follow.rs`). A map with no master for the call's slot (a
 //!   node asked before it knew every slot) is read again, within the timeout.
 //! - The node fails (connection refused or lost, no answer within the timeout): the call fails
-//!   with [`StoreError::Unavailable`] (a 503) and the map is read again, so that once a replica
+//!   with [`LinkError::Unavailable`] (a 503) and the map is read again, so that once a replica
 //!   has taken over, the next call goes to it. A write whose node failed is never re-sent:
 //!   whether it ran is unknown.
 //!
-//! All commands of one session share a slot (the storage id is the hash tag), hence a node and,
-//! within it, one connection, so they reach Redis in the order they were sent (see `pool.rs`).
+//! All commands of one route share a slot (its hash tag), hence a node and, within it, one
+//! connection, so they reach Redis in the order they were sent (see `pool.rs`). (The session
+//! library's routes: a session's storage id is its hash tag.)
 
 mod follow;
 mod map;
@@ -30,16 +31,17 @@ use redis::{RedisResult, Value};
 use super::batch::Batcher;
 use super::command::{Command, cmd};
 use super::connect::MasterTarget;
-use super::pool::{lock, store_error};
-use crate::store::StoreError;
+use super::pool::{link_error, lock};
+use crate::LinkError;
+pub(crate) use map::Target;
+pub use map::slot_of;
 use map::{Range, SlotMap, covered, parse_slots, unavailable};
-pub(super) use map::{Target, slot_of};
 
 /// At most one map read per this interval when calls fail (a `MOVED` always reads it).
 const REFRESH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The seed nodes, how to log in to a node, and the current slot map.
-pub(super) struct ClusterPool {
+pub(crate) struct ClusterPool {
     seeds: Vec<(String, u16)>,
     target: MasterTarget,
     timeout: Duration,
@@ -50,7 +52,7 @@ pub(super) struct ClusterPool {
 }
 
 impl ClusterPool {
-    pub(super) fn new(
+    pub(crate) fn new(
         seeds: Vec<(String, u16)>,
         target: MasterTarget,
         per_node: usize,
@@ -67,7 +69,7 @@ impl ClusterPool {
     }
 
     /// Connections per node times the nodes known so far (the seeds before the first call).
-    pub(super) fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         let nodes = lock(&self.map)
             .as_ref()
             .map_or(self.seeds.len(), |m| m.nodes.len());
@@ -78,12 +80,12 @@ impl ClusterPool {
     /// the node that serves `target`; `n` picks the connection within the node. Commands that
     /// did not run there (redirected, or to be tried again) are followed up one by one
     /// (`follow.rs`).
-    pub(super) async fn exec(
+    pub(crate) async fn exec(
         &self,
         n: usize,
         target: Target,
         commands: &[Command],
-    ) -> Result<Vec<RedisResult<Value>>, StoreError> {
+    ) -> Result<Vec<RedisResult<Value>>, LinkError> {
         let mut map = self.current().await?;
         let (conn, addr) = match map.conn(n, target, self.per_node) {
             Ok(found) => found,
@@ -109,12 +111,12 @@ impl ClusterPool {
         conn: &Arc<Batcher>,
         addr: &(String, u16),
         commands: &[Command],
-    ) -> Result<Vec<RedisResult<Value>>, StoreError> {
+    ) -> Result<Vec<RedisResult<Value>>, LinkError> {
         // The batcher bounds the call by the pool's timeout (one watchdog per connection).
         let failure = match conn.send(commands).await {
             Ok(replies) => return Ok(replies),
-            Err(e) => match store_error(&e) {
-                StoreError::Unavailable(message) => message,
+            Err(e) => match link_error(&e) {
+                LinkError::Unavailable(message) => message,
                 other => return Err(other),
             },
         };
@@ -122,14 +124,14 @@ impl ClusterPool {
         if let Some(map) = map {
             self.refresh(&map).await;
         }
-        Err(StoreError::Unavailable(format!(
+        Err(LinkError::Unavailable(format!(
             "Redis Cluster node {}:{}: {failure}",
             addr.0, addr.1
         )))
     }
 
     /// The current map, read first if there is none yet.
-    async fn current(&self) -> Result<Arc<SlotMap>, StoreError> {
+    async fn current(&self) -> Result<Arc<SlotMap>, LinkError> {
         if let Some(map) = lock(&self.map).clone() {
             return Ok(map);
         }
@@ -142,7 +144,7 @@ impl ClusterPool {
         &self,
         seen: &Arc<SlotMap>,
         moved_to: (String, u16),
-    ) -> Result<Arc<SlotMap>, StoreError> {
+    ) -> Result<Arc<SlotMap>, LinkError> {
         self.replace(Some(seen), Some(moved_to)).await
     }
 
@@ -152,7 +154,7 @@ impl ClusterPool {
         &self,
         seen: Option<&Arc<SlotMap>>,
         first: Option<(String, u16)>,
-    ) -> Result<Arc<SlotMap>, StoreError> {
+    ) -> Result<Arc<SlotMap>, LinkError> {
         let mut last = tokio::time::timeout(self.timeout, self.reading.lock())
             .await
             .map_err(|_| unavailable("another call is still reading the slot map"))?;
@@ -204,7 +206,7 @@ impl ClusterPool {
         &self,
         old: Option<&SlotMap>,
         first: Option<(String, u16)>,
-    ) -> Result<SlotMap, StoreError> {
+    ) -> Result<SlotMap, LinkError> {
         let mut candidates: Vec<(String, u16)> = first.into_iter().collect();
         if let Some(old) = old {
             candidates.extend(old.nodes.iter().map(|node| node.addr.clone()));

@@ -23,7 +23,7 @@
 //! `HDEL`, `PEXPIRE` stay in order). A session's later call cannot overtake a follow-up: its
 //! caller waits for the follow-up first, and a call given up at the timeout is not followed up
 //! at all (a lock request answered `ASK` after its caller left never takes the lock). The whole follow-up is bounded by the timeout: what still
-//! has not run then fails the call with [`StoreError::Unavailable`] (a 503), never with a reply
+//! has not run then fails the call with [`LinkError::Unavailable`] (a 503), never with a reply
 //! read as "no session". A command whose connection failed is never re-sent (whether it ran is
 //! unknown), as on the first send.
 
@@ -32,12 +32,12 @@ use std::time::{Duration, Instant};
 
 use redis::{RedisResult, Value};
 
-use super::super::batch::Batcher;
-use super::super::command::{Command, cmd};
-use super::super::pool::lock;
 use super::ClusterPool;
 use super::map::{SlotMap, Target, unavailable};
-use crate::store::StoreError;
+use crate::LinkError;
+use crate::batch::Batcher;
+use crate::command::{Command, cmd};
+use crate::pool::lock;
 
 /// Error codes after which the command did not run and may run later where it was sent.
 const RETRY_CODES: [&str; 4] = ["TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "LOADING"];
@@ -118,7 +118,7 @@ impl ClusterPool {
         target: Target,
         commands: &[Command],
         mut replies: Vec<RedisResult<Value>>,
-    ) -> Result<Vec<RedisResult<Value>>, StoreError> {
+    ) -> Result<Vec<RedisResult<Value>>, LinkError> {
         let deadline = Instant::now() + self.timeout;
         let mut hops = vec![Hop::Owner; commands.len()];
         let mut backoff = FIRST_BACKOFF;
@@ -215,7 +215,7 @@ impl ClusterPool {
         mut map: Arc<SlotMap>,
         n: usize,
         target: Target,
-    ) -> Result<(Arc<SlotMap>, Arc<Batcher>, (String, u16)), StoreError> {
+    ) -> Result<(Arc<SlotMap>, Arc<Batcher>, (String, u16)), LinkError> {
         let deadline = Instant::now() + self.timeout;
         let mut backoff = FIRST_BACKOFF;
         loop {

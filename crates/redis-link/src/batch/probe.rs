@@ -1,14 +1,14 @@
 //! Telling a dead flow from a stalled Redis, so that a dead flow is replaced within about one
-//! timeout while a paused Redis keeps the order of every session's commands.
+//! timeout while a paused Redis keeps the order of every route's commands.
 //!
 //! A flow that a NAT or load balancer dropped without a word (no RST, no FIN) and a Redis that is
 //! paused (`CLIENT PAUSE`) or busy (`DEBUG SLEEP`, a long script) look the same from the
 //! connection: replies stop coming. They call for opposite things. A dead flow must be replaced,
 //! or every call routed to it fails until TCP gives up (about 15 minutes). A stalled Redis must
-//! not be: all commands of one session go over one connection (`pool.rs`), so that a lock
+//! not be: all commands of one route go over one connection (`pool.rs`), so that a lock
 //! release sent after a lock request that timed out on our side can never run before it; on a
 //! new connection the release could overtake the request that Redis still holds, and leave the
-//! session locked for `lock_ttl`.
+//! lock held until it expires (a session's `lock_ttl`).
 //!
 //! So when the oldest reply of a connection is overdue (the reader's watchdog, which runs
 //! anyway), a probe asks Redis on a new connection to run a script (`Endpoint::probe`), within

@@ -28,8 +28,8 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_rustls::client::TlsStream;
 
-use super::command::cmd;
-use super::resp::{Parsed, parse};
+use crate::command::cmd;
+use crate::resp::{Parsed, parse};
 
 /// TCP keepalive on every connection: an idle flow sends a probe after `KEEPALIVE_IDLE`, so a
 /// NAT or load balancer that drops idle flows (often after 60 s to 5 minutes) keeps ours, and
@@ -50,13 +50,28 @@ pub(super) struct Endpoint {
     pub(super) timeout: Duration,
 }
 
-/// What every connection of a pool does after connecting: TLS, login, database.
-#[derive(Clone)]
-pub(super) struct Login {
-    pub(super) tls: Option<Arc<rustls::ClientConfig>>,
-    pub(super) username: Option<String>,
-    pub(super) password: Option<String>,
-    pub(super) db: i64,
+/// What every data connection of a client does after connecting: TLS, login, database.
+#[derive(Clone, Default)]
+pub struct Login {
+    /// TLS with this configuration (see [`Login::tls_config`]); `None`: plain TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The ACL user (`AUTH username password`); `None`: `AUTH password` alone.
+    pub username: Option<String>,
+    /// The password; `None`: no `AUTH`.
+    pub password: Option<String>,
+    /// The database (`SELECT` when not 0; a Cluster has only 0).
+    pub db: i64,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("tls", &self.tls.is_some())
+            .field("username", &self.username.is_some())
+            .field("password", &self.password.is_some())
+            .field("db", &self.db)
+            .finish()
+    }
 }
 
 /// A connection, or one of its halves: plain TCP or TLS over TCP.
@@ -261,8 +276,12 @@ enum Step {
 
 impl Login {
     /// The TLS client configuration for `certificates` (`tls_ca` or the system's roots, and the
-    /// client certificate if any), built once per pool.
-    pub(super) fn tls_config(certificates: &TlsCertificates) -> io::Result<rustls::ClientConfig> {
+    /// client certificate if any), built once per client.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` naming the file (`tls_ca`, `tls_cert`, `tls_key`) that is not usable.
+    pub fn tls_config(certificates: &TlsCertificates) -> io::Result<rustls::ClientConfig> {
         let invalid = |what: &str, e: &dyn std::fmt::Display| {
             io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}"))
         };
@@ -307,6 +326,7 @@ impl Login {
 }
 
 impl<P: AsyncRead + Unpin, T: AsyncRead + Unpin> AsyncRead for Transport<P, T> {
+    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -320,6 +340,7 @@ impl<P: AsyncRead + Unpin, T: AsyncRead + Unpin> AsyncRead for Transport<P, T> {
 }
 
 impl<P: AsyncWrite + Unpin, T: AsyncWrite + Unpin> AsyncWrite for Transport<P, T> {
+    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -331,6 +352,7 @@ impl<P: AsyncWrite + Unpin, T: AsyncWrite + Unpin> AsyncWrite for Transport<P, T
         }
     }
 
+    #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_flush(cx),

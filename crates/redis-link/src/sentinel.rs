@@ -9,10 +9,10 @@
 //! fails in a way a failover explains (the connection fails, no answer within the timeout, or a
 //! `READONLY` error: the server was demoted to a replica), the slot asks the sentinels again and,
 //! if they now name another master, replaces its connection; the call itself still fails with
-//! [`StoreError::Unavailable`] (a 503), and the next call on the slot goes to the new master.
+//! [`LinkError::Unavailable`] (a 503), and the next call on the slot goes to the new master.
 //! A write is never retried on the new master within the same call: whether the old master ran
 //! it is unknown. While the sentinels still name the old master, the connection is kept, so the
-//! order of one session's commands on one connection (see `pool.rs`) holds unless the master
+//! order of one route's commands on one connection (see `pool.rs`) holds unless the master
 //! really changed.
 
 use std::sync::{Arc, Mutex};
@@ -23,11 +23,11 @@ use redis::{AsyncConnectionConfig, RedisResult, Value};
 use super::batch::Batcher;
 use super::command::Command;
 use super::connect::MasterTarget;
-use super::pool::{lock, store_error};
-use crate::store::StoreError;
+use super::pool::{link_error, lock};
+use crate::LinkError;
 
 /// The sentinels, the master's name and one slot per pooled connection.
-pub(super) struct SentinelPool {
+pub(crate) struct SentinelPool {
     sentinels: Vec<redis::Client>,
     master: String,
     target: MasterTarget,
@@ -50,7 +50,7 @@ struct Current {
 }
 
 impl SentinelPool {
-    pub(super) fn new(
+    pub(crate) fn new(
         sentinels: Vec<redis::Client>,
         master: String,
         target: MasterTarget,
@@ -66,24 +66,24 @@ impl SentinelPool {
         }
     }
 
-    pub(super) fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         self.slots.len()
     }
 
     /// Sends `commands` as one pipeline on slot `n`'s master, each phase bounded by `timeout`;
     /// on a failure a failover explains, re-asks the sentinels before failing the call.
-    pub(super) async fn exec(
+    pub(crate) async fn exec(
         &self,
         n: usize,
         commands: &[Command],
-    ) -> Result<Vec<RedisResult<Value>>, StoreError> {
+    ) -> Result<Vec<RedisResult<Value>>, LinkError> {
         let slot = &self.slots[n % self.slots.len()];
         let current = self.current(slot).await?;
         let (host, port) = &current.addr;
         // The batcher bounds the call by the pool's timeout (one watchdog per connection).
         let sent = current.batcher.send(commands).await;
         let failure = match &sent {
-            Err(e) if matches!(store_error(e), StoreError::Unavailable(_)) => Some(e.to_string()),
+            Err(e) if matches!(link_error(e), LinkError::Unavailable(_)) => Some(e.to_string()),
             Ok(replies)
                 if replies
                     .iter()
@@ -95,16 +95,16 @@ impl SentinelPool {
         };
         if let Some(failure) = failure {
             self.refresh(slot, &current).await;
-            return Err(StoreError::Unavailable(format!(
+            return Err(LinkError::Unavailable(format!(
                 "master {host}:{port} of {}: {failure}",
                 self.master
             )));
         }
-        sent.map_err(|e| store_error(&e))
+        sent.map_err(|e| link_error(&e))
     }
 
     /// The slot's master connection, asking the sentinels first if it has none yet.
-    async fn current(&self, slot: &Slot) -> Result<Current, StoreError> {
+    async fn current(&self, slot: &Slot) -> Result<Current, LinkError> {
         if let Some(current) = lock(&slot.current).clone() {
             return Ok(current);
         }
@@ -155,7 +155,7 @@ impl SentinelPool {
     }
 
     /// The master's address according to the first sentinel that knows it.
-    async fn ask(&self) -> Result<(String, u16), StoreError> {
+    async fn ask(&self) -> Result<(String, u16), LinkError> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout));
@@ -193,7 +193,7 @@ impl SentinelPool {
         )))
     }
 
-    fn unavailable(&self, reason: &str) -> StoreError {
-        StoreError::Unavailable(format!("Redis Sentinel master {}: {reason}", self.master))
+    fn unavailable(&self, reason: &str) -> LinkError {
+        LinkError::Unavailable(format!("Redis Sentinel master {}: {reason}", self.master))
     }
 }

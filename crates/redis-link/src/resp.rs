@@ -17,7 +17,7 @@ const MAX_DEPTH: usize = 32;
 
 /// What reading one reply from the front of a buffer gave.
 #[derive(Debug)]
-pub(super) enum Parsed {
+pub(crate) enum Parsed {
     /// A whole reply and the number of bytes it took.
     Reply(Value, usize),
     /// The reply is not whole yet: wait for at least this many bytes in the buffer (0 when the
@@ -27,10 +27,25 @@ pub(super) enum Parsed {
 
 /// A reply that is not valid RESP2: the connection cannot be trusted any more.
 #[derive(Debug)]
-pub(super) struct ProtocolError(pub(super) String);
+pub(crate) struct ProtocolError(pub(crate) String);
+
+/// Reads the reply at the front of `buf`: `Ok(Some((reply, bytes used)))`, `Ok(None)` when it
+/// is not whole yet. For fuzzing and tests; the client reads replies itself.
+///
+/// # Errors
+///
+/// A description of what is not valid RESP2 in `buf`.
+pub fn parse_reply(buf: &[u8]) -> Result<Option<(Value, usize)>, String> {
+    match parse(buf) {
+        Ok(Parsed::Reply(value, used)) => Ok(Some((value, used))),
+        Ok(Parsed::Incomplete(_)) => Ok(None),
+        Err(ProtocolError(e)) => Err(e),
+    }
+}
 
 /// Reads the reply at the front of `buf`.
-pub(super) fn parse(buf: &[u8]) -> Result<Parsed, ProtocolError> {
+#[inline]
+pub(crate) fn parse(buf: &[u8]) -> Result<Parsed, ProtocolError> {
     let mut reader = Reader { buf, pos: 0 };
     match reader.value(0)? {
         Some(value) => Ok(Parsed::Reply(value, reader.pos)),

@@ -15,13 +15,15 @@ use redis::{RedisWrite, ToRedisArgs};
 
 /// One Redis command: its arguments already in RESP, and how many there are.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct Command {
+pub struct Command {
     args: usize,
     body: Vec<u8>,
 }
 
 /// A command named `name` (`cmd("HGETALL").arg(key)`).
-pub(super) fn cmd(name: &str) -> Command {
+#[must_use]
+#[inline]
+pub fn cmd(name: &str) -> Command {
     let mut command = Command {
         args: 0,
         // Room for the name and a key or two: most commands never grow it.
@@ -33,18 +35,21 @@ pub(super) fn cmd(name: &str) -> Command {
 
 impl Command {
     /// Adds `arg` (one argument, or several for a list), as `redis::Cmd::arg` would.
-    pub(super) fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+    #[inline]
+    pub fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
         arg.write_redis_args(self);
         self
     }
 
     /// The command, leaving an empty one in its place (ends a chain of `arg` calls).
-    pub(super) fn take(&mut self) -> Self {
+    #[must_use]
+    #[inline]
+    pub fn take(&mut self) -> Self {
         std::mem::take(self)
     }
 
     /// Appends the whole command, as Redis reads it, to `out`.
-    pub(super) fn write_to(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
         header(out, b'*', self.args, self.body.len());
         out.extend_from_slice(&self.body);
     }
@@ -53,6 +58,7 @@ impl Command {
 /// A RESP header line: `kind` (`*` for a command's argument count, `$` for an argument's length),
 /// the number, CRLF.
 /// `room` is what the caller writes right after it, reserved together.
+#[inline]
 fn header(out: &mut Vec<u8>, kind: u8, n: usize, room: usize) {
     // Most numbers are one digit (argument counts, short keys' parts, small values): no
     // formatting, no copy of a digit string. Everything in one reservation: each step of a
@@ -71,6 +77,7 @@ fn header(out: &mut Vec<u8>, kind: u8, n: usize, room: usize) {
 }
 
 impl RedisWrite for Command {
+    #[inline]
     fn write_arg(&mut self, arg: &[u8]) {
         self.args += 1;
         header(&mut self.body, b'$', arg.len(), arg.len() + 2);

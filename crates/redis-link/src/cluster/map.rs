@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use redis::Value;
 
-use super::super::batch::Batcher;
-use super::super::connect::MasterTarget;
-use crate::store::StoreError;
+use crate::LinkError;
+use crate::batch::Batcher;
+use crate::connect::MasterTarget;
 
 /// Number of hash slots of a Redis Cluster.
 pub(super) const SLOTS: usize = 16384;
@@ -18,7 +18,7 @@ pub(super) const SLOTS: usize = 16384;
 const NO_OWNER: u16 = u16::MAX;
 
 /// The hash slot of a key's hash tag (`CRC16(tag) mod 16384`, as Redis computes it).
-pub(in crate::store::redis) fn slot_of(tag: &str) -> u16 {
+pub fn slot_of(tag: &str) -> u16 {
     let crc = crc16::State::<crc16::XMODEM>::calculate(tag.as_bytes());
     // Lossless: the remainder is below 16384.
     (usize::from(crc) % SLOTS) as u16
@@ -40,7 +40,7 @@ pub(super) struct Node {
 
 /// Where a call goes: the node of a slot, or the nodes in turn.
 #[derive(Clone, Copy)]
-pub(in crate::store::redis) enum Target {
+pub(crate) enum Target {
     Slot(u16),
     Any,
 }
@@ -85,7 +85,7 @@ impl SlotMap {
         n: usize,
         target: Target,
         per_node: usize,
-    ) -> Result<(Arc<Batcher>, (String, u16)), StoreError> {
+    ) -> Result<(Arc<Batcher>, (String, u16)), LinkError> {
         let (node, k) = match target {
             Target::Slot(slot) => match self.owner[usize::from(slot)] {
                 NO_OWNER => {
@@ -156,8 +156,8 @@ pub(super) fn covered(ranges: &[Range]) -> usize {
         .sum()
 }
 
-pub(super) fn unavailable(reason: &str) -> StoreError {
-    StoreError::Unavailable(format!("Redis Cluster: {reason}"))
+pub(super) fn unavailable(reason: &str) -> LinkError {
+    LinkError::Unavailable(format!("Redis Cluster: {reason}"))
 }
 
 #[cfg(test)]
