@@ -1,4 +1,4 @@
-//! The library's own connections to Redis (`store/redis/batch/` and `link.rs`), against a
+//! The library's own connections to Redis (`crates/redis-link`: `batch/` and `link.rs`), against a
 //! real server: every caller gets its own replies whatever else is on the connection (many
 //! callers at once, a caller that gave up before its reply came), a connection that dies fails
 //! its waiting callers at once and the next call opens a new one, long replies arrive whole, a
