@@ -1,8 +1,8 @@
-//! The link (`crates/redis-link`: `batch/`, `link.rs`) under network faults made on purpose by
-//! the fault proxy: a black-holed flow is replaced while a stalled Redis keeps its connection, and a reset
-//! in the middle of a batch splits no command across connections (back-pressure is in
-//! `link_faults_flush.rs`, reply ownership under random faults in `link_faults_owners.rs`).
-//! Each test prints what it measured (time until calls succeed again, connections opened).
+//! The link (`crates/redis-link`: `batch/`, `link.rs`) under network faults made on purpose by the
+//! fault proxy: a black-holed flow is replaced while a stalled Redis keeps its connection, and a
+//! reset in the middle of a batch splits no command across connections (back-pressure is in
+//! `link_faults_flush.rs`, reply ownership under random faults in `link_faults_owners.rs`). Each
+//! test prints what it measured (time until calls succeed again, connections opened).
 
 #[path = "common/link.rs"]
 mod link;
