@@ -84,3 +84,19 @@ pub enum LinkError {
     #[error("{0}")]
     Backend(String),
 }
+
+impl From<&redis::RedisError> for LinkError {
+    /// A Redis error as a link error: unreachable or slow (I/O, timeout, refused, dropped) is
+    /// `Unavailable`, the rest `Backend`.
+    fn from(e: &redis::RedisError) -> Self {
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_refusal()
+            || e.is_connection_dropped()
+        {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Backend(e.to_string())
+        }
+    }
+}

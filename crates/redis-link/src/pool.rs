@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use redis::{RedisError, RedisResult, Value};
+use redis::{RedisResult, Value};
 
 use crate::command::{Command, cmd};
 use crate::connect::ClientConfig;
@@ -138,15 +138,6 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A Redis error as a link error: unreachable or slow is `Unavailable`, the rest `Backend`.
-pub(crate) fn link_error(e: &RedisError) -> LinkError {
-    if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() || e.is_connection_dropped() {
-        LinkError::Unavailable(e.to_string())
-    } else {
-        LinkError::Backend(e.to_string())
-    }
-}
-
 impl Client {
     /// The connections `config` describes; no I/O.
     ///
@@ -224,7 +215,7 @@ impl Client {
             Connections::Single(batchers) => batchers[n % batchers.len()]
                 .send(commands)
                 .await
-                .map_err(|e| link_error(&e)),
+                .map_err(|e| LinkError::from(&e)),
             // Bounds each phase itself, and follows slot moves and failovers. Boxed, as is the
             // Sentinel call: their futures are large (2.6 KiB), and inline they made every
             // caller's future that large, the plain server's too.
@@ -262,7 +253,7 @@ impl Client {
             match reply {
                 Some(Ok(value)) => return Ok(value),
                 Some(Err(e)) if !by_source && e.code() == Some("NOSCRIPT") => by_source = true,
-                Some(Err(e)) => return Err(link_error(&e)),
+                Some(Err(e)) => return Err(LinkError::from(&e)),
                 None => return Err(LinkError::Backend("no reply to a script call".into())),
             }
         }

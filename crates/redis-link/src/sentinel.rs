@@ -23,7 +23,7 @@ use redis::{AsyncConnectionConfig, RedisResult, Value};
 use super::batch::Batcher;
 use super::command::Command;
 use super::connect::MasterTarget;
-use super::pool::{link_error, lock};
+use super::pool::lock;
 use crate::LinkError;
 
 /// The sentinels, the master's name and one slot per pooled connection.
@@ -83,7 +83,9 @@ impl SentinelPool {
         // The batcher bounds the call by the pool's timeout (one watchdog per connection).
         let sent = current.batcher.send(commands).await;
         let failure = match &sent {
-            Err(e) if matches!(link_error(e), LinkError::Unavailable(_)) => Some(e.to_string()),
+            Err(e) if matches!(LinkError::from(e), LinkError::Unavailable(_)) => {
+                Some(e.to_string())
+            }
             Ok(replies)
                 if replies
                     .iter()
@@ -100,7 +102,7 @@ impl SentinelPool {
                 self.master
             )));
         }
-        sent.map_err(|e| link_error(&e))
+        sent.map_err(|e| LinkError::from(&e))
     }
 
     /// The slot's master connection, asking the sentinels first if it has none yet.

@@ -31,7 +31,7 @@ use redis::{RedisResult, Value};
 use super::batch::Batcher;
 use super::command::{Command, cmd};
 use super::connect::MasterTarget;
-use super::pool::{link_error, lock};
+use super::pool::lock;
 use crate::LinkError;
 pub(crate) use map::Target;
 pub use map::slot_of;
@@ -115,7 +115,7 @@ impl ClusterPool {
         // The batcher bounds the call by the pool's timeout (one watchdog per connection).
         let failure = match conn.send(commands).await {
             Ok(replies) => return Ok(replies),
-            Err(e) => match link_error(&e) {
+            Err(e) => match LinkError::from(&e) {
                 LinkError::Unavailable(message) => message,
                 other => return Err(other),
             },

@@ -109,13 +109,10 @@ fn spread(id: &str) -> usize {
         .fold(0usize, |acc, b| acc * 64 + usize::from(b))
 }
 
-/// A Redis error as a store error: unreachable or slow is `Unavailable`, the rest `Backend`.
+/// A Redis error as a store error: unreachable or slow is `Unavailable`, the rest `Backend`,
+/// as the link classifies it.
 pub(super) fn store_error(e: &RedisError) -> StoreError {
-    if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() || e.is_connection_dropped() {
-        StoreError::Unavailable(e.to_string())
-    } else {
-        StoreError::Backend(e.to_string())
-    }
+    LinkError::from(e).into()
 }
 
 /// The link's error as the store's: the same two kinds (a connection failed or timed out: the
