@@ -12,47 +12,19 @@ mod link;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use link::{create, error_replies, field, half_commands, store, write};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redis_sessions::store::{Loaded, SaveOutcome, SessionStore};
-use redis_test_support::{Direction, Fault, FaultProxy, RedisServer};
+use redis_test_support::{FaultMix, FaultProxy, RedisServer};
 
 /// Sessions writing and reading concurrently.
 const SESSIONS: usize = 12;
 /// How long the faults run.
 const RUN: Duration = Duration::from_secs(10);
-
-/// A random fault, with how long it lasts.
-fn random_fault(rng: &mut StdRng) -> (Fault, Duration) {
-    let direction = match rng.random_range(0..3) {
-        0 => Direction::ToServer,
-        1 => Direction::ToClient,
-        _ => Direction::Both,
-    };
-    let fault = match rng.random_range(0..7) {
-        0 => Fault::Reset,
-        1 => Fault::Drip {
-            pause: Duration::from_micros(rng.random_range(10..200)),
-            direction,
-        },
-        2 => Fault::CutAfter {
-            bytes: rng.random_range(0..200_000),
-            direction,
-        },
-        3 => Fault::Delay {
-            by: Duration::from_millis(rng.random_range(1..400)),
-            direction,
-        },
-        4 => Fault::Stall(direction),
-        5 => Fault::BlackHole,
-        _ => Fault::Pass,
-    };
-    (fault, Duration::from_millis(rng.random_range(50..700)))
-}
 
 /// What the sessions saw.
 #[derive(Default)]
@@ -144,24 +116,7 @@ async fn replies_reach_their_own_caller_under_random_faults() {
 
     let faults = tokio::task::spawn_blocking({
         let proxy = Arc::clone(&proxy);
-        move || {
-            let mut rng = StdRng::seed_from_u64(seed);
-            let end = Instant::now() + RUN;
-            let mut applied = Vec::new();
-            while Instant::now() < end {
-                let (fault, lasts) = random_fault(&mut rng);
-                proxy.set(fault);
-                if rng.random_bool(0.3) {
-                    proxy.set_for_new(fault);
-                }
-                applied.push(fault);
-                std::thread::sleep(lasts);
-                // A moment of health between faults, so that calls get through.
-                proxy.heal();
-                std::thread::sleep(Duration::from_millis(rng.random_range(50..300)));
-            }
-            applied
-        }
+        move || proxy.apply_random_faults(seed, RUN, FaultMix::CutsAndHolds)
     });
     let applied = faults.await.expect("the fault thread");
     proxy.heal();

@@ -77,7 +77,9 @@ mod server;
 mod tls;
 
 pub use cluster::RedisCluster;
-pub use fault_proxy::{Direction, Fault, FaultProxy, SEGMENT_BYTES, SOCKET_BUFFER_BYTES, Traffic};
+pub use fault_proxy::{
+    Direction, Fault, FaultMix, FaultProxy, SEGMENT_BYTES, SOCKET_BUFFER_BYTES, Traffic,
+};
 pub use faults::{BackgroundCommand, PauseMode, rss_bytes};
 pub use proxy::CountingProxy;
 pub use sentinel::RedisSentinelSet;

@@ -19,8 +19,10 @@ mod conn;
 mod event_loop;
 mod fault;
 mod queues;
+mod random;
 
 pub use fault::{Direction, Fault, SEGMENT_BYTES, SOCKET_BUFFER_BYTES, Traffic};
+pub use random::FaultMix;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
