@@ -1,0 +1,3 @@
+//! The campaign's command line.
+
+fn main() {}
