@@ -1,0 +1,64 @@
+//! The history checker: reads the recorded operations and reports every place where they
+//! contradict a promise of the library (the seven invariants of issue 21). It only flags what
+//! is certainly wrong: where an unanswered request (a `503`, a timeout) could explain what was
+//! seen, the request is taken as having happened or not, whichever makes the history legal.
+
+mod answers;
+mod counter;
+mod data;
+mod facts;
+mod users;
+
+pub use facts::Facts;
+
+use crate::history::Op;
+
+/// One broken promise, with the operations that show it (the shortest history found).
+#[derive(Debug, Clone)]
+pub struct Anomaly {
+    /// The invariant's number in issue 21 (1 to 7).
+    pub invariant: u8,
+    /// What is wrong, in words.
+    pub what: String,
+    /// The operations that show it, by index into the history.
+    pub ops: Vec<usize>,
+}
+
+/// The invariants' short names, by number (index 0 unused).
+pub const INVARIANTS: [&str; 8] = [
+    "",
+    "1 acknowledged writes visible",
+    "2 ended ids stay ended",
+    "3 locked increments exact, lock exclusive",
+    "4 no value of another session",
+    "5 users' lists exact",
+    "6 every request answered in time",
+    "7 recovery after faults stop",
+];
+
+/// The limits the answers are checked against.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest answer of a request without the lock, microseconds (`timeout` + 1 s).
+    pub unlocked_us: u64,
+    /// Longest answer of a locked request, microseconds (`lock_wait` + `timeout` + 1 s).
+    pub locked_us: u64,
+    /// When the last fault was healed (microseconds), if the run got that far.
+    pub healed_at: Option<u64>,
+    /// How long after `healed_at` every request must succeed again, microseconds.
+    pub recovery_us: u64,
+    /// App restarts, as (down from, up at) in microseconds: requests refused then are expected.
+    pub app_down: Vec<(u64, u64)>,
+}
+
+/// Checks `ops` (every request of the run, the final reads and lists included, with the ids of
+/// those final ones in `finals`) and returns the anomalies found.
+pub fn check(ops: &[Op], finals: &[usize], limits: &Limits) -> Vec<Anomaly> {
+    let facts = Facts::new(ops);
+    let mut found = Vec::new();
+    data::check(&facts, &mut found);
+    counter::check(&facts, &mut found);
+    users::check(&facts, finals, &mut found);
+    answers::check(&facts, limits, &mut found);
+    found
+}
