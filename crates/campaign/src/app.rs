@@ -3,6 +3,9 @@
 //! counter, when the handler held the lock). Each app instance is this code in a process of its
 //! own (`campaign serve`), so instances can be killed and restarted as real servers are.
 
+use std::fs::File;
+use std::io::Write as _;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -29,7 +32,22 @@ struct Params {
     value: Option<String>,
     user: Option<String>,
     tag: Option<String>,
+    op: Option<String>,
     delay_ms: Option<u64>,
+}
+
+/// Where the locked handlers log when they held the lock: `<op> <from_us> <to_us>` per line,
+/// written before the response (and whatever it turns out to be: `2xx`, or `409` when the
+/// persist finds the lock lost), so the checker sees every hold, not only acknowledged ones.
+static HOLDS: OnceLock<Mutex<File>> = OnceLock::new();
+
+fn log_hold(p: &Params, from: u64, to: u64) {
+    let (Some(holds), Some(op)) = (HOLDS.get(), &p.op) else {
+        return;
+    };
+    let mut file = holds.lock().unwrap_or_else(PoisonError::into_inner);
+    // One `write` per line on an append-only file: whole lines, kept if the process is killed.
+    let _ = file.write_all(format!("{op} {from} {to}\n").as_bytes());
 }
 
 /// Wall-clock microseconds: the instances run on one machine, so their clocks agree, and the
@@ -82,7 +100,9 @@ async fn incr(session: LockedSession, Query(p): Query<Params>) -> Result<Respons
     let n = session.get::<i64>(COUNTER)?.unwrap_or(0) + 1;
     delay(&p).await;
     session.put(COUNTER, &n)?;
-    Ok(json_body(&json!({ "n": n, "from": from, "to": now_us() })))
+    let to = now_us();
+    log_hold(&p, from, to);
+    Ok(json_body(&json!({ "n": n, "from": from, "to": to })))
 }
 
 async fn login(session: LockedSession, Query(p): Query<Params>) -> Result<Response, SessionError> {
@@ -93,7 +113,9 @@ async fn login(session: LockedSession, Query(p): Query<Params>) -> Result<Respon
     session.put(LOGIN, tag)?;
     session.bind_user(user)?;
     session.describe(tag)?;
-    Ok(json_body(&json!({ "from": from, "to": now_us() })))
+    let to = now_us();
+    log_hold(&p, from, to);
+    Ok(json_body(&json!({ "from": from, "to": to })))
 }
 
 async fn logout(session: Session) -> Response {
@@ -117,7 +139,10 @@ async fn revoke_others(
     Ok(json_body(&json!({ "user": user, "ended": ended })))
 }
 
-async fn list(session: Session, State(manager): State<SessionManager>) -> Result<Response, Response> {
+async fn list(
+    session: Session,
+    State(manager): State<SessionManager>,
+) -> Result<Response, Response> {
     let user = signed_in(&session)?;
     let sessions = manager.user_sessions(&user, Some(&session)).await;
     let sessions = sessions.map_err(IntoResponse::into_response)?;
@@ -142,13 +167,20 @@ pub fn router(manager: &SessionManager) -> Router {
         .with_state(manager.clone())
 }
 
-/// Serves the app on `listen` with the configuration file `config` until the process is killed.
+/// Serves the app on `listen` with the configuration file `config` until the process is killed,
+/// logging the lock's holds to `holds` (appended).
 ///
 /// # Errors
 ///
 /// A bad configuration or the address taken. Redis is not needed to start (an instance
 /// restarted during a Redis fault serves `503`s until Redis is back, as a real one would).
-pub async fn serve(config: &str, listen: &str) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn serve(
+    config: &str,
+    listen: &str,
+    holds: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let file = File::options().create(true).append(true).open(holds)?;
+    let _ = HOLDS.set(Mutex::new(file));
     let config = redis_sessions::Config::from_ini_file(config)?;
     let manager = SessionManager::new(config)?;
     let listener = tokio::net::TcpListener::bind(listen).await?;

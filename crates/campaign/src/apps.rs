@@ -57,6 +57,12 @@ impl Apps {
         Ok(apps)
     }
 
+    /// The files the instances log the lock's holds to.
+    pub fn holds_files(&self) -> Vec<PathBuf> {
+        let file = |i: &Instance| i.log.with_extension("holds");
+        self.instances.iter().map(file).collect()
+    }
+
     /// The base URLs of the instances (`http://127.0.0.1:PORT`), by index.
     pub fn urls(&self) -> Vec<String> {
         let url = |i: &Instance| format!("http://127.0.0.1:{}", i.port);
@@ -88,6 +94,8 @@ impl Apps {
             .arg(&self.config)
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", instance.port))
+            .arg("--holds")
+            .arg(instance.log.with_extension("holds"))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)

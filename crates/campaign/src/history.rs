@@ -73,9 +73,12 @@ pub enum CookieOut {
 pub enum Outcome {
     /// An HTTP status.
     Status(u16),
-    /// The app could not be reached (connection refused or reset before an answer): an app
-    /// instance restarting.
+    /// The app could not be reached (the connection was refused): an app instance restarting.
+    /// The request was never sent.
     Unreachable(String),
+    /// The connection failed after the request was sent, before an answer (an app instance
+    /// killed while it ran the request): it may or may not have had its effect.
+    Cut(String),
     /// No answer within the client's timeout.
     Timeout,
 }
@@ -89,10 +92,7 @@ impl Outcome {
     /// The request certainly changed nothing: refused by the library with `409` (ended session,
     /// lock lost) or `401` (not signed in), or the app was never reached.
     pub fn refused(&self) -> bool {
-        matches!(
-            self,
-            Outcome::Status(409 | 401) | Outcome::Unreachable(_)
-        )
+        matches!(self, Outcome::Status(409 | 401) | Outcome::Unreachable(_))
     }
 
     /// Neither acknowledged nor refused: its effects may or may not have happened (`503`, a
@@ -106,6 +106,7 @@ impl Outcome {
         match self {
             Outcome::Status(s) => s.to_string(),
             Outcome::Unreachable(_) => "unreachable".into(),
+            Outcome::Cut(_) => "cut".into(),
             Outcome::Timeout => "timeout".into(),
         }
     }
@@ -136,7 +137,8 @@ pub struct Op {
     pub outcome: Outcome,
     /// `put`: the key; `login`, `revoke-others`, `list`: the browser's user.
     pub arg: Option<String>,
-    /// `put`: the unique value written; `login`: the unique tag of this login.
+    /// `put`: the unique value written; `login`: the unique tag of this login; `incr-locked`:
+    /// a unique token naming the request in the app's log of lock holds.
     pub value: Option<String>,
     /// The response body (JSON for `2xx`).
     pub body: String,

@@ -36,6 +36,9 @@ struct Serve {
     /// The address to listen on.
     #[arg(long)]
     listen: String,
+    /// The file the lock's holds are appended to.
+    #[arg(long)]
+    holds: String,
 }
 
 fn main() {
@@ -45,12 +48,14 @@ fn main() {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();
-            let result = runtime
+            let result = runtime.map_err(|e| e.to_string()).and_then(|rt| {
+                rt.block_on(campaign::app::serve(
+                    &serve.config,
+                    &serve.listen,
+                    &serve.holds,
+                ))
                 .map_err(|e| e.to_string())
-                .and_then(|rt| {
-                    rt.block_on(campaign::app::serve(&serve.config, &serve.listen))
-                        .map_err(|e| e.to_string())
-                });
+            });
             match result {
                 Ok(()) => 0,
                 Err(e) => {

@@ -12,7 +12,7 @@ use crate::history::{Kind, Op, Outcome};
 use crate::schedule::{Event, Fault};
 
 /// The outcome columns of the operations table.
-const COLUMNS: [&str; 6] = ["200", "401", "409", "503", "timeout", "unreachable"];
+const COLUMNS: [&str; 7] = ["200", "401", "409", "503", "timeout", "unreachable", "cut"];
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -31,10 +31,19 @@ pub fn operations(ops: &[Op]) -> String {
         "| operation | total | {} | other | p50 ms | p99 ms | max ms |",
         COLUMNS.join(" | ")
     );
-    let _ = writeln!(out, "|---|---:|{}---:|---:|---:|---:|", "---:|".repeat(COLUMNS.len()));
+    let _ = writeln!(
+        out,
+        "|---|---:|{}---:|---:|---:|---:|",
+        "---:|".repeat(COLUMNS.len())
+    );
     let mut rows: Vec<(String, Vec<&Op>)> = Kind::ALL
         .iter()
-        .map(|&k| (k.name().to_owned(), ops.iter().filter(|o| o.kind == k).collect()))
+        .map(|&k| {
+            (
+                k.name().to_owned(),
+                ops.iter().filter(|o| o.kind == k).collect(),
+            )
+        })
         .collect();
     rows.push(("all".into(), ops.iter().collect()));
     for (name, list) in rows {
@@ -71,7 +80,8 @@ pub fn faults(events: &[Event]) -> String {
         row.1 += usize::from(e.error.is_some());
         row.2 += e.span.1.duration_since(e.span.0).as_secs_f64();
     }
-    let mut out = String::from("| fault | injected | failed to inject | seconds |\n|---|---:|---:|---:|\n");
+    let mut out =
+        String::from("| fault | injected | failed to inject | seconds |\n|---|---:|---:|---:|\n");
     for (fault, (n, failed, secs)) in by_kind {
         let _ = writeln!(out, "| {fault} | {n} | {failed} | {secs:.1} |");
     }
@@ -83,7 +93,10 @@ pub fn faults(events: &[Event]) -> String {
 pub fn anomalies(found: &[Anomaly], ops: &[Op]) -> String {
     let mut out = String::from("| invariant | anomalies |\n|---|---:|\n");
     for (n, name) in INVARIANTS.iter().enumerate().skip(1) {
-        let count = found.iter().filter(|a| usize::from(a.invariant) == n).count();
+        let count = found
+            .iter()
+            .filter(|a| usize::from(a.invariant) == n)
+            .count();
         let _ = writeln!(out, "| {name} | {count} |");
     }
     for n in 1..INVARIANTS.len() {
@@ -92,7 +105,27 @@ pub fn anomalies(found: &[Anomaly], ops: &[Op]) -> String {
             .filter(|a| usize::from(a.invariant) == n)
             .min_by_key(|a| a.ops.len());
         let Some(a) = shortest else { continue };
-        let _ = writeln!(out, "\nInvariant {}: {}", INVARIANTS[n], a.what);
+        // When the first anomaly of this invariant could be seen: its last operation's end.
+        let seen = |a: &Anomaly| {
+            a.ops
+                .iter()
+                .filter_map(|&i| ops.get(i))
+                .map(|o| o.end)
+                .max()
+        };
+        let first = found
+            .iter()
+            .filter(|a| usize::from(a.invariant) == n)
+            .filter_map(seen)
+            .min()
+            .unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "\nInvariant {} (first seen {:.1} s into the run): {}",
+            INVARIANTS[n],
+            first as f64 / 1e6,
+            a.what
+        );
         let mut witness: Vec<&Op> = a.ops.iter().filter_map(|&i| ops.get(i)).collect();
         witness.sort_by_key(|o| o.start);
         witness.dedup_by_key(|o| o.id);
@@ -110,7 +143,7 @@ pub fn anomalies(found: &[Anomaly], ops: &[Op]) -> String {
 pub fn failed(op: &Op) -> bool {
     matches!(
         op.outcome,
-        Outcome::Status(503) | Outcome::Timeout | Outcome::Unreachable(_)
+        Outcome::Status(503) | Outcome::Timeout | Outcome::Unreachable(_) | Outcome::Cut(_)
     )
 }
 

@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::apps::Apps;
-use crate::check::{Limits, check};
+use crate::check::{Hold, Limits, check};
 use crate::deploy::{Deployment, Topology};
 use crate::history::Kind;
 use crate::report;
@@ -22,6 +22,8 @@ use crate::workload::{COOKIE, Driver, Plan, Recorder};
 /// The Redis `timeout` the deployments configure, and the session's `lock_wait`, in seconds.
 const TIMEOUT_S: u64 = 1;
 const LOCK_WAIT_S: u64 = 2;
+/// The session's `lock_ttl`, seconds.
+const LOCK_TTL_S: u64 = 5;
 
 /// How long after the faults are healed every request must succeed again.
 pub const RECOVERY: Duration = Duration::from_secs(5);
@@ -111,7 +113,7 @@ pub fn run(options: &Options) -> i32 {
 fn config_ini(deployment: &Deployment) -> String {
     format!(
         "[session]\ncookie_name = {COOKIE}\ncookie_lifespan = 3600\nredis_connection_pool = default\n\
-         cookie_secure = false\nlock_wait = {LOCK_WAIT_S}\nlock_ttl = 5\n\n{}\n",
+         cookie_secure = false\nlock_wait = {LOCK_WAIT_S}\nlock_ttl = {LOCK_TTL_S}\n\n{}\n",
         deployment.redis_section()
     )
 }
@@ -119,7 +121,10 @@ fn config_ini(deployment: &Deployment) -> String {
 fn campaign(options: &Options) -> Result<bool, String> {
     let seed = options.seed.unwrap_or_else(rand::random);
     let topology = options.topology;
-    eprintln!("campaign: topology {topology}, seed {seed}, {} s of faults", options.duration);
+    eprintln!(
+        "campaign: topology {topology}, seed {seed}, {} s of faults",
+        options.duration
+    );
     let dir = options.out.join(format!("{topology}-{seed}"));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let began = Instant::now();
@@ -172,6 +177,7 @@ fn campaign(options: &Options) -> Result<bool, String> {
         locked_us: (LOCK_WAIT_S + TIMEOUT_S + 1) * 1_000_000,
         healed_at: done.healed.map(|t| recorder.at(t)),
         recovery_us: u64::try_from(RECOVERY.as_micros()).unwrap_or(u64::MAX),
+        lock_ttl_us: LOCK_TTL_S * 1_000_000,
         app_down: done
             .events
             .iter()
@@ -179,8 +185,17 @@ fn campaign(options: &Options) -> Result<bool, String> {
             .map(|e| (recorder.at(e.span.0), recorder.at(e.span.1)))
             .collect(),
     };
-    let found = check(&ops, &finals, &limits);
-    println!("\n## Campaign: {topology}, seed {seed}, {} s of faults\n", options.duration);
+    let mut holds = Vec::new();
+    for file in apps.holds_files() {
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        holds.extend(Hold::parse(&text));
+    }
+    let found = check(&ops, &finals, &holds, &limits);
+    println!(
+        "\n## Campaign: {topology}, seed {seed}, {} s of faults\n",
+        options.duration
+    );
     println!("{}", report::operations(&ops));
     println!("{}", report::faults(&done.events));
     if let Some(healed) = limits.healed_at {
@@ -190,7 +205,10 @@ fn campaign(options: &Options) -> Result<bool, String> {
             .map(|o| o.end - healed)
             .max();
         match last {
-            Some(us) => println!("Recovery: last failed request {:.2} s after the heal", us as f64 / 1e6),
+            Some(us) => println!(
+                "Recovery: last failed request {:.2} s after the heal",
+                us as f64 / 1e6
+            ),
             None => println!("Recovery: no request failed after the heal"),
         }
     }
@@ -208,7 +226,10 @@ fn campaign(options: &Options) -> Result<bool, String> {
         println!("History: {}", path.display());
     }
     if !found.is_empty() {
-        println!("Replay: cargo run --release -p campaign -- --topology {topology} --faults {} --duration {} --seed {seed}", options.faults, options.duration);
+        println!(
+            "Replay: cargo run --release -p campaign -- --topology {topology} --faults {} --duration {} --seed {seed}",
+            options.faults, options.duration
+        );
     }
     Ok(found.is_empty())
 }
@@ -223,7 +244,9 @@ async fn final_state(driver: &Driver) -> Vec<usize> {
         let id = driver.request(browser, 99, Kind::Read, 0, &mut rng).await;
         finals.push(id);
         if browser.cookie().is_some() {
-            signed_in.entry(browser.user.clone()).or_insert(browser.clone());
+            signed_in
+                .entry(browser.user.clone())
+                .or_insert(browser.clone());
         }
     }
     for browser in signed_in.values() {

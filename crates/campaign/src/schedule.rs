@@ -102,7 +102,11 @@ pub fn run(
             "campaign: fault {} ({:.1} s){}: {}",
             event.fault,
             event.span.1.duration_since(event.span.0).as_secs_f64(),
-            event.error.as_deref().map(|e| format!(" FAILED {e}")).unwrap_or_default(),
+            event
+                .error
+                .as_deref()
+                .map(|e| format!(" FAILED {e}"))
+                .unwrap_or_default(),
             event.detail
         );
         events.push(event);

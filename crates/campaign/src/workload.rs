@@ -69,7 +69,10 @@ impl Recorder {
 
     /// How many operations were recorded so far.
     pub fn count(&self) -> usize {
-        self.ops.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.ops
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// The recorded history (taken out of the recorder).
@@ -96,7 +99,10 @@ pub struct Browser {
 impl Browser {
     /// The session id in the jar.
     pub fn cookie(&self) -> Option<String> {
-        self.jar.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.jar
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -147,7 +153,9 @@ fn cookie_out(response: &reqwest::Response) -> CookieOut {
             continue;
         }
         let removed = value.is_empty()
-            || parts.any(|a| a.eq_ignore_ascii_case("max-age=0") || a.starts_with("Expires=Thu, 01 Jan 1970"));
+            || parts.any(|a| {
+                a.eq_ignore_ascii_case("max-age=0") || a.starts_with("Expires=Thu, 01 Jan 1970")
+            });
         out = if removed {
             CookieOut::Clear
         } else {
@@ -199,15 +207,24 @@ impl Driver {
         let (query, arg, value) = match kind {
             Kind::Put => {
                 let key = KEYS[rng.random_range(0..KEYS.len())];
-                let value = format!("b{b}t{tab}-{}", rng.random::<u32>());
-                (format!("key={key}&value={value}"), Some(key.into()), Some(value))
+                let value = format!("b{b}t{tab}-{}", rng.random::<u64>());
+                (
+                    format!("key={key}&value={value}"),
+                    Some(key.into()),
+                    Some(value),
+                )
             }
             Kind::Login => {
-                let tag = format!("b{b}t{tab}.{}", rng.random::<u32>());
+                let tag = format!("b{b}t{tab}.{}", rng.random::<u64>());
                 let user = browser.user.clone();
-                (format!("user={user}&tag={tag}"), Some(user), Some(tag))
+                let query = format!("user={user}&tag={tag}&op={tag}");
+                (query, Some(user), Some(tag))
             }
-            Kind::Incr => (format!("delay_ms={}", rng.random_range(0..10)), None, None),
+            Kind::Incr => {
+                let token = format!("b{b}t{tab}+{}", rng.random::<u64>());
+                let delay = rng.random_range(0..10);
+                (format!("delay_ms={delay}&op={token}"), None, Some(token))
+            }
             Kind::RevokeOthers | Kind::List => (String::new(), Some(browser.user.clone()), None),
             _ => (String::new(), None, None),
         };
@@ -239,8 +256,13 @@ impl Driver {
             }
             Err(e) if e.is_timeout() => (Outcome::Timeout, CookieOut::Keep, String::new()),
             Err(e) => {
-                let why = format!("{e:?}").chars().take(200).collect();
-                (Outcome::Unreachable(why), CookieOut::Keep, String::new())
+                let why: String = format!("{e:?}").chars().take(200).collect();
+                let outcome = if e.is_connect() {
+                    Outcome::Unreachable(why)
+                } else {
+                    Outcome::Cut(why)
+                };
+                (outcome, CookieOut::Keep, String::new())
             }
         };
         let end = self.recorder.now();
@@ -286,7 +308,9 @@ impl Driver {
                     while !stop.load(Ordering::Relaxed) {
                         let kind = pick(&mut rng);
                         let instance = rng.random_range(0..driver.plan.urls.len());
-                        driver.request(&browser, tab, kind, instance, &mut rng).await;
+                        driver
+                            .request(&browser, tab, kind, instance, &mut rng)
+                            .await;
                         let (lo, hi) = driver.plan.think_ms;
                         let think = rng.random_range(lo..=hi.max(lo));
                         tokio::time::sleep(Duration::from_millis(think)).await;

@@ -26,8 +26,10 @@ pub(super) fn check(facts: &Facts<'_>, limits: &Limits, found: &mut Vec<Anomaly>
             Outcome::Status(401) if matches!(op.kind, Kind::List | Kind::RevokeOthers) => None,
             Outcome::Status(s) => Some(format!("answered {s}")),
             Outcome::Timeout => Some(format!("no answer within {:.1} s", took as f64 / 1e6)),
-            Outcome::Unreachable(_) if restarting => None,
-            Outcome::Unreachable(why) => Some(format!("app unreachable, no restart: {why}")),
+            Outcome::Unreachable(_) | Outcome::Cut(_) if restarting => None,
+            Outcome::Unreachable(why) | Outcome::Cut(why) => {
+                Some(format!("app unreachable, no restart: {why}"))
+            }
         };
         if let Some(what) = problem {
             found.push(Anomaly {
@@ -35,7 +37,7 @@ pub(super) fn check(facts: &Facts<'_>, limits: &Limits, found: &mut Vec<Anomaly>
                 what,
                 ops: vec![op.id],
             });
-        } else if took > bound && !matches!(op.outcome, Outcome::Unreachable(_)) {
+        } else if took > bound && !matches!(op.outcome, Outcome::Unreachable(_) | Outcome::Cut(_)) {
             found.push(Anomaly {
                 invariant: 6,
                 what: format!(
@@ -47,9 +49,11 @@ pub(super) fn check(facts: &Facts<'_>, limits: &Limits, found: &mut Vec<Anomaly>
                 ops: vec![op.id],
             });
         }
-        let Some(healed) = limits.healed_at else { continue };
+        let Some(healed) = limits.healed_at else {
+            continue;
+        };
         let failed = matches!(op.outcome, Outcome::Status(503) | Outcome::Timeout)
-            || (matches!(op.outcome, Outcome::Unreachable(_)) && !restarting);
+            || (matches!(op.outcome, Outcome::Unreachable(_) | Outcome::Cut(_)) && !restarting);
         if failed && op.start > healed + limits.recovery_us {
             found.push(Anomaly {
                 invariant: 7,

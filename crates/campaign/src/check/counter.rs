@@ -1,60 +1,74 @@
 //! Invariant 3: locked increments neither lose an update nor count one twice (no two
 //! acknowledged increments of one lineage return the same value), and no two requests hold one
-//! session's lock at once (the hold intervals the app reports never overlap).
+//! session's lock at once within `lock_ttl` (the hold intervals the apps log never overlap,
+//! whatever the requests were answered).
 
 use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::{Anomaly, Facts};
+use super::{Anomaly, Facts, Hold};
 use crate::history::Kind;
 
-pub(super) fn check(facts: &Facts<'_>, found: &mut Vec<Anomaly>) {
+pub(super) fn check(facts: &Facts<'_>, holds: &[Hold], lock_ttl_us: u64, found: &mut Vec<Anomaly>) {
     // Lineage root -> value -> the increment that returned it.
     let mut returned: HashMap<&str, HashMap<i64, usize>> = HashMap::new();
-    // Locked id -> (from, to, op) of each acknowledged locked request.
-    let mut holds: HashMap<&str, Vec<(u64, u64, usize)>> = HashMap::new();
-    for op in facts.ops.iter().filter(|op| op.outcome.ok()) {
-        let body = facts.body(op.id);
-        if op.kind == Kind::Incr {
-            if let (Some(id), Some(n)) = (facts.landed(op), body.get("n").and_then(Value::as_i64)) {
-                let lineage = facts.lineage(id);
-                let root = lineage[lineage.len() - 1];
-                if let Some(&twin) = returned.entry(root).or_default().get(&n) {
-                    found.push(Anomaly {
-                        invariant: 3,
-                        what: format!("two acknowledged increments both returned {n}"),
-                        ops: vec![twin, op.id],
-                    });
-                } else {
-                    returned.entry(root).or_default().insert(n, op.id);
-                }
+    for op in facts
+        .ops
+        .iter()
+        .filter(|op| op.outcome.ok() && op.kind == Kind::Incr)
+    {
+        let n = facts.body(op.id).get("n").and_then(Value::as_i64);
+        let (Some(id), Some(n)) = (facts.landed(op), n) else {
+            continue;
+        };
+        let lineage = facts.lineage(id);
+        let root = lineage[lineage.len() - 1];
+        let seen = returned.entry(root).or_default();
+        match seen.get(&n) {
+            Some(&twin) => found.push(Anomaly {
+                invariant: 3,
+                what: format!("two acknowledged increments both returned {n}"),
+                ops: vec![twin, op.id],
+            }),
+            None => {
+                seen.insert(n, op.id);
             }
         }
-        let hold = (
-            body.get("from").and_then(Value::as_u64),
-            body.get("to").and_then(Value::as_u64),
-        );
-        if let (true, Some(id), (Some(from), Some(to))) = (op.kind.locked(), &op.cookie_in, hold) {
-            holds.entry(id).or_default().push((from, to, op.id));
+    }
+    // Locked id -> (from, to, op) of every hold the apps logged, whatever the answer was.
+    let mut by_id: HashMap<&str, Vec<(u64, u64, usize)>> = HashMap::new();
+    for hold in holds {
+        let Some(op) = facts.writer(&hold.op) else {
+            continue;
+        };
+        if let Some(id) = op.cookie_in.as_deref() {
+            by_id
+                .entry(id)
+                .or_default()
+                .push((hold.from, hold.to, op.id));
         }
     }
-    for list in holds.values_mut() {
+    for list in by_id.values_mut() {
         list.sort_unstable();
-        let mut open: Option<(u64, usize)> = None;
+        // The hold that reaches furthest so far: (from, to, op).
+        let mut open: Option<(u64, u64, usize)> = None;
         for &(from, to, id) in list.iter() {
-            match open {
-                Some((until, other)) if from < until => {
+            if let Some((o_from, o_to, other)) = open {
+                // Overlapping, while the earlier lock was younger than lock_ttl.
+                if from < o_to && from < o_from + lock_ttl_us {
                     found.push(Anomaly {
                         invariant: 3,
-                        what: "two requests held one session's lock at once".into(),
+                        what: format!(
+                            "two requests held one session's lock at once ({:.1} ms apart)",
+                            (from - o_from) as f64 / 1e3
+                        ),
                         ops: vec![other, id],
                     });
                 }
-                _ => {}
             }
-            if open.is_none_or(|(until, _)| to > until) {
-                open = Some((to, id));
+            if open.is_none_or(|(_, o_to, _)| to > o_to) {
+                open = Some((from, to, id));
             }
         }
     }

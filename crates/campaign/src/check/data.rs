@@ -50,7 +50,9 @@ pub(super) fn check(facts: &Facts<'_>, found: &mut Vec<Anomaly>) {
 
 /// Invariant 2, writes: nothing is answered `2xx` on an id ended before the request started.
 fn ended_takes_no_write(facts: &Facts<'_>, op: &Op, found: &mut Vec<Anomaly>) {
-    let Some(id) = op.cookie_in.as_deref() else { return };
+    let Some(id) = op.cookie_in.as_deref() else {
+        return;
+    };
     if op.kind != Kind::Login && facts.landed(op) != Some(id) {
         return; // a new session, not a write to the ended one
     }
@@ -68,8 +70,12 @@ fn ended_takes_no_write(facts: &Facts<'_>, op: &Op, found: &mut Vec<Anomaly>) {
 
 /// Invariant 2, reads: an ended id never reads data again.
 fn ended_reads_nothing(facts: &Facts<'_>, op: &Op, found: &mut Vec<Anomaly>) {
-    let Some(id) = op.cookie_in.as_deref() else { return };
-    let Some(end) = facts.ended_before(id, op.start) else { return };
+    let Some(id) = op.cookie_in.as_deref() else {
+        return;
+    };
+    let Some(end) = facts.ended_before(id, op.start) else {
+        return;
+    };
     if holds_data(facts.body(op.id)) {
         found.push(Anomaly {
             invariant: 2,
@@ -97,7 +103,10 @@ fn no_foreign_values(facts: &Facts<'_>, op: &Op, found: &mut Vec<Anomaly>) {
         if !ours {
             found.push(Anomaly {
                 invariant: 4,
-                what: format!("read {key}={value}, written by #{} to another session", writer.id),
+                what: format!(
+                    "read {key}={value}, written by #{} to another session",
+                    writer.id
+                ),
                 ops: vec![writer.id, op.id],
             });
         }
@@ -109,7 +118,9 @@ fn no_foreign_values(facts: &Facts<'_>, op: &Op, found: &mut Vec<Anomaly>) {
 /// at least the acknowledged increments that ended before and at most all that started before
 /// the read ended. Skipped when the id may have been ended before the read ended.
 fn writes_visible(facts: &Facts<'_>, op: &Op, found: &mut Vec<Anomaly>) {
-    let Some(id) = op.cookie_in.as_deref() else { return };
+    let Some(id) = op.cookie_in.as_deref() else {
+        return;
+    };
     if facts.maybe_ended_before(id, op.end).is_some() {
         return;
     }
@@ -131,7 +142,10 @@ fn writes_visible(facts: &Facts<'_>, op: &Op, found: &mut Vec<Anomaly>) {
         match read.iter().find(|(k, _)| k == key) {
             None => found.push(Anomaly {
                 invariant: 1,
-                what: format!("{key} missing, acknowledged by #{} before the read", last.id),
+                what: format!(
+                    "{key} missing, acknowledged by #{} before the read",
+                    last.id
+                ),
                 ops: vec![last.id, op.id],
             }),
             Some((_, value)) => {
@@ -150,8 +164,12 @@ fn writes_visible(facts: &Facts<'_>, op: &Op, found: &mut Vec<Anomaly>) {
     }
     let n = body.get("n").and_then(Value::as_i64).unwrap_or(0);
     let incrs = || facts.writes_in(&lineage).filter(|w| w.kind == Kind::Incr);
-    let done: Vec<&Op> = incrs().filter(|w| w.outcome.ok() && w.end < op.start).collect();
-    let begun = incrs().filter(|w| !w.outcome.refused() && w.start < op.end).count();
+    let done: Vec<&Op> = incrs()
+        .filter(|w| w.outcome.ok() && w.end < op.start)
+        .collect();
+    let begun = incrs()
+        .filter(|w| !w.outcome.refused() && w.start < op.end)
+        .count();
     let done_n = i64::try_from(done.len()).unwrap_or(i64::MAX);
     if n < done_n {
         let mut ops: Vec<usize> = done.iter().map(|w| w.id).collect();

@@ -84,9 +84,7 @@ impl<'h> Facts<'h> {
         if let (true, Some(id)) = (ends, op.cookie_in.as_deref()) {
             self.enders.entry(id).or_default().push(op.id);
         }
-        if let (Kind::RevokeOthers, false, Some(user)) =
-            (op.kind, op.outcome.refused(), &op.arg)
-        {
+        if let (Kind::RevokeOthers, false, Some(user)) = (op.kind, op.outcome.refused(), &op.arg) {
             self.revokes.entry(user.clone()).or_default().push(op.id);
         }
     }

@@ -36,6 +36,34 @@ pub const INVARIANTS: [&str; 8] = [
     "7 recovery after faults stop",
 ];
 
+/// One hold of a session's lock, as the app logged it: the request's token (the `value` of its
+/// operation) and the wall-clock microseconds its handler started and ended under the lock.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    /// The request's token.
+    pub op: String,
+    /// When its handler started (the lock was taken before).
+    pub from: u64,
+    /// When its handler ended (the lock is released after).
+    pub to: u64,
+}
+
+impl Hold {
+    /// Parses the lines of an app's holds file (`<op> <from> <to>`); skips malformed ones (a
+    /// line cut by a kill).
+    pub fn parse(text: &str) -> Vec<Hold> {
+        text.lines()
+            .filter_map(|line| {
+                let mut parts = line.split(' ');
+                let op = parts.next()?.to_owned();
+                let from = parts.next()?.parse().ok()?;
+                let to = parts.next()?.parse().ok()?;
+                Some(Hold { op, from, to })
+            })
+            .collect()
+    }
+}
+
 /// The limits the answers are checked against.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -47,17 +75,20 @@ pub struct Limits {
     pub healed_at: Option<u64>,
     /// How long after `healed_at` every request must succeed again, microseconds.
     pub recovery_us: u64,
+    /// The session's `lock_ttl`, microseconds: within it, a lock is its holder's alone.
+    pub lock_ttl_us: u64,
     /// App restarts, as (down from, up at) in microseconds: requests refused then are expected.
     pub app_down: Vec<(u64, u64)>,
 }
 
 /// Checks `ops` (every request of the run, the final reads and lists included, with the ids of
-/// those final ones in `finals`) and returns the anomalies found.
-pub fn check(ops: &[Op], finals: &[usize], limits: &Limits) -> Vec<Anomaly> {
+/// those final ones in `finals`) and the apps' log of lock holds, and returns the anomalies
+/// found.
+pub fn check(ops: &[Op], finals: &[usize], holds: &[Hold], limits: &Limits) -> Vec<Anomaly> {
     let facts = Facts::new(ops);
     let mut found = Vec::new();
     data::check(&facts, &mut found);
-    counter::check(&facts, &mut found);
+    counter::check(&facts, holds, limits.lock_ttl_us, &mut found);
     users::check(&facts, finals, &mut found);
     answers::check(&facts, limits, &mut found);
     found

@@ -8,7 +8,11 @@ use super::{Anomaly, Facts};
 use crate::history::Kind;
 
 pub(super) fn check(facts: &Facts<'_>, finals: &[usize], found: &mut Vec<Anomaly>) {
-    for op in facts.ops.iter().filter(|op| op.outcome.ok() && op.kind == Kind::List) {
+    for op in facts
+        .ops
+        .iter()
+        .filter(|op| op.outcome.ok() && op.kind == Kind::List)
+    {
         let body = facts.body(op.id);
         let user = body.get("user").and_then(Value::as_str);
         if user != op.arg.as_deref() {
@@ -34,7 +38,9 @@ pub(super) fn check(facts: &Facts<'_>, finals: &[usize], found: &mut Vec<Anomaly
                     ops: vec![login.id, op.id],
                 });
             }
-            let ended = facts.landed(login).and_then(|id| facts.ended_before(id, op.start));
+            let ended = facts
+                .landed(login)
+                .and_then(|id| facts.ended_before(id, op.start));
             if let Some(end) = ended {
                 found.push(Anomaly {
                     invariant: 5,

@@ -124,7 +124,13 @@ impl Deployment {
                 std::thread::sleep(Duration::from_millis(ms));
             }
         }
-        Injected { kind, detail: format!("{ms} ms"), started, ended: Instant::now(), error: None }
+        Injected {
+            kind,
+            detail: format!("{ms} ms"),
+            started,
+            ended: Instant::now(),
+            error: None,
+        }
     }
     /// Recover.
     pub fn recover(&mut self) -> Result<(), String> {
