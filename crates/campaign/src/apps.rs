@@ -47,6 +47,8 @@ impl Apps {
         for i in 0..count {
             let port = free_port()?;
             let log = dir.join(format!("app{i}.log"));
+            // A previous run in the same folder (same seed) must not mix its holds in.
+            let _ = std::fs::remove_file(log.with_extension("holds"));
             apps.instances.push(Instance {
                 port,
                 log,

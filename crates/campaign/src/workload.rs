@@ -221,7 +221,7 @@ impl Driver {
                 (query, Some(user), Some(tag))
             }
             Kind::Incr => {
-                let token = format!("b{b}t{tab}+{}", rng.random::<u64>());
+                let token = format!("b{b}t{tab}~{}", rng.random::<u64>());
                 let delay = rng.random_range(0..10);
                 (format!("delay_ms={delay}&op={token}"), None, Some(token))
             }
