@@ -18,7 +18,7 @@ enum Scope {
     Live,
     /// Live and new ones (`set_all`): the server looks gone (or slow) for everyone.
     All,
-    /// One live connection (`set_on`), counted back from the newest.
+    /// One live connection (`set_on`): the nth (modulo their number) of the open ones.
     One(usize),
 }
 
@@ -29,23 +29,24 @@ pub(super) fn inject(proxy: &FaultProxy, rng: &mut StdRng) -> String {
     let fault = draw_fault(rng);
     let scope = match rng.random_range(0..4) {
         0 => Scope::Live,
-        1 => Scope::One(rng.random_range(0..4)),
+        1 => Scope::One(rng.random_range(0..64)),
         _ => Scope::All,
     };
     let hold = draw_ms(rng, 300, 2500);
     let scope_text = match scope {
         Scope::Live => "live".to_owned(),
         Scope::All => "all".to_owned(),
-        Scope::One(back) => {
-            let opened = proxy.connections_opened();
-            match opened.checked_sub(1 + back) {
-                Some(index) => {
-                    proxy.set_on(index, fault);
-                    format!("connection #{index}")
-                }
-                None => {
+        Scope::One(nth) => {
+            let live = proxy.live_connection_indexes();
+            match live.len() {
+                0 => {
                     proxy.set(fault);
-                    format!("live: no connection #-{back}")
+                    "live: none open".to_owned()
+                }
+                n => {
+                    let index = live[nth % n];
+                    proxy.set_on(index, fault);
+                    format!("connection #{index} of {n} open")
                 }
             }
         }
