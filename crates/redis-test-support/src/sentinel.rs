@@ -132,6 +132,14 @@ impl RedisSentinelSet {
         &self.servers
     }
 
+    /// The data servers, mutably, e.g. to [`RedisServer::restart`] a master crashed with
+    /// [`RedisSentinelSet::kill_master`]: it comes back on its port as a master with an empty
+    /// data set (nothing is persisted) until the sentinels reconfigure it as a replica of the
+    /// new master, which they do within a few seconds.
+    pub fn servers_mut(&mut self) -> &mut [RedisServer] {
+        &mut self.servers
+    }
+
     /// The port of the master as the first sentinel that answers names it.
     pub fn master_port(&self) -> u16 {
         self.sentinels

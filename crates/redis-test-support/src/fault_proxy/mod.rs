@@ -18,6 +18,7 @@
 mod conn;
 mod event_loop;
 mod fault;
+mod live;
 mod queues;
 mod random;
 
