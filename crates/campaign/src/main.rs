@@ -45,6 +45,14 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Some(Command::Serve(serve)) => {
+            // Warnings of the library (why a request got a 503) go to the instance's log file.
+            tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "warn".into()),
+                )
+                .init();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();

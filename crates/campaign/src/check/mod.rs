@@ -93,3 +93,6 @@ pub fn check(ops: &[Op], finals: &[usize], holds: &[Hold], limits: &Limits) -> V
     answers::check(&facts, limits, &mut found);
     found
 }
+
+#[cfg(test)]
+mod tests;
