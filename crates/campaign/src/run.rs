@@ -72,6 +72,9 @@ pub struct Options {
     /// Write the history even without anomalies.
     #[arg(long)]
     pub keep_history: bool,
+    /// Fail (exit status 2) when a fault kind was never injected successfully.
+    #[arg(long)]
+    pub require_every_fault: bool,
 }
 
 fn faults_of(spec: &str, deployment: &Deployment) -> Result<Vec<Fault>, String> {
@@ -191,7 +194,7 @@ fn campaign(options: &Options) -> Result<bool, String> {
             std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         holds.extend(Hold::parse(&text));
     }
-    let found = check(&ops, &finals, &holds, &limits);
+    let (found, checked) = check(&ops, &finals, &holds, &limits);
     println!(
         "\n## Campaign: {topology}, seed {seed}, {} s of faults\n",
         options.duration
@@ -212,6 +215,24 @@ fn campaign(options: &Options) -> Result<bool, String> {
             None => println!("Recovery: no request failed after the heal"),
         }
     }
+    println!(
+        "Checked: {} reads against the acknowledged writes before them ({} values), {} \
+         increments, {} lock holds, {} users' lists",
+        checked.reads, checked.values, checked.increments, checked.holds, checked.lists
+    );
+    let missing: Vec<String> = faults
+        .iter()
+        .filter(|f| {
+            !done
+                .events
+                .iter()
+                .any(|e| e.fault == **f && e.error.is_none())
+        })
+        .map(ToString::to_string)
+        .collect();
+    if !missing.is_empty() {
+        println!("Faults never injected: {}", missing.join(", "));
+    }
     println!("\n{}", report::anomalies(&found, &ops));
     println!(
         "RESULT topology={topology} seed={seed} operations={} faults={} anomalies={} seconds={:.0}",
@@ -230,6 +251,12 @@ fn campaign(options: &Options) -> Result<bool, String> {
             "Replay: cargo run --release -p campaign -- --topology {topology} --faults {} --duration {} --seed {seed}",
             options.faults, options.duration
         );
+    }
+    if options.require_every_fault && !missing.is_empty() {
+        return Err(format!(
+            "--require-every-fault: never injected: {} (a longer --duration?)",
+            missing.join(", ")
+        ));
     }
     Ok(found.is_empty())
 }

@@ -7,10 +7,16 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::{Anomaly, Facts, Hold};
+use super::{Anomaly, Checked, Facts, Hold};
 use crate::history::Kind;
 
-pub(super) fn check(facts: &Facts<'_>, holds: &[Hold], lock_ttl_us: u64, found: &mut Vec<Anomaly>) {
+pub(super) fn check(
+    facts: &Facts<'_>,
+    holds: &[Hold],
+    lock_ttl_us: u64,
+    found: &mut Vec<Anomaly>,
+    checked: &mut Checked,
+) {
     // Lineage root -> value -> the increment that returned it.
     let mut returned: HashMap<&str, HashMap<i64, usize>> = HashMap::new();
     for op in facts
@@ -22,6 +28,7 @@ pub(super) fn check(facts: &Facts<'_>, holds: &[Hold], lock_ttl_us: u64, found: 
         let (Some(id), Some(n)) = (facts.landed(op), n) else {
             continue;
         };
+        checked.increments += 1;
         let lineage = facts.lineage(id);
         let root = lineage[lineage.len() - 1];
         let seen = returned.entry(root).or_default();
@@ -43,6 +50,7 @@ pub(super) fn check(facts: &Facts<'_>, holds: &[Hold], lock_ttl_us: u64, found: 
             continue;
         };
         if let Some(id) = op.cookie_in.as_deref() {
+            checked.holds += 1;
             by_id
                 .entry(id)
                 .or_default()

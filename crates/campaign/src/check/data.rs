@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{Anomaly, Facts};
+use super::{Anomaly, Checked, Facts};
 use crate::app::KEYS;
 use crate::history::{Kind, Op};
 
@@ -31,7 +31,7 @@ fn holds_data(body: &Value) -> bool {
         || body.get("user").is_some_and(|u| !u.is_null())
 }
 
-pub(super) fn check(facts: &Facts<'_>, found: &mut Vec<Anomaly>) {
+pub(super) fn check(facts: &Facts<'_>, found: &mut Vec<Anomaly>, checked: &mut Checked) {
     for op in facts.ops {
         if !op.outcome.ok() {
             continue;
@@ -40,7 +40,7 @@ pub(super) fn check(facts: &Facts<'_>, found: &mut Vec<Anomaly>) {
             Kind::Read => {
                 ended_reads_nothing(facts, op, found);
                 no_foreign_values(facts, op, found);
-                writes_visible(facts, op, found);
+                writes_visible(facts, op, found, checked);
             }
             Kind::Put | Kind::Incr | Kind::Login => ended_takes_no_write(facts, op, found),
             _ => {}
@@ -117,13 +117,14 @@ fn no_foreign_values(facts: &Facts<'_>, op: &Op, found: &mut Vec<Anomaly>) {
 /// that ended before the read started, or one that may have come after it; the counter read is
 /// at least the acknowledged increments that ended before and at most all that started before
 /// the read ended. Skipped when the id may have been ended before the read ended.
-fn writes_visible(facts: &Facts<'_>, op: &Op, found: &mut Vec<Anomaly>) {
+fn writes_visible(facts: &Facts<'_>, op: &Op, found: &mut Vec<Anomaly>, checked: &mut Checked) {
     let Some(id) = op.cookie_in.as_deref() else {
         return;
     };
     if facts.maybe_ended_before(id, op.end).is_some() {
         return;
     }
+    checked.reads += 1;
     let lineage = facts.lineage(id);
     let body = facts.body(op.id);
     let read = values(body);
@@ -139,6 +140,7 @@ fn writes_visible(facts: &Facts<'_>, op: &Op, found: &mut Vec<Anomaly>) {
             })
             .max_by_key(|w| w.start);
         let Some(last) = last else { continue };
+        checked.values += 1;
         match read.iter().find(|(k, _)| k == key) {
             None => found.push(Anomaly {
                 invariant: 1,

@@ -24,6 +24,21 @@ pub struct Anomaly {
     pub ops: Vec<usize>,
 }
 
+/// How much the checker compared (so that a clean run is seen to have checked something).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Checked {
+    /// Reads whose every key was compared with the acknowledged writes before them.
+    pub reads: usize,
+    /// Keys compared in those reads (values and the login tag) that had an acknowledged write.
+    pub values: usize,
+    /// Lock holds compared with the other holds of their session.
+    pub holds: usize,
+    /// Acknowledged increments whose value was checked for a twin.
+    pub increments: usize,
+    /// Users' lists whose every entry was checked.
+    pub lists: usize,
+}
+
 /// The invariants' short names, by number (index 0 unused).
 pub const INVARIANTS: [&str; 8] = [
     "",
@@ -84,14 +99,19 @@ pub struct Limits {
 /// Checks `ops` (every request of the run, the final reads and lists included, with the ids of
 /// those final ones in `finals`) and the apps' log of lock holds, and returns the anomalies
 /// found.
-pub fn check(ops: &[Op], finals: &[usize], holds: &[Hold], limits: &Limits) -> Vec<Anomaly> {
+pub fn check(
+    ops: &[Op],
+    finals: &[usize],
+    holds: &[Hold],
+    limits: &Limits,
+) -> (Vec<Anomaly>, Checked) {
     let facts = Facts::new(ops);
-    let mut found = Vec::new();
-    data::check(&facts, &mut found);
-    counter::check(&facts, holds, limits.lock_ttl_us, &mut found);
-    users::check(&facts, finals, &mut found);
+    let (mut found, mut checked) = (Vec::new(), Checked::default());
+    data::check(&facts, &mut found, &mut checked);
+    counter::check(&facts, holds, limits.lock_ttl_us, &mut found, &mut checked);
+    users::check(&facts, finals, &mut found, &mut checked);
     answers::check(&facts, limits, &mut found);
-    found
+    (found, checked)
 }
 
 #[cfg(test)]

@@ -78,6 +78,7 @@ impl History {
             app_down: Vec::new(),
         };
         let mut found: Vec<u8> = check(&self.0, &[], holds, &limits)
+            .0
             .iter()
             .map(|a| a.invariant)
             .collect();

@@ -4,15 +4,21 @@
 
 use serde_json::Value;
 
-use super::{Anomaly, Facts};
+use super::{Anomaly, Checked, Facts};
 use crate::history::Kind;
 
-pub(super) fn check(facts: &Facts<'_>, finals: &[usize], found: &mut Vec<Anomaly>) {
+pub(super) fn check(
+    facts: &Facts<'_>,
+    finals: &[usize],
+    found: &mut Vec<Anomaly>,
+    checked: &mut Checked,
+) {
     for op in facts
         .ops
         .iter()
         .filter(|op| op.outcome.ok() && op.kind == Kind::List)
     {
+        checked.lists += 1;
         let body = facts.body(op.id);
         let user = body.get("user").and_then(Value::as_str);
         if user != op.arg.as_deref() {
