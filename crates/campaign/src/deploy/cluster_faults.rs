@@ -182,9 +182,9 @@ impl Cluster {
         let from = masters[pick % masters.len()];
         let to = masters[(pick + offset) % masters.len()];
         let source = &self.cluster.servers()[from];
-        let slot = match source.cmd(&["RANDOMKEY"]) {
-            redis::Value::Nil => self.nth_slot_of(from, nth)?,
-            key => self.cluster.slot_of_key(&text(&key)),
+        let slot = match live_session_key(source) {
+            None => self.nth_slot_of(from, nth)?,
+            Some(key) => self.cluster.slot_of_key(&key),
         };
         let started = Instant::now();
         self.cluster.begin_slot_move(slot, from, to);
@@ -243,3 +243,21 @@ impl Cluster {
 
 /// About how many slots a master serves (16384 / 3), the range of the slot draw.
 const SLOTS_PER_MASTER: u16 = 5461;
+
+/// A random key of `source` that holds a live session (a hash), so that the slot moved is one a
+/// browser is using, not a tombstone's or an index's; any key after 20 tries, `None` when the
+/// node holds none.
+fn live_session_key(source: &redis_test_support::RedisServer) -> Option<String> {
+    let mut any = None;
+    for _ in 0..20 {
+        let key = match source.cmd(&["RANDOMKEY"]) {
+            redis::Value::Nil => return any,
+            key => text(&key),
+        };
+        if text(&source.cmd(&["TYPE", &key])) == "hash" {
+            return Some(key);
+        }
+        any = Some(key);
+    }
+    any
+}
