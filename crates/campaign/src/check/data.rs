@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{Anomaly, Checked, Facts};
 use crate::app::KEYS;
-use crate::history::{Kind, Op};
+use crate::history::{CookieOut, Kind, Op};
 
 /// The values a read returned: (key, value), the login tag under the key `login`.
 fn values(body: &Value) -> Vec<(String, String)> {
@@ -42,7 +42,10 @@ pub(super) fn check(facts: &Facts<'_>, found: &mut Vec<Anomaly>, checked: &mut C
                 no_foreign_values(facts, op, found);
                 writes_visible(facts, op, found, checked);
             }
-            Kind::Put | Kind::Incr | Kind::Login => ended_takes_no_write(facts, op, found),
+            Kind::Put | Kind::Incr | Kind::Login => {
+                ended_takes_no_write(facts, op, found);
+                no_silent_new_session(facts, op, found);
+            }
             _ => {}
         }
     }
@@ -66,6 +69,29 @@ fn ended_takes_no_write(facts: &Facts<'_>, op: &Op, found: &mut Vec<Anomaly>) {
             ops: vec![end, op.id],
         });
     }
+}
+
+/// Invariant 1, the session itself: a write sent with a live id is answered in that session, not
+/// in a new one (only a login gives a new id to a live session): a browser given a new, empty
+/// session has lost every write of the old one (a user logged out by the library).
+fn no_silent_new_session(facts: &Facts<'_>, op: &Op, found: &mut Vec<Anomaly>) {
+    let (Some(id), CookieOut::Set(new)) = (op.cookie_in.as_deref(), &op.cookie_out) else {
+        return;
+    };
+    if op.kind == Kind::Login || new == id || facts.maybe_ended_before(id, op.end).is_some() {
+        return;
+    }
+    let mut ops: Vec<usize> = facts.made(id).into_iter().collect();
+    ops.push(op.id);
+    found.push(Anomaly {
+        invariant: 1,
+        what: format!(
+            "{} sent with a live id was answered in a new session: the old one's writes are \
+             lost to the browser",
+            op.kind.name()
+        ),
+        ops,
+    });
 }
 
 /// Invariant 2, reads: an ended id never reads data again.

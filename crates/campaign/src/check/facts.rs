@@ -18,6 +18,8 @@ pub struct Facts<'h> {
     pred: HashMap<&'h str, &'h str>,
     /// Id -> the logins and logouts sent with it that did or may have ended it.
     enders: HashMap<&'h str, Vec<usize>>,
+    /// Id -> the request whose answer set it.
+    made: HashMap<&'h str, usize>,
     /// Id made by a login (acknowledged or not) -> that login.
     made_by_login: HashMap<&'h str, usize>,
     /// Id -> the writes (put, incr, login) that landed in it.
@@ -44,6 +46,7 @@ impl<'h> Facts<'h> {
             pred: HashMap::new(),
             enders: HashMap::new(),
             made_by_login: HashMap::new(),
+            made: HashMap::new(),
             writes: HashMap::new(),
             writer: HashMap::new(),
             revokes: HashMap::new(),
@@ -62,6 +65,9 @@ impl<'h> Facts<'h> {
             self.writer.insert(value, op.id);
         }
         let landed = self.landed(op);
+        if let CookieOut::Set(id) = &op.cookie_out {
+            self.made.entry(id).or_insert(op.id);
+        }
         match op.kind {
             Kind::Put | Kind::Incr | Kind::Login => {
                 if let Some(id) = landed {
@@ -97,6 +103,12 @@ impl<'h> Facts<'h> {
             (_, Kind::Login) => None,
             _ => op.cookie_in.as_deref(),
         }
+    }
+
+    /// The request whose answer gave the browser `id` (a login's or a first write's
+    /// `Set-Cookie`), if recorded.
+    pub fn made(&self, id: &str) -> Option<usize> {
+        self.made.get(id).copied()
     }
 
     /// The parsed body of operation `i` (`Null` unless it was answered `2xx` with JSON).

@@ -289,3 +289,68 @@ fn answers_are_2xx_409_or_503_in_time_and_succeed_after_the_heal() {
     h.put((106_000, 106_001), "s", "k0", "b0t0-5", 503);
     assert_eq!(h.found(&[]), vec![6, 6, 7]);
 }
+
+#[test]
+fn a_live_session_replaced_by_a_new_one_is_reported_an_ended_one_is_not() {
+    let mut h = History::default();
+    let first = CookieOut::Set("s".into());
+    h.op(
+        Kind::Put,
+        (0, 1),
+        None,
+        first,
+        200,
+        Some("k0"),
+        Some("b0t0-1"),
+        "{}",
+    );
+    let again = CookieOut::Set("s".into());
+    h.op(
+        Kind::Put,
+        (2, 3),
+        Some("s"),
+        again,
+        200,
+        Some("k0"),
+        Some("b0t0-2"),
+        "{}",
+    );
+    assert_eq!(h.found(&[]), Vec::<u8>::new());
+    let other = CookieOut::Set("t".into());
+    h.op(
+        Kind::Incr,
+        (4, 5),
+        Some("s"),
+        other,
+        200,
+        None,
+        Some("i1"),
+        r#"{"n":1}"#,
+    );
+    assert_eq!(h.found(&[]), vec![1]);
+
+    // After a logout that may have run, a new session is what the library must give.
+    let mut h = History::default();
+    h.op(
+        Kind::Logout,
+        (0, 1),
+        Some("s"),
+        CookieOut::Keep,
+        503,
+        None,
+        None,
+        "",
+    );
+    let other = CookieOut::Set("t".into());
+    h.op(
+        Kind::Put,
+        (2, 3),
+        Some("s"),
+        other,
+        200,
+        Some("k0"),
+        Some("b0t0-1"),
+        "{}",
+    );
+    assert_eq!(h.found(&[]), Vec::<u8>::new());
+}
