@@ -160,10 +160,24 @@ fn campaign(options: &Options) -> Result<bool, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let traffic = runtime.spawn(driver.clone().run(stop.clone()));
     let until = Instant::now() + Duration::from_secs(options.duration);
+    let hot_keys = || {
+        let ids = driver.browsers.iter().filter_map(|b| b.cookie());
+        let ids = ids.filter_map(|id| redis_sessions::SessionId::parse(&id));
+        ids.map(|id| format!("camp:{{{}}}", id.storage_id().as_str()))
+            .collect()
+    };
     let done = std::thread::scope(|s| {
-        s.spawn(|| schedule::run(&mut deployment, &mut apps, &faults, seed, until))
-            .join()
-            .map_err(|_| "the fault schedule panicked".to_owned())
+        s.spawn(|| {
+            schedule::run(
+                &mut deployment,
+                &mut apps,
+                &faults,
+                (seed, until),
+                &hot_keys,
+            )
+        })
+        .join()
+        .map_err(|_| "the fault schedule panicked".to_owned())
     })?;
     if let Some(e) = &done.heal_error {
         eprintln!("campaign: healing failed: {e}");

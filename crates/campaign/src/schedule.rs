@@ -54,13 +54,14 @@ pub struct Done {
 }
 
 /// Runs the schedule on the calling thread until `until`, then heals: the deployment's
-/// `recover`. `faults` are the kinds to draw from (empty: none, only the heal at the end).
+/// `recover`. `faults` are the kinds to draw from (empty: none, only the heal at the end);
+/// `hot_keys` says which session keys the browsers use now (a reshard's target).
 pub fn run(
     deployment: &mut Deployment,
     apps: &mut Apps,
     faults: &[Fault],
-    seed: u64,
-    until: Instant,
+    (seed, until): (u64, Instant),
+    hot_keys: &dyn Fn() -> Vec<String>,
 ) -> Done {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x0fa1_7ed5_eed0);
     let mut first: Vec<Fault> = faults.to_vec();
@@ -77,6 +78,7 @@ pub fn run(
             .unwrap_or_else(|| faults[rng.random_range(0..faults.len())]);
         let event = match fault {
             Fault::Redis(kind) => {
+                deployment.set_hot_keys(hot_keys());
                 let injected = deployment.inject(kind, &mut rng);
                 Event {
                     fault,

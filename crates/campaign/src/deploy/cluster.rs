@@ -42,6 +42,8 @@ pub(super) struct Cluster {
     bus_ports: Vec<u16>,
     /// Whether `cluster-announce-bus-port` had to be set (it should not, see the module doc).
     pub(super) bus_port_set: bool,
+    /// Keys of the sessions the browsers hold now (see [`super::Deployment::set_hot_keys`]).
+    pub(super) hot_keys: Vec<String>,
 }
 
 impl Cluster {
@@ -67,6 +69,7 @@ impl Cluster {
             ids,
             bus_ports,
             bus_port_set: false,
+            hot_keys: Vec::new(),
         };
         for index in 0..this.proxies.len() {
             this.announce(index)?;

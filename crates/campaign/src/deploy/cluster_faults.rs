@@ -167,7 +167,8 @@ impl Cluster {
         })
     }
 
-    /// Moves a slot that holds keys (or a random one) of a random master to another, in small
+    /// Moves the slot of a session a browser uses (or of a random live session, or a random
+    /// slot) from its master to another, in small
     /// `MIGRATE` batches with pauses between them, so that traffic meets `ASK` and `MOVED`.
     fn reshard(
         &mut self,
@@ -178,14 +179,25 @@ impl Cluster {
     ) -> Result<(), String> {
         let (offset, batch) = (rng.random_range(1..3_usize), rng.random_range(1..=5_usize));
         let (pause, nth) = (draw_ms(rng, 20, 100), rng.random_range(0..SLOTS_PER_MASTER));
-        let open = draw_ms(rng, 100, 800);
-        let from = masters[pick % masters.len()];
-        let to = masters[(pick + offset) % masters.len()];
-        let source = &self.cluster.servers()[from];
-        let slot = match live_session_key(source) {
-            None => self.nth_slot_of(from, nth)?,
-            Some(key) => self.cluster.slot_of_key(&key),
+        let (open, hot) = (draw_ms(rng, 100, 800), rng.random_range(0..1024_usize));
+        let (slot, from) = match self.hot_keys.get(hot % self.hot_keys.len().max(1)) {
+            Some(key) => {
+                let slot = self.cluster.slot_of_key(key);
+                (slot, self.cluster.owner_of_slot(slot, masters[0]))
+            }
+            None => {
+                let from = masters[pick % masters.len()];
+                match live_session_key(&self.cluster.servers()[from]) {
+                    None => (self.nth_slot_of(from, nth)?, from),
+                    Some(key) => (self.cluster.slot_of_key(&key), from),
+                }
+            }
         };
+        let others: Vec<usize> = masters.iter().copied().filter(|&m| m != from).collect();
+        let to = *others
+            .get(offset % others.len().max(1))
+            .ok_or("no other master to move the slot to")?;
+        let source = &self.cluster.servers()[from];
         let started = Instant::now();
         self.cluster.begin_slot_move(slot, from, to);
         // Open before any key moves: new keys of the slot go to `to` (`ASK`), old ones are

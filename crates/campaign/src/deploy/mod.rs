@@ -173,6 +173,15 @@ impl Deployment {
         text
     }
 
+    /// The keys of the sessions the browsers use now (their hashes): a Cluster reshard moves the
+    /// slot of one of them, so that traffic meets the migration (a random key is mostly a
+    /// tombstone's or an abandoned session's). Ignored by the other topologies.
+    pub fn set_hot_keys(&mut self, keys: Vec<String>) {
+        if let Inner::Cluster(c) = &mut self.inner {
+            c.hot_keys = keys;
+        }
+    }
+
     /// The fault kinds this topology supports, in a fixed order.
     pub fn kinds(&self) -> Vec<FaultKind> {
         use FaultKind::*;
