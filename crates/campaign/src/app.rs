@@ -123,17 +123,17 @@ async fn logout(session: Session) -> Response {
     json_body(&json!({ "logout": true }))
 }
 
-fn signed_in(session: &Session) -> Result<String, Response> {
+fn signed_in(session: &Session) -> Result<String, Box<Response>> {
     session
         .user_id()
-        .ok_or_else(|| (StatusCode::UNAUTHORIZED, "not signed in").into_response())
+        .ok_or_else(|| Box::new((StatusCode::UNAUTHORIZED, "not signed in").into_response()))
 }
 
 async fn revoke_others(
     session: Session,
     State(manager): State<SessionManager>,
 ) -> Result<Response, Response> {
-    let user = signed_in(&session)?;
+    let user = signed_in(&session).map_err(|r| *r)?;
     let ended = manager.revoke_user_sessions(&user, Some(&session)).await;
     let ended = ended.map_err(IntoResponse::into_response)?;
     Ok(json_body(&json!({ "user": user, "ended": ended })))
@@ -143,7 +143,7 @@ async fn list(
     session: Session,
     State(manager): State<SessionManager>,
 ) -> Result<Response, Response> {
-    let user = signed_in(&session)?;
+    let user = signed_in(&session).map_err(|r| *r)?;
     let sessions = manager.user_sessions(&user, Some(&session)).await;
     let sessions = sessions.map_err(IntoResponse::into_response)?;
     let entries: Vec<Value> = sessions

@@ -99,7 +99,7 @@ pub fn anomalies(found: &[Anomaly], ops: &[Op]) -> String {
             .count();
         let _ = writeln!(out, "| {name} | {count} |");
     }
-    for n in 1..INVARIANTS.len() {
+    for (n, name) in INVARIANTS.iter().enumerate().skip(1) {
         let shortest = found
             .iter()
             .filter(|a| usize::from(a.invariant) == n)
@@ -122,7 +122,7 @@ pub fn anomalies(found: &[Anomaly], ops: &[Op]) -> String {
         let _ = writeln!(
             out,
             "\nInvariant {} (first seen {:.1} s into the run): {}",
-            INVARIANTS[n],
+            name,
             first as f64 / 1e6,
             a.what
         );

@@ -24,6 +24,9 @@ struct FlakyStore(std::sync::Arc<Shared>);
 struct Shared {
     inner: MemoryStore,
     fail: Mutex<Vec<&'static str>>,
+    /// Before the next `create`, end every session in alice's index, as a "log out other
+    /// sessions" of alice's that listed the index between a login's index write and its create.
+    revoke_before_create: Mutex<bool>,
 }
 
 impl std::ops::Deref for FlakyStore {
@@ -73,9 +76,21 @@ impl SessionStore for FlakyStore {
         id: &'a StorageId,
         record: &'a Record,
         ttl: Duration,
-    ) -> StoreFuture<'a, ()> {
+    ) -> StoreFuture<'a, SaveOutcome> {
         Box::pin(async move {
             self.check("create")?;
+            if std::mem::take(&mut *self.revoke_before_create.lock().expect("lock")) {
+                let alice = UserIndexId::of_user("alice");
+                for listed in self.inner.index_list(&alice).await? {
+                    let revoke = EndRequest {
+                        tombstone: Duration::from_secs(65),
+                        lock: None,
+                        require_lock: false,
+                        successor: "",
+                    };
+                    self.inner.end(&listed, revoke).await?;
+                }
+            }
             self.inner.create(id, record, ttl).await
         })
     }
@@ -386,4 +401,40 @@ async fn a_login_whose_record_failed_leaves_only_a_stale_index_entry() {
     let listed = manager.user_sessions("alice", None).await.expect("list");
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].handle, id.storage_id().as_str());
+}
+
+#[tokio::test]
+async fn a_login_whose_new_id_a_revoke_ended_first_answers_gone_and_keeps_the_old_session() {
+    let (manager, store) = setup();
+    let cookie = stored(&manager).await;
+    let mut req = request(Some(&cookie));
+    let session = manager.start_locked(&mut req).await.expect("start");
+    session.bind_user("alice").expect("bind");
+    *store.revoke_before_create.lock().expect("lock") = true;
+    let err = manager
+        .persist_session(&req)
+        .await
+        .expect_err("the new id was ended before its record was written");
+    // Before the fix: a memory store wrote the record over the tombstone (a live session the
+    // revoke had counted as ended), a Redis store answered 503 (WRONGTYPE as a store error).
+    assert!(matches!(err, SessionError::Gone), "{err}");
+    assert_eq!(store.inner.len(), 1, "no record for the revoked id");
+    assert!(
+        manager
+            .user_sessions("alice", None)
+            .await
+            .expect("list")
+            .is_empty(),
+        "alice has no live session"
+    );
+    assert_eq!(
+        read_n(&manager, &cookie).await,
+        Some(1),
+        "the old id still works"
+    );
+    let mut again = request(Some(&cookie));
+    manager
+        .start_locked(&mut again)
+        .await
+        .expect("the old session's lock was released");
 }

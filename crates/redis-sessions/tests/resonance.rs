@@ -348,3 +348,44 @@ fn the_format_key_is_checked_with_the_settings_it_depends_on() {
         .expect("valid");
     assert_eq!(built.session.format, SessionFormat::Resonance);
 }
+
+/// The framework layout keeps the tombstone in a key of its own, so a plain `SET` would write a
+/// record over an id a revoke ended first (a login writes its index entry before its record):
+/// the create must see the tombstone and write nothing.
+#[tokio::test]
+async fn a_create_never_revives_an_id_a_revoke_ended_before_it() {
+    use redis_sessions::store::redis::ResonanceStore;
+    use redis_sessions::store::{
+        EndOutcome, EndRequest, Loaded, Record, SaveOutcome, SessionStore,
+    };
+    let server = redis_test_support::RedisServer::start();
+    let config = redis_sessions::RedisPoolConfig {
+        port: server.port(),
+        ..redis_sessions::RedisPoolConfig::default()
+    };
+    let store = ResonanceStore::new(&config).expect("store");
+    let id = redis_sessions::SessionId::generate_for(redis_sessions::SessionFormat::Resonance)
+        .storage_id();
+    let revoke = EndRequest {
+        tombstone: Duration::from_secs(65),
+        lock: None,
+        require_lock: false,
+        successor: "",
+    };
+    assert_eq!(store.end(&id, revoke).await.ok(), Some(EndOutcome::NotLive));
+    let record = Record {
+        fields: vec![(
+            "a".into(),
+            bytes::Bytes::from_static(b"\x00\x00\x00\x02\x06\x01"),
+        )],
+        meta: redis_sessions::store::Meta {
+            created_ms: 1,
+            touched_ms: 1,
+        },
+    };
+    let created = store
+        .create(&id, &record, std::time::Duration::from_secs(60))
+        .await;
+    assert_eq!(created.expect("create"), SaveOutcome::Gone);
+    assert_eq!(store.load(&id).await.ok(), Some(Loaded::Ended));
+}

@@ -87,7 +87,7 @@ impl SessionStore for LostReplies {
         id: &'a StorageId,
         record: &'a Record,
         ttl: Duration,
-    ) -> StoreFuture<'a, ()> {
+    ) -> StoreFuture<'a, SaveOutcome> {
         self.created.lock().expect("lock").push(id.clone());
         Box::pin(async move { self.answer("create", self.inner.create(id, record, ttl).await) })
     }

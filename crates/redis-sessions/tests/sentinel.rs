@@ -190,7 +190,7 @@ async fn a_store_follows_a_forced_failover_to_the_new_master() {
         let after = SessionId::generate().storage_id();
         // min_replicas_ack = 1 needs the demoted old master to resync first: it is the replica.
         match store.create(&after, &record("after"), ttl).await {
-            Ok(()) => break after,
+            Ok(_) => break after,
             Err(StoreError::Unavailable(e)) => failures.push(e),
             Err(e) => panic!("a write during the failover failed with {e:?}, not Unavailable"),
         }
@@ -248,4 +248,56 @@ async fn sentinel_password_logs_in_to_the_sentinels() {
         wrong.load(&id).await,
         Err(StoreError::Unavailable(_))
     ));
+}
+
+/// A master that stalls longer than the sentinels' `down-after-milliseconds` is failed over
+/// while it sleeps, and when it wakes it is still a master for several seconds, answering
+/// reads with the data the new master has moved past. The store follows the sentinels'
+/// `+switch-master` announcement: its reads go to the new master although no call failed.
+/// (Before: the slot kept its connection to the old master, and this read returned "before".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_leaves_a_stalled_master_the_sentinels_replaced() {
+    let set = RedisSentinelSet::start_with_replicas(2);
+    let config = RedisPoolConfig {
+        port: 1,
+        pool_size: 1,
+        sentinel_nodes: set.sentinel_nodes(),
+        sentinel_master: Some(set.master_name().to_owned()),
+        ..RedisPoolConfig::default()
+    };
+    let store = RedisStore::new(&config).expect("store");
+    let id = SessionId::generate().storage_id();
+    let ttl = Duration::from_secs(60);
+    store
+        .create(&id, &record("before"), ttl)
+        .await
+        .expect("create");
+    let old = set.master_port();
+    let sleeping = set.master().sleep_in_background(Duration::from_secs(3));
+    let (set, new) = tokio::task::spawn_blocking(move || {
+        let new = set.wait_for_new_master(old, Duration::from_secs(20));
+        (set, new)
+    })
+    .await
+    .expect("failover");
+    let key = store.session_key(&id);
+    let promoted = set.servers().iter().find(|s| s.port() == new).expect("new");
+    promoted.cmd(&["HSET", &key, "k", "after"]);
+    tokio::task::spawn_blocking(move || sleeping.join())
+        .await
+        .expect("the old master woke up");
+    let stale = set.servers().iter().find(|s| s.port() == old).expect("old");
+    let role = stale.cmd(&["ROLE"]);
+    assert!(
+        format!("{role:?}").contains("master"),
+        "the old master is still a master when it wakes: {role:?}"
+    );
+    match store.load(&id).await.expect("load") {
+        Loaded::Found(record) => assert_eq!(
+            record.fields,
+            self::record("after").fields,
+            "the read went to the new master"
+        ),
+        other => panic!("the session loads as {other:?}"),
+    }
 }

@@ -76,14 +76,12 @@ impl<'h> Facts<'h> {
             }
             _ => {}
         }
-        if op.kind == Kind::Login {
-            if let Some(new) = landed {
-                self.made_by_login.insert(new, op.id);
-                if let (Some(old), true) = (op.cookie_in.as_deref(), op.outcome.ok()) {
-                    if old != new {
-                        self.pred.insert(new, old);
-                    }
-                }
+        if let (Kind::Login, Some(new)) = (op.kind, landed) {
+            self.made_by_login.insert(new, op.id);
+            if let (Some(old), true) = (op.cookie_in.as_deref(), op.outcome.ok())
+                && old != new
+            {
+                self.pred.insert(new, old);
             }
         }
         let ends = matches!(op.kind, Kind::Login | Kind::Logout) && !op.outcome.refused();

@@ -74,8 +74,13 @@ impl SessionManager {
             Write::Create(id, record) => {
                 let ttl = self.ttl(record.meta.created_ms, now_ms());
                 let storage = id.storage_id();
-                op.call(self.inner.store.create(&storage, record, ttl))
-                    .await?;
+                match op
+                    .call(self.inner.store.create(&storage, record, ttl))
+                    .await?
+                {
+                    SaveOutcome::Saved => {}
+                    SaveOutcome::Gone | SaveOutcome::LockLost => return Err(SessionError::Gone),
+                }
             }
             Write::Save(id, changes) => {
                 let storage = id.storage_id();

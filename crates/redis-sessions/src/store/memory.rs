@@ -192,10 +192,13 @@ impl SessionStore for MemoryStore {
         id: &'a StorageId,
         record: &'a Record,
         ttl: Duration,
-    ) -> StoreFuture<'a, ()> {
+    ) -> StoreFuture<'a, SaveOutcome> {
         Box::pin(async move {
             self.with_state(|s, now| {
                 s.sweep_now_and_then(now);
+                if s.tombstone(id.as_str(), now).is_some() {
+                    return SaveOutcome::Gone;
+                }
                 s.sessions.insert(
                     id.as_str().to_owned(),
                     Entry {
@@ -204,6 +207,7 @@ impl SessionStore for MemoryStore {
                         expires: now + ttl,
                     },
                 );
+                SaveOutcome::Saved
             })
         })
     }

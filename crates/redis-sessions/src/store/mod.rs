@@ -331,13 +331,17 @@ pub trait SessionStore: Send + Sync + 'static {
         lock_ttl: Duration,
     ) -> StoreFuture<'a, LockedLoad>;
 
-    /// Stores a new record with the given TTL. Ids are 256 random bits, so `id` is new.
+    /// Stores a new record with the given TTL. Ids are 256 random bits, so `id` is new, but it
+    /// may already be ended: a login writes the user's index entry of its new id first, and a
+    /// revoke that listed it ends the id (a tombstone) before the record is written. Then
+    /// nothing is written and the answer is [`SaveOutcome::Gone`]: a revoked session never
+    /// comes to life outside its user's index.
     fn create<'a>(
         &'a self,
         id: &'a StorageId,
         record: &'a Record,
         ttl: Duration,
-    ) -> StoreFuture<'a, ()>;
+    ) -> StoreFuture<'a, SaveOutcome>;
 
     /// Applies a change set to an existing record (never recreating it) and refreshes its TTL.
     fn save<'a>(

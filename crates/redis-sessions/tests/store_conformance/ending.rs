@@ -204,3 +204,14 @@ pub(crate) async fn the_tombstone_outlives_the_lock_of_an_ended_record(store: &d
         .expect("lock");
     assert_eq!(got, LockedLoad::Acquired(Loaded::Ended));
 }
+
+/// A login writes its new id's index entry before the record; a revoke that listed it ends the
+/// id first: the create then writes nothing and says so.
+pub(crate) async fn a_create_never_revives_an_id_ended_before_it(store: &dyn SessionStore) {
+    let id = id();
+    let ended = store.end(&id, destroy()).await.expect("end");
+    assert_eq!(ended, EndOutcome::NotLive);
+    let created = store.create(&id, &record(&[("a", "1")]), LONG).await;
+    assert_eq!(created.ok(), Some(SaveOutcome::Gone));
+    assert_eq!(store.load(&id).await.ok(), Some(Loaded::Ended));
+}

@@ -127,6 +127,7 @@ macro_rules! conformance {
                 a_save_of_thousands_of_fields_works_on_the_atomic_path,
                 take_fields_takes_each_field_once,
                 end_returns_the_record_as_it_stood_and_leaves_it_ended,
+                a_create_never_revives_an_id_ended_before_it,
                 a_tombstone_expires_after_its_time,
                 a_retried_rotation_gets_the_first_answer_again,
                 a_locked_end_whose_lock_was_lost_changes_nothing,

@@ -226,14 +226,24 @@ impl SessionStore for RedisStore {
         id: &'a StorageId,
         record: &'a Record,
         ttl: Duration,
-    ) -> StoreFuture<'a, ()> {
+    ) -> StoreFuture<'a, SaveOutcome> {
         Box::pin(async move {
             let key = self.session_key(id);
             let commands = [hset(&key, record.meta, &record.fields), pexpire(&key, ttl)];
-            (self.inner.pool)
-                .exec_ok(Route::Session(id), Lane::Write, &commands)
+            let replies = (self.inner.pool)
+                .exec(Route::Session(id), Lane::Write, &commands)
                 .await?;
-            self.replicated(id).await
+            match replies.into_iter().next() {
+                Some(Ok(_)) => {}
+                // A tombstone: a revoke ended the id before its record was written (see the
+                // trait). The pipelined `PEXPIRE` gave the tombstone the session's TTL: a few
+                // bytes kept longer, only in this race.
+                Some(Err(e)) if e.code() == Some("WRONGTYPE") => return Ok(SaveOutcome::Gone),
+                Some(Err(e)) => return Err(store_error(&e)),
+                None => return Err(StoreError::Backend("no reply to HSET".into())),
+            }
+            self.replicated(id).await?;
+            Ok(SaveOutcome::Saved)
         })
     }
 

@@ -101,12 +101,13 @@ impl ResonanceStore {
         self.redis.prefill().await
     }
 
-    fn scripts() -> &'static (Script, Script) {
-        static SCRIPTS: std::sync::OnceLock<(Script, Script)> = std::sync::OnceLock::new();
+    fn scripts() -> &'static (Script, Script, Script) {
+        static SCRIPTS: std::sync::OnceLock<(Script, Script, Script)> = std::sync::OnceLock::new();
         SCRIPTS.get_or_init(|| {
             (
                 Script::new(include_str!("save.lua")),
                 Script::new(include_str!("end.lua")),
+                Script::new(include_str!("create.lua")),
             )
         })
     }
@@ -283,24 +284,30 @@ impl SessionStore for ResonanceStore {
         id: &'a StorageId,
         record: &'a Record,
         ttl: Duration,
-    ) -> StoreFuture<'a, ()> {
+    ) -> StoreFuture<'a, SaveOutcome> {
         Box::pin(async move {
             let key = self.session_key(id);
             let mut blob = Blob::default();
             blob.apply(&record.fields, &[], Some(record.meta))?;
             let encoded = blob.encode();
-            let set = cmd("SET")
-                .arg(&key)
-                .arg(&encoded)
-                .arg("PX")
-                .arg(ttl_ms(ttl))
-                .take();
             let route = Route::Tagged { id, tag: &key };
-            (self.redis.inner.pool)
-                .exec_ok(route, Lane::Write, &[set])
+            // Not a plain `SET`: the tombstone is a key of its own here, and a revoke may have
+            // ended the id before its record is written (see the trait); `create.lua` checks it.
+            let tombstone = tagged(&key, "t");
+            let create = &Self::scripts().2;
+            let reply = (self.redis.inner.pool)
+                .eval(route, Lane::Write, create, &[&key, &tombstone], |call| {
+                    call.arg(&encoded[..]).arg(ttl_ms(ttl));
+                })
                 .await?;
+            match reply {
+                Value::Int(1) => {}
+                Value::Int(0) => return Ok(SaveOutcome::Gone),
+                other => return Err(unexpected("create", Some(&other))),
+            }
             self.recent.remember(id, &encoded);
-            self.redis.replicated_on(route).await
+            self.redis.replicated_on(route).await?;
+            Ok(SaveOutcome::Saved)
         })
     }
 

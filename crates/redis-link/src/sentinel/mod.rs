@@ -14,6 +14,15 @@
 //! it is unknown. While the sentinels still name the old master, the connection is kept, so the
 //! order of one route's commands on one connection (see `pool.rs`) holds unless the master
 //! really changed.
+//!
+//! A master that stalls longer than the sentinels' `down-after-milliseconds` (a long `DEBUG
+//! SLEEP`, a swap storm, a paused VM) is failed over while it sleeps, and when it wakes up it is
+//! still a master for several seconds, answering reads with data the new master has moved past:
+//! no call fails, so the rule above never fires. Hence [`watch`]: the pool also listens to the
+//! sentinels' `+switch-master` announcements and moves every slot to the new master as soon as
+//! one is made, before the old one can answer again.
+
+mod watch;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,8 +35,16 @@ use super::connect::MasterTarget;
 use super::pool::lock;
 use crate::LinkError;
 
-/// The sentinels, the master's name and one slot per pooled connection.
+/// The sentinels, the master's name and one slot per pooled connection, shared with the task
+/// that listens to the sentinels' announcements ([`watch`]), which stops when the pool is
+/// dropped.
 pub(crate) struct SentinelPool {
+    shared: Arc<Shared>,
+    watcher: watch::Watcher,
+}
+
+/// What the pool and its watcher share.
+pub(crate) struct Shared {
     sentinels: Vec<redis::Client>,
     master: String,
     target: MasterTarget,
@@ -57,22 +74,39 @@ impl SentinelPool {
         size: usize,
         timeout: Duration,
     ) -> Self {
-        Self {
+        let shared = Shared {
             sentinels,
             master,
             target,
             timeout,
             slots: (0..size).map(|_| Slot::default()).collect(),
+        };
+        Self {
+            shared: Arc::new(shared),
+            watcher: watch::Watcher::default(),
         }
     }
 
     pub(crate) fn size(&self) -> usize {
-        self.slots.len()
+        self.shared.slots.len()
     }
 
+    /// Sends `commands` as one pipeline on slot `n`'s master (see [`Shared::exec`]); the first
+    /// call starts the watcher of the sentinels' announcements (within the caller's runtime).
+    pub(crate) async fn exec(
+        &self,
+        n: usize,
+        commands: &[Command],
+    ) -> Result<Vec<RedisResult<Value>>, LinkError> {
+        self.watcher.start(&self.shared);
+        self.shared.exec(n, commands).await
+    }
+}
+
+impl Shared {
     /// Sends `commands` as one pipeline on slot `n`'s master, each phase bounded by `timeout`;
     /// on a failure a failover explains, re-asks the sentinels before failing the call.
-    pub(crate) async fn exec(
+    async fn exec(
         &self,
         n: usize,
         commands: &[Command],
