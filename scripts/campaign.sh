@@ -6,6 +6,8 @@
 #
 #   bash scripts/campaign.sh                     # as CI: single 45 s, Cluster 60 s
 #   CAMPAIGN_SEED=123 bash scripts/campaign.sh   # other seeds (both topologies)
+#   CAMPAIGN_REPORT_ONLY=1 bash scripts/campaign.sh  # anomalies are reported, exit 0; a
+#                                                # campaign that cannot run still fails
 #
 # Longer runs by hand: cargo run --release -p campaign -- --topology cluster --duration 1800
 set -euo pipefail
@@ -17,7 +19,14 @@ run() {
   local topology=$1 seed=$2 duration=$3
   echo "== campaign: $topology, seed $seed, $duration s of faults"
   ./target/release/campaign --topology "$topology" --seed "$seed" --duration "$duration" \
-    --faults all --require-every-fault || status=1
+    --faults all --require-every-fault || {
+    code=$?
+    if [ "$code" = 1 ] && [ -n "${CAMPAIGN_REPORT_ONLY:-}" ]; then
+      echo "campaign: anomalies reported above (CAMPAIGN_REPORT_ONLY: not failing)"
+    else
+      status=1
+    fi
+  }
 }
 run single "${CAMPAIGN_SEED:-2101}" 45
 run cluster "${CAMPAIGN_SEED:-2102}" 60
