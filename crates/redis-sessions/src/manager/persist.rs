@@ -278,10 +278,14 @@ impl SessionManager {
             }
         };
         // Unless the store was unreachable (then the lock goes back into the session for a
-        // retry), the request is done with its lock: release it unless the write did.
+        // retry), the request is done with its lock: release it unless the write did. A write
+        // that was to release it but was refused (`Gone`, e.g. a rotation whose new id a revoke
+        // ended first, leaving the old session live) did not: release it here (only its owner
+        // can, so this is a no-op where the write got that far).
+        let write_released = plan.lock_goes_with_write && result.is_ok();
         let lock = match plan.lock.take() {
             Some((id, held)) if !matches!(result, Err(SessionError::Store(_))) => {
-                let released = match held.token().filter(|_| !plan.lock_goes_with_write) {
+                let released = match held.token().filter(|_| !write_released) {
                     Some(token) => Box::pin(self.unlock(&id, token)).await,
                     None => Ok(()),
                 };

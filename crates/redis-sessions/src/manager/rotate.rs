@@ -51,18 +51,10 @@ impl SessionManager {
         let ttl = self.ttl(rotation.record.meta.created_ms, now_ms());
         let new = rotation.new.storage_id();
         // A revoke that listed the new id's index entry ended it first: the login fails (409)
-        // and the old session stays as it was. Its lock was to end with it (the caller leaves
-        // the release to this write): release it here, or it would block the session until
-        // `lock_ttl`.
+        // and the old session stays as it was (`execute` releases its lock).
         match op.call(store.create(&new, &rotation.record, ttl)).await? {
             SaveOutcome::Saved => {}
-            SaveOutcome::Gone | SaveOutcome::LockLost => {
-                if let Some(token) = &rotation.lock {
-                    op.call(store.unlock(&rotation.old.storage_id(), token))
-                        .await?;
-                }
-                return Err(SessionError::Gone);
-            }
+            SaveOutcome::Gone | SaveOutcome::LockLost => return Err(SessionError::Gone),
         }
         let end = EndRequest {
             tombstone: self.tombstone(),
