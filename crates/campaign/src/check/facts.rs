@@ -140,6 +140,14 @@ impl<'h> Facts<'h> {
             .map(|&i| &self.ops[i])
     }
 
+    /// The login that made `id` and the revokes of that login's user (sorted by start), if a
+    /// login made it and its user revoked anything.
+    fn login_and_revokes(&self, id: &str) -> Option<(&'h Op, &[usize])> {
+        let login = &self.ops[*self.made_by_login.get(id)?];
+        let revokes = self.revokes.get(login.arg.as_deref()?)?;
+        Some((login, revokes))
+    }
+
     /// An operation that ended `id` for certain before time `t` (acknowledged and finished
     /// before `t`): a login that rotated it, a logout of it, or a revoke of its user's other
     /// sessions that started after its login was answered.
@@ -154,11 +162,10 @@ impl<'h> Facts<'h> {
         if let Some(e) = by_request.min_by_key(|&e| self.ops[e].end) {
             return Some(e);
         }
-        let login = &self.ops[*self.made_by_login.get(id)?];
+        let (login, revokes) = self.login_and_revokes(id)?;
         if !login.outcome.ok() {
             return None;
         }
-        let revokes = self.revokes.get(login.arg.as_deref()?)?;
         let from = revokes.partition_point(|&r| self.ops[r].start <= login.end);
         revokes[from..]
             .iter()
@@ -178,8 +185,7 @@ impl<'h> Facts<'h> {
         if let Some(e) = explicit.filter(|&e| self.ops[e].start < t).min() {
             return Some(e);
         }
-        let login = &self.ops[*self.made_by_login.get(id)?];
-        let revokes = self.revokes.get(login.arg.as_deref()?)?;
+        let (login, revokes) = self.login_and_revokes(id)?;
         // A revoke that started before the login may still have listed it (a revoke's listing
         // is bounded by the client timeout): look back that far.
         let back = login.start.saturating_sub(30_000_000);
